@@ -1,0 +1,111 @@
+/* Flexible zones: small producer-written areas read as consistent
+ * snapshots through a per-zone seqlock.  Zone data lives in the data region
+ * (read-only for consumers); its bytes are copied with relaxed atomic
+ * words so concurrent reads are defined behaviour (and quiet under TSan). */
+#include <string.h>
+
+#include "dh_internal.h"
+
+#define DH_ZONE_READ_RETRIES 10000
+
+static void
+store_words (uint8_t *dst, const uint8_t *src, size_t len)
+{
+  size_t i = 0;
+  for (; i + 8 <= len; i += 8) {
+    uint64_t w;
+    memcpy (&w, src + i, 8);
+    __atomic_store_n ((uint64_t *) (void *) (dst + i), w, __ATOMIC_RELAXED);
+  }
+  if (i < len) {
+    uint64_t w = 0;
+    memcpy (&w, src + i, len - i);
+    __atomic_store_n ((uint64_t *) (void *) (dst + i), w, __ATOMIC_RELAXED);
+  }
+}
+
+static void
+load_words (uint8_t *dst, const uint8_t *src, size_t len)
+{
+  size_t i = 0;
+  for (; i + 8 <= len; i += 8) {
+    uint64_t w = __atomic_load_n ((const uint64_t *) (const void *) (src + i),
+        __ATOMIC_RELAXED);
+    memcpy (dst + i, &w, 8);
+  }
+  if (i < len) {
+    uint64_t w = __atomic_load_n ((const uint64_t *) (const void *) (src + i),
+        __ATOMIC_RELAXED);
+    memcpy (dst + i, &w, len - i);
+  }
+}
+
+static int
+check_zone (const dh_block *b, unsigned zone)
+{
+  if (zone >= b->zone_count)
+    return dh_fail (-EINVAL, "%s has %u zones; zone %u does not exist", b->name,
+        b->zone_count, zone);
+  return 0;
+}
+
+int
+dh_zone_write (dh_block *b, unsigned zone, const void *data, size_t len)
+{
+  int rc = check_zone (b, zone);
+  if (rc != 0)
+    return rc;
+  dh_shm_zone *z = &b->hdr->zones[zone];
+  if (len > z->size)
+    return dh_fail (DH_ETOOBIG, "%zu bytes do not fit zone %u (%u bytes)", len,
+        zone, z->size);
+  uint64_t seq = atomic_load_explicit (&z->seq, memory_order_relaxed);
+  atomic_store_explicit (&z->seq, seq + 1, memory_order_relaxed); /* odd: writing */
+  /* Orders the odd seq before the data stores (pairs with the reader's
+   * acquire fence before its re-check). */
+  atomic_thread_fence (memory_order_release);
+  store_words (b->base + z->offset, data, len);
+  atomic_store_explicit (&z->length, len, memory_order_relaxed);
+  /* Even again; pairs with the reader's acquire load of seq. */
+  atomic_store_explicit (&z->seq, seq + 2, memory_order_release);
+  dh_relaxed_inc (&b->hdr->metrics.zone_writes, 1);
+  return 0;
+}
+
+int
+dh_zone_read (const dh_block *b, unsigned zone, void *buf, size_t cap,
+    size_t *len, uint64_t *version)
+{
+  int rc = check_zone (b, zone);
+  if (rc != 0)
+    return rc;
+  const dh_shm_zone *z = &b->hdr->zones[zone];
+  /* size and offset were checked against the layout at attach; the zone
+   * table is in the writable control region, so re-check size here. */
+  uint32_t size = b->hdr->zone_size[zone];
+  for (int attempt = 0; attempt < DH_ZONE_READ_RETRIES; attempt++) {
+    uint64_t s1 = atomic_load_explicit (&z->seq, memory_order_acquire);
+    if (s1 & 1) {
+      dh_cpu_relax ();
+      continue;
+    }
+    uint64_t n = atomic_load_explicit (&z->length, memory_order_relaxed);
+    if (n > size)
+      n = size + 1; /* torn or corrupt: re-checked below */
+    if (n <= size && n <= cap)
+      load_words (buf, b->base + b->hdr->zones[zone].offset, n);
+    atomic_thread_fence (memory_order_acquire);
+    if (atomic_load_explicit (&z->seq, memory_order_relaxed) != s1)
+      continue;
+    if (n > size)
+      return dh_fail (DH_ECORRUPT, "zone %u length exceeds its size %u", zone, size);
+    *len = n;
+    if (version)
+      *version = s1;
+    if (n > cap)
+      return dh_fail (-ENOBUFS, "zone %u holds %llu bytes, buffer has %zu", zone,
+          (unsigned long long) n, cap);
+    return 0;
+  }
+  return dh_fail (-EAGAIN, "zone %u is being rewritten too often to read", zone);
+}
