@@ -331,9 +331,11 @@ validate_header (const dh_block *b, const dh_shm_header *h, uint64_t file_size,
   dh_layout l;
   int rc = dh_layout_compute (h->slot_size, h->slot_count, h->ring_length,
       h->max_consumers, h->zone_count, h->zone_size, h->page_size, &l);
-  if (rc != 0)
-    return dh_fail (DH_ECORRUPT, "%s: bad configuration: %s", b->name,
-        dh_error_detail ());
+  if (rc != 0) {
+    char why[256];
+    snprintf (why, sizeof why, "%s", dh_error_detail ());
+    return dh_fail (DH_ECORRUPT, "%s: bad configuration: %s", b->name, why);
+  }
   struct { const char *what; uint64_t seen, want; } fields[] = {
     { "total size", h->total_size, l.total_size },
     { "control size", h->control_size, l.control_size },

@@ -2,11 +2,14 @@
  * snapshots through a per-zone seqlock.  Zone data lives in the data region
  * (read-only for consumers); its bytes are copied with relaxed atomic
  * words so concurrent reads are defined behaviour (and quiet under TSan). */
+#include <sched.h>
 #include <string.h>
 
 #include "dh_internal.h"
 
-#define DH_ZONE_READ_RETRIES 10000
+/* A reader retries while the producer rewrites the zone, yielding after a
+ * few spins, for at most this long. */
+#define DH_ZONE_READ_BUDGET_NS (1000u * 1000000u)
 
 static void
 store_words (uint8_t *dst, const uint8_t *src, size_t len)
@@ -83,7 +86,16 @@ dh_zone_read (const dh_block *b, unsigned zone, void *buf, size_t cap,
   /* size and offset were checked against the layout at attach; the zone
    * table is in the writable control region, so re-check size here. */
   uint32_t size = b->hdr->zone_size[zone];
-  for (int attempt = 0; attempt < DH_ZONE_READ_RETRIES; attempt++) {
+  uint64_t give_up = 0;
+  for (unsigned attempt = 0;; attempt++) {
+    if (attempt && attempt % 64 == 0) {
+      uint64_t now = dh_now_ns ();
+      if (!give_up)
+        give_up = now + DH_ZONE_READ_BUDGET_NS;
+      else if (now >= give_up)
+        break;
+      sched_yield ();
+    }
     uint64_t s1 = atomic_load_explicit (&z->seq, memory_order_acquire);
     if (s1 & 1) {
       dh_cpu_relax ();

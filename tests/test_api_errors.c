@@ -1,0 +1,164 @@
+/* Error paths of every public call: each returns a clear code and a detail
+ * naming the value involved, and leaves the block usable. */
+#include <fcntl.h>
+#include <sys/stat.h>
+
+#include "dh_test.h"
+
+static void
+test_names (void)
+{
+  char buf[DH_NAME_MAX + 1];
+  CHECK_OK (dh_shm_name ("cam0", buf, sizeof buf));
+  CHECK (strcmp (buf, "/datahub.cam0") == 0);
+  CHECK_OK (dh_shm_name ("cam 0/../x", buf, sizeof buf));
+  CHECK (strcmp (buf, "/datahub.cam_0_.._x") == 0);
+  CHECK_OK (dh_shm_name ("/explicit", buf, sizeof buf));
+  CHECK (strcmp (buf, "/explicit") == 0);
+  CHECK_RC (dh_shm_name ("/a/b", buf, sizeof buf), -EINVAL);
+  CHECK_RC (dh_shm_name ("", buf, sizeof buf), -EINVAL);
+  char longname[400];
+  memset (longname, 'x', sizeof longname - 1);
+  longname[sizeof longname - 1] = '\0';
+  CHECK_RC (dh_shm_name (longname, buf, sizeof buf), -ENAMETOOLONG);
+}
+
+static void
+test_config_errors (void)
+{
+  dh_producer *p;
+  dh_producer_config pc;
+  dh_producer_config_init (&pc);
+  CHECK_RC (dh_producer_create (&pc, &p), -EINVAL); /* no name */
+  pc.name = test_channel ("cfg");
+  CHECK_RC (dh_producer_create (&pc, &p), DH_ECONFIG); /* slot size 0 */
+  CHECK (strstr (dh_error_detail (), "slot size 0") != NULL);
+  pc.slot_size = 64;
+  pc.max_consumers = 65;
+  CHECK_RC (dh_producer_create (&pc, &p), DH_ECONFIG);
+  CHECK (strstr (dh_error_detail (), "65") != NULL);
+  pc.max_consumers = 4;
+  pc.integrity = DH_INTEGRITY_HMAC;
+  CHECK_RC (dh_producer_create (&pc, &p), DH_ECONFIG); /* hmac needs secret */
+  pc.integrity = 7;
+  CHECK_RC (dh_producer_create (&pc, &p), DH_ECONFIG);
+  /* nothing was left behind by the failures */
+  char path[300];
+  snprintf (path, sizeof path, "/dev/shm/datahub.%s", pc.name);
+  CHECK (access (path, F_OK) != 0);
+}
+
+static void
+test_lifecycle_errors (void)
+{
+  const char *name = test_channel ("life");
+  dh_consumer_config cc;
+  dh_consumer_config_init (&cc);
+  cc.name = name;
+  dh_consumer *c;
+  CHECK_RC (dh_consumer_attach (&cc, &c), -ENOENT);
+  CHECK (strstr (dh_error_detail (), name) != NULL);
+
+  dh_producer_config pc;
+  dh_producer_config_init (&pc);
+  pc.name = name;
+  pc.slot_size = 128;
+  pc.slot_count = 2;
+  pc.max_consumers = 2;
+  pc.mode = 0640;
+  pc.zone_count = 1;
+  pc.zone_sizes[0] = 16;
+  dh_producer *p, *p2;
+  CHECK_OK (dh_producer_create (&pc, &p));
+  CHECK_RC (dh_producer_create (&pc, &p2), DH_EBUSY);
+  char want[64];
+  snprintf (want, sizeof want, "pid %d", (int) getpid ());
+  CHECK (strstr (dh_error_detail (), want) != NULL);
+
+  /* The file mode is exactly what was asked, whatever the umask. */
+  char path[300];
+  snprintf (path, sizeof path, "/dev/shm%s", dh_producer_shm_name (p));
+  struct stat st;
+  CHECK (stat (path, &st) == 0 && (st.st_mode & 0777) == 0640);
+
+  dh_consumer *c1 = test_consumer (name, false, DH_START_LATEST);
+  dh_consumer *c2 = test_consumer (name, false, DH_START_LATEST);
+  CHECK_RC (dh_consumer_attach (&cc, &c), DH_EFULL);
+  CHECK_OK (dh_producer_consumer_count (p) == 2 ? 0 : -1);
+
+  /* commit/abort of slots we do not hold */
+  dh_slot s, bogus;
+  CHECK_OK (dh_producer_acquire (p, 0, &s));
+  bogus = s;
+  bogus.index = 99;
+  dh_record_info info = { .size = 16 };
+  CHECK_RC (dh_producer_commit (p, &bogus, &info, NULL), DH_ESLOT);
+  bogus = s;
+  bogus.generation++;
+  CHECK_RC (dh_producer_commit (p, &bogus, &info, NULL), DH_ESLOT);
+  info.size = 129;
+  CHECK_RC (dh_producer_commit (p, &s, &info, NULL), DH_ETOOBIG);
+  CHECK (strstr (dh_error_detail (), "129") != NULL);
+  info.size = 16;
+  CHECK_OK (dh_producer_commit (p, &s, &info, NULL));
+  CHECK_RC (dh_producer_commit (p, &s, &info, NULL), DH_ESLOT); /* twice */
+  CHECK_RC (dh_producer_abort (p, &s), DH_ESLOT);
+
+  dh_record r;
+  CHECK_OK (dh_consumer_next (c1, 0, &r));
+  CHECK_OK (dh_consumer_release (c1, &r));
+  CHECK_RC (dh_consumer_release (c1, &r), DH_ESLOT); /* double release */
+  CHECK_RC (dh_consumer_next (c1, 0, &r), -ETIMEDOUT);
+  CHECK_RC (dh_consumer_next (c1, 10, &r), -ETIMEDOUT);
+  r.slot = 1000;
+  CHECK_RC (dh_consumer_release (c1, &r), DH_ESLOT);
+
+  /* zones */
+  char zb[32];
+  size_t len;
+  CHECK_RC (dh_producer_zone_write (p, 1, "x", 1), -EINVAL);
+  CHECK_RC (dh_producer_zone_write (p, 0, zb, 17), DH_ETOOBIG);
+  CHECK_OK (dh_producer_zone_write (p, 0, "0123456789", 10));
+  CHECK_RC (dh_consumer_zone_read (c1, 0, zb, 4, &len, NULL), -ENOBUFS);
+  CHECK (len == 10);
+  CHECK_RC (dh_consumer_zone_read (c1, 5, zb, sizeof zb, &len, NULL), -EINVAL);
+
+  /* spinlock index */
+  CHECK_RC (dh_producer_spin_lock (p, 32, 0), -EINVAL);
+  CHECK_RC (dh_consumer_spin_unlock (c1, 0), -EPERM);
+
+  /* integrity calls on a block without integrity */
+  CHECK_RC (dh_consumer_verify (c1, &(dh_record) { .slot = 0 }), DH_ECONFIG);
+
+  /* the block still works after all of the above */
+  CHECK_OK (dh_producer_acquire (p, 0, &s));
+  CHECK_OK (dh_producer_commit (p, &s, &info, NULL));
+  CHECK_OK (dh_consumer_next (c2, 0, &r));
+  CHECK_OK (dh_consumer_release (c2, &r));
+
+  dh_consumer_detach (c1);
+  dh_consumer_detach (c2);
+  dh_producer_destroy (p);
+  CHECK (access (path, F_OK) != 0); /* destroy unlinks */
+}
+
+static void
+test_strerror (void)
+{
+  for (int code = DH_EOWNERALIVE; code <= DH_ENOTREADY; code++)
+    CHECK (strcmp (dh_strerror (code), "unknown datahub error") != 0);
+  CHECK (strcmp (dh_strerror (-ETIMEDOUT), strerror (ETIMEDOUT)) == 0);
+  CHECK (strcmp (dh_strerror (DH_ELOCKRECOVERED), "unknown datahub error") != 0);
+  CHECK (strcmp (dh_strerror (-5000), "unknown datahub error") == 0);
+}
+
+int
+main (void)
+{
+  test_names ();
+  test_config_errors ();
+  test_lifecycle_errors ();
+  test_strerror ();
+  puts ("api errors ok");
+  return 0;
+}
