@@ -13,6 +13,9 @@
 #include "dh_internal.h"
 
 #define DH_CHANNEL_PREFIX "/datahub."
+/* Internal: DH_ECORRUPT because the magic is missing (maybe still being
+ * created); reported to callers as DH_ECORRUPT. */
+#define DH_ECORRUPT_NO_MAGIC (-1999)
 
 int
 dh_shm_name (const char *name, char *buf, size_t buflen)
@@ -446,6 +449,8 @@ try_attach (dh_block *b, const dh_consumer_config *cfg)
         ? dh_fail (DH_ENOTREADY, "%s is still being created", b->name)
         : dh_fail (DH_ECORRUPT, "%s has no magic and no live producer "
               "(creation was interrupted)", b->name);
+    if (rc == DH_ECORRUPT)
+      rc = DH_ECORRUPT_NO_MAGIC;
     goto fail;
   }
   if (magic != DH_MAGIC) {
@@ -477,7 +482,13 @@ dh_block_attach (dh_block *b, const dh_consumer_config *cfg)
   uint64_t deadline = dh_deadline (cfg->attach_timeout_ms);
   for (;;) {
     rc = try_attach (b, cfg);
-    bool retry = rc == -ENOENT || rc == DH_ENOTREADY;
+    /* A creator passes through "empty, unlocked" and "no magic yet" for a
+     * moment between shm_open and taking its lock: retry those as well,
+     * and report them only when they outlast the timeout. */
+    bool retry = rc == -ENOENT || rc == DH_ENOTREADY || rc == DH_ETRUNCATED
+        || rc == DH_ECORRUPT_NO_MAGIC;
+    if (rc == DH_ECORRUPT_NO_MAGIC)
+      rc = DH_ECORRUPT;
     if (!retry || dh_now_ns () >= deadline)
       return rc;
     sleep_ms (10);

@@ -280,32 +280,32 @@ skip (dh_consumer *c, uint64_t to)
 }
 
 /* Copies descriptor @seq under its seqlock.  Returns false if it was
- * overwritten (we were lapped) or is being written. */
+ * overwritten (we were lapped) or is being written.  The field loads are
+ * acquire (plain loads on x86): if one of them sees a newer write, the
+ * writer's earlier seq = 0 is visible to the re-check (write_desc). */
 static bool
 read_desc (const dh_block *b, uint64_t seq, dh_record *r)
 {
   const dh_shm_desc *d = &b->ring[seq & b->ring_mask];
+  const memory_order acq = memory_order_acquire;
   /* Pairs with the release store of seq in write_desc. */
-  if (atomic_load_explicit (&d->seq, memory_order_acquire) != seq)
+  if (atomic_load_explicit (&d->seq, acq) != seq)
     return false;
-  r->generation = atomic_load_explicit (&d->generation, memory_order_relaxed);
-  r->info.size = atomic_load_explicit (&d->size, memory_order_relaxed);
-  r->info.pts = atomic_load_explicit (&d->pts, memory_order_relaxed);
-  r->info.dts = atomic_load_explicit (&d->dts, memory_order_relaxed);
-  r->info.duration = atomic_load_explicit (&d->duration, memory_order_relaxed);
-  r->info.offset = atomic_load_explicit (&d->offset, memory_order_relaxed);
-  r->info.offset_end = atomic_load_explicit (&d->offset_end, memory_order_relaxed);
-  r->commit_ns = atomic_load_explicit (&d->commit_ns, memory_order_relaxed);
-  r->slot = atomic_load_explicit (&d->slot, memory_order_relaxed);
-  r->info.kind = atomic_load_explicit (&d->kind, memory_order_relaxed);
-  r->info.flags = atomic_load_explicit (&d->flags, memory_order_relaxed);
-  r->info.caps_gen = atomic_load_explicit (&d->caps_gen, memory_order_relaxed);
-  r->info.user[0] = atomic_load_explicit (&d->user[0], memory_order_relaxed);
-  r->info.user[1] = atomic_load_explicit (&d->user[1], memory_order_relaxed);
+  r->generation = atomic_load_explicit (&d->generation, acq);
+  r->info.size = atomic_load_explicit (&d->size, acq);
+  r->info.pts = atomic_load_explicit (&d->pts, acq);
+  r->info.dts = atomic_load_explicit (&d->dts, acq);
+  r->info.duration = atomic_load_explicit (&d->duration, acq);
+  r->info.offset = atomic_load_explicit (&d->offset, acq);
+  r->info.offset_end = atomic_load_explicit (&d->offset_end, acq);
+  r->commit_ns = atomic_load_explicit (&d->commit_ns, acq);
+  r->slot = atomic_load_explicit (&d->slot, acq);
+  r->info.kind = atomic_load_explicit (&d->kind, acq);
+  r->info.flags = atomic_load_explicit (&d->flags, acq);
+  r->info.caps_gen = atomic_load_explicit (&d->caps_gen, acq);
+  r->info.user[0] = atomic_load_explicit (&d->user[0], acq);
+  r->info.user[1] = atomic_load_explicit (&d->user[1], acq);
   r->info.reserved = 0;
-  /* Seqlock read side: the field loads above are ordered before the
-   * re-check; pairs with the release fence in write_desc. */
-  atomic_thread_fence (memory_order_acquire);
   if (atomic_load_explicit (&d->seq, memory_order_relaxed) != seq)
     return false;
   r->seq = seq;

@@ -393,34 +393,34 @@ check_held (dh_block *b, const dh_slot *slot)
   return 0;
 }
 
-/* Writes descriptor @seq under its seqlock. */
+/* Writes descriptor @seq under its seqlock.  No fences: every field is
+ * stored with release, so a reader whose acquire load of any field sees a
+ * new value also sees the seq = 0 stored before it (and fails its re-check).
+ * On x86 these are plain stores. */
 static void
 write_desc (dh_block *b, uint64_t seq, const dh_slot *slot,
     const dh_record_info *info, uint64_t now)
 {
   dh_shm_desc *d = &b->ring[seq & b->ring_mask];
+  const memory_order rel = memory_order_release;
   atomic_store_explicit (&d->seq, 0, memory_order_relaxed);
-  /* Orders the invalidation before the field stores: a reader that copies
-   * any new field and then re-reads seq (after its acquire fence) sees 0 or
-   * the new seq, never the old one. */
-  atomic_thread_fence (memory_order_release);
-  atomic_store_explicit (&d->generation, slot->generation, memory_order_relaxed);
-  atomic_store_explicit (&d->size, info->size, memory_order_relaxed);
-  atomic_store_explicit (&d->pts, info->pts, memory_order_relaxed);
-  atomic_store_explicit (&d->dts, info->dts, memory_order_relaxed);
-  atomic_store_explicit (&d->duration, info->duration, memory_order_relaxed);
-  atomic_store_explicit (&d->offset, info->offset, memory_order_relaxed);
-  atomic_store_explicit (&d->offset_end, info->offset_end, memory_order_relaxed);
-  atomic_store_explicit (&d->commit_ns, now, memory_order_relaxed);
-  atomic_store_explicit (&d->slot, slot->index, memory_order_relaxed);
-  atomic_store_explicit (&d->kind, info->kind, memory_order_relaxed);
-  atomic_store_explicit (&d->flags, info->flags, memory_order_relaxed);
-  atomic_store_explicit (&d->caps_gen, info->caps_gen, memory_order_relaxed);
-  atomic_store_explicit (&d->user[0], info->user[0], memory_order_relaxed);
-  atomic_store_explicit (&d->user[1], info->user[1], memory_order_relaxed);
+  atomic_store_explicit (&d->generation, slot->generation, rel);
+  atomic_store_explicit (&d->size, info->size, rel);
+  atomic_store_explicit (&d->pts, info->pts, rel);
+  atomic_store_explicit (&d->dts, info->dts, rel);
+  atomic_store_explicit (&d->duration, info->duration, rel);
+  atomic_store_explicit (&d->offset, info->offset, rel);
+  atomic_store_explicit (&d->offset_end, info->offset_end, rel);
+  atomic_store_explicit (&d->commit_ns, now, rel);
+  atomic_store_explicit (&d->slot, slot->index, rel);
+  atomic_store_explicit (&d->kind, info->kind, rel);
+  atomic_store_explicit (&d->flags, info->flags, rel);
+  atomic_store_explicit (&d->caps_gen, info->caps_gen, rel);
+  atomic_store_explicit (&d->user[0], info->user[0], rel);
+  atomic_store_explicit (&d->user[1], info->user[1], rel);
   /* Pairs with the reader's acquire load of seq: the fields, the slot
    * state (COMMITTED) and the payload are visible to whoever sees seq. */
-  atomic_store_explicit (&d->seq, seq, memory_order_release);
+  atomic_store_explicit (&d->seq, seq, rel);
 }
 
 /* Makes the slot COMMITTED and appends its descriptor.  p->lock held. */

@@ -1,7 +1,9 @@
 /* Flexible zones: small producer-written areas read as consistent
  * snapshots through a per-zone seqlock.  Zone data lives in the data region
- * (read-only for consumers); its bytes are copied with relaxed atomic
- * words so concurrent reads are defined behaviour (and quiet under TSan). */
+ * (read-only for consumers); its bytes are copied as atomic words (release
+ * stores, acquire loads: plain moves on x86) so concurrent reads are
+ * defined behaviour, and a reader that sees any new word also sees the odd
+ * sequence stored before it — the seqlock needs no fences. */
 #include <sched.h>
 #include <string.h>
 
@@ -18,12 +20,12 @@ store_words (uint8_t *dst, const uint8_t *src, size_t len)
   for (; i + 8 <= len; i += 8) {
     uint64_t w;
     memcpy (&w, src + i, 8);
-    __atomic_store_n ((uint64_t *) (void *) (dst + i), w, __ATOMIC_RELAXED);
+    __atomic_store_n ((uint64_t *) (void *) (dst + i), w, __ATOMIC_RELEASE);
   }
   if (i < len) {
     uint64_t w = 0;
     memcpy (&w, src + i, len - i);
-    __atomic_store_n ((uint64_t *) (void *) (dst + i), w, __ATOMIC_RELAXED);
+    __atomic_store_n ((uint64_t *) (void *) (dst + i), w, __ATOMIC_RELEASE);
   }
 }
 
@@ -33,12 +35,12 @@ load_words (uint8_t *dst, const uint8_t *src, size_t len)
   size_t i = 0;
   for (; i + 8 <= len; i += 8) {
     uint64_t w = __atomic_load_n ((const uint64_t *) (const void *) (src + i),
-        __ATOMIC_RELAXED);
+        __ATOMIC_ACQUIRE);
     memcpy (dst + i, &w, 8);
   }
   if (i < len) {
     uint64_t w = __atomic_load_n ((const uint64_t *) (const void *) (src + i),
-        __ATOMIC_RELAXED);
+        __ATOMIC_ACQUIRE);
     memcpy (dst + i, &w, len - i);
   }
 }
@@ -64,11 +66,8 @@ dh_zone_write (dh_block *b, unsigned zone, const void *data, size_t len)
         zone, z->size);
   uint64_t seq = atomic_load_explicit (&z->seq, memory_order_relaxed);
   atomic_store_explicit (&z->seq, seq + 1, memory_order_relaxed); /* odd: writing */
-  /* Orders the odd seq before the data stores (pairs with the reader's
-   * acquire fence before its re-check). */
-  atomic_thread_fence (memory_order_release);
   store_words (b->base + z->offset, data, len);
-  atomic_store_explicit (&z->length, len, memory_order_relaxed);
+  atomic_store_explicit (&z->length, len, memory_order_release);
   /* Even again; pairs with the reader's acquire load of seq. */
   atomic_store_explicit (&z->seq, seq + 2, memory_order_release);
   dh_relaxed_inc (&b->hdr->metrics.zone_writes, 1);
@@ -101,12 +100,11 @@ dh_zone_read (const dh_block *b, unsigned zone, void *buf, size_t cap,
       dh_cpu_relax ();
       continue;
     }
-    uint64_t n = atomic_load_explicit (&z->length, memory_order_relaxed);
+    uint64_t n = atomic_load_explicit (&z->length, memory_order_acquire);
     if (n > size)
       n = size + 1; /* torn or corrupt: re-checked below */
     if (n <= size && n <= cap)
       load_words (buf, b->base + b->hdr->zones[zone].offset, n);
-    atomic_thread_fence (memory_order_acquire);
     if (atomic_load_explicit (&z->seq, memory_order_relaxed) != s1)
       continue;
     if (n > size)

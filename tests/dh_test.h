@@ -8,6 +8,7 @@
 #include <inttypes.h>
 #include <pthread.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -110,9 +111,11 @@ test_check_pattern (const void *src, uint64_t len, uint64_t seq)
   return 1;
 }
 
-/* A process-shared barrier in anonymous shared memory (made before fork). */
+/* Shared state for a multi-process test, in anonymous shared memory made
+ * before fork: a one-shot barrier and a few values. */
 typedef struct {
-  pthread_barrier_t barrier;
+  unsigned parties;
+  _Atomic unsigned arrived;
   volatile uint64_t values[64];
 } test_shared;
 
@@ -122,18 +125,23 @@ test_shared_new (unsigned parties)
   test_shared *s = mmap (NULL, sizeof *s, PROT_READ | PROT_WRITE,
       MAP_SHARED | MAP_ANONYMOUS, -1, 0);
   CHECK (s != MAP_FAILED);
-  memset (s, 0, sizeof *s);
-  pthread_barrierattr_t a;
-  pthread_barrierattr_init (&a);
-  pthread_barrierattr_setpshared (&a, PTHREAD_PROCESS_SHARED);
-  CHECK (pthread_barrier_init (&s->barrier, &a, parties) == 0);
+  memset ((void *) s, 0, sizeof *s);
+  s->parties = parties;
   return s;
 }
 
+/* Waits until every party arrived; fails (instead of hanging) after 60 s,
+ * e.g. when a child died before reaching it. */
 static inline void
 test_barrier (test_shared *s)
 {
-  pthread_barrier_wait (&s->barrier);
+  atomic_fetch_add (&s->arrived, 1);
+  uint64_t give_up = test_now_ns () + UINT64_C (60000000000);
+  while (atomic_load (&s->arrived) < s->parties) {
+    CHECK (test_now_ns () < give_up);
+    struct timespec ts = { 0, 200000 };
+    nanosleep (&ts, NULL);
+  }
 }
 
 /* Waits for @pid; returns its exit code, or 128 + signal. */

@@ -28,7 +28,8 @@ read_snapshots (const char *name, test_shared *sh, uint64_t n)
   test_barrier (sh);
   uint8_t buf[1000];
   uint64_t changes = 0, last_version = 0;
-  for (uint64_t i = 0; i < n; i++) {
+  /* read until @n snapshots and at least 50 distinct versions were seen */
+  for (uint64_t i = 0; i < n || changes < 50; i++) {
     size_t len;
     uint64_t version;
     CHECK_OK (dh_consumer_zone_read (c, 0, buf, sizeof buf, &len, &version));
