@@ -1,0 +1,290 @@
+/* datahub-bench: cross-process figures for the DataBlock library, next to a
+ * bare futex ping-pong measured by the same program on the same machine.
+ *
+ *   datahub-bench [--quick]
+ *
+ * Prints a markdown table: throughput (records/s, GB/s) for 4 KiB and 8 MiB
+ * records with the consumer reading every byte, and wake-up latency p50/p99
+ * at 1 kHz for datahub and for a bare futex wake.  Not a test: it asserts
+ * nothing, it measures. */
+
+#include <inttypes.h>
+#include <linux/futex.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "datahub/datahub.h"
+
+static uint64_t
+now_ns (void)
+{
+  struct timespec ts;
+  clock_gettime (CLOCK_MONOTONIC, &ts);
+  return (uint64_t) ts.tv_sec * 1000000000u + (uint64_t) ts.tv_nsec;
+}
+
+static void
+sleep_until (uint64_t t)
+{
+  struct timespec ts = { (time_t) (t / 1000000000u), (long) (t % 1000000000u) };
+  clock_nanosleep (CLOCK_MONOTONIC, TIMER_ABSTIME, &ts, NULL);
+}
+
+/* Shared between the bench processes (anonymous MAP_SHARED, made before
+ * fork). */
+typedef struct {
+  _Atomic uint32_t ready;
+  _Atomic uint32_t word;       /* futex baseline: the value published */
+  _Atomic uint32_t waiting;
+  _Atomic uint64_t sent_ns;    /* futex baseline: send time */
+  uint64_t lat[100000];        /* latencies measured by the consumer */
+  uint64_t n_lat;
+  uint64_t checksum;
+  double seconds;
+} shared_t;
+
+static shared_t *
+shared_new (void)
+{
+  shared_t *s = mmap (NULL, sizeof *s, PROT_READ | PROT_WRITE,
+      MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+  if (s == MAP_FAILED) {
+    perror ("mmap");
+    exit (1);
+  }
+  memset (s, 0, sizeof *s);
+  return s;
+}
+
+static int
+cmp_u64 (const void *a, const void *b)
+{
+  uint64_t x = *(const uint64_t *) a, y = *(const uint64_t *) b;
+  return x < y ? -1 : x > y;
+}
+
+static void
+percentiles (shared_t *s, double *p50, double *p99, double *max)
+{
+  qsort (s->lat, s->n_lat, sizeof s->lat[0], cmp_u64);
+  *p50 = (double) s->lat[s->n_lat / 2] / 1000.0;
+  *p99 = (double) s->lat[s->n_lat * 99 / 100] / 1000.0;
+  *max = (double) s->lat[s->n_lat - 1] / 1000.0;
+}
+
+static void
+die_rc (const char *what, int rc)
+{
+  fprintf (stderr, "%s: %s (%s)\n", what, dh_strerror (rc), dh_error_detail ());
+  exit (1);
+}
+
+/* Sums every 64-bit word: forces the consumer to read every byte. */
+static uint64_t
+read_all (const void *data, uint64_t size)
+{
+  const uint64_t *w = data;
+  uint64_t sum = 0;
+  for (uint64_t i = 0; i < size / 8; i++)
+    sum += w[i];
+  return sum;
+}
+
+/* ---- throughput ---------------------------------------------------------- */
+
+static void
+consumer_throughput (const char *name, shared_t *s, uint64_t records)
+{
+  dh_consumer_config cc;
+  dh_consumer_config_init (&cc);
+  cc.name = name;
+  cc.attach_timeout_ms = 5000;
+  dh_consumer *c;
+  int rc = dh_consumer_attach (&cc, &c);
+  if (rc)
+    die_rc ("attach", rc);
+  atomic_store (&s->ready, 1);
+  uint64_t sum = 0, t0 = 0;
+  for (uint64_t i = 0; i < records; i++) {
+    dh_record r;
+    if ((rc = dh_consumer_next (c, 10000, &r)) != 0)
+      die_rc ("next", rc);
+    if (i == 0)
+      t0 = now_ns ();
+    sum += read_all (r.data, r.info.size);
+    dh_consumer_release (c, &r);
+  }
+  s->seconds = (double) (now_ns () - t0) / 1e9;
+  s->checksum = sum;
+  dh_consumer_detach (c);
+}
+
+static void
+bench_throughput (uint64_t size, uint64_t records, uint32_t slots)
+{
+  char name[64];
+  snprintf (name, sizeof name, "bench-%d", (int) getpid ());
+  shared_t *s = shared_new ();
+  pid_t child = fork ();
+  if (child == 0) {
+    consumer_throughput (name, s, records);
+    _exit (0);
+  }
+  dh_producer_config pc;
+  dh_producer_config_init (&pc);
+  pc.name = name;
+  pc.slot_size = size;
+  pc.slot_count = slots;
+  dh_producer *p;
+  int rc = dh_producer_create (&pc, &p);
+  if (rc)
+    die_rc ("create", rc);
+  while (!atomic_load (&s->ready))
+    usleep (100);
+  for (uint64_t i = 0; i < records; i++) {
+    dh_slot sl;
+    if ((rc = dh_producer_acquire (p, 10000, &sl)) != 0)
+      die_rc ("acquire", rc);
+    /* touch the record as a real producer would (one word per cache line) */
+    for (uint64_t off = 0; off < size; off += 64)
+      *(uint64_t *) (void *) ((uint8_t *) sl.data + off) = i + off;
+    dh_record_info info = { .size = size };
+    if ((rc = dh_producer_commit (p, &sl, &info, NULL)) != 0)
+      die_rc ("commit", rc);
+  }
+  waitpid (child, NULL, 0);
+  double rps = (double) records / s->seconds;
+  printf ("| throughput | %7" PRIu64 " B | %u slots | %12.0f records/s | %7.2f GB/s |\n",
+      size, slots, rps, rps * (double) size / 1e9);
+  dh_producer_destroy (p);
+  munmap (s, sizeof *s);
+}
+
+/* ---- latency ------------------------------------------------------------- */
+
+static void
+consumer_latency (const char *name, shared_t *s, uint64_t n)
+{
+  dh_consumer_config cc;
+  dh_consumer_config_init (&cc);
+  cc.name = name;
+  cc.attach_timeout_ms = 5000;
+  dh_consumer *c;
+  int rc = dh_consumer_attach (&cc, &c);
+  if (rc)
+    die_rc ("attach", rc);
+  atomic_store (&s->ready, 1);
+  for (uint64_t i = 0; i < n; i++) {
+    dh_record r;
+    if ((rc = dh_consumer_next (c, 10000, &r)) != 0)
+      die_rc ("next", rc);
+    uint64_t t = now_ns ();
+    s->lat[s->n_lat++] = t - (uint64_t) r.info.user[0];
+    dh_consumer_release (c, &r);
+  }
+  dh_consumer_detach (c);
+}
+
+static void
+bench_latency (uint64_t n, uint64_t period_ns, double *p50, double *p99, double *max)
+{
+  char name[64];
+  snprintf (name, sizeof name, "benchlat-%d", (int) getpid ());
+  shared_t *s = shared_new ();
+  pid_t child = fork ();
+  if (child == 0) {
+    consumer_latency (name, s, n);
+    _exit (0);
+  }
+  dh_producer_config pc;
+  dh_producer_config_init (&pc);
+  pc.name = name;
+  pc.slot_size = 4096;
+  pc.slot_count = 16;
+  dh_producer *p;
+  int rc = dh_producer_create (&pc, &p);
+  if (rc)
+    die_rc ("create", rc);
+  while (!atomic_load (&s->ready))
+    usleep (100);
+  uint64_t next = now_ns () + period_ns;
+  for (uint64_t i = 0; i < n; i++) {
+    sleep_until (next);
+    next += period_ns;
+    dh_slot sl;
+    if ((rc = dh_producer_acquire (p, 10000, &sl)) != 0)
+      die_rc ("acquire", rc);
+    memset (sl.data, (int) i, 4096);
+    dh_record_info info = { .size = 4096, .user = { now_ns (), 0 } };
+    if ((rc = dh_producer_commit (p, &sl, &info, NULL)) != 0)
+      die_rc ("commit", rc);
+  }
+  waitpid (child, NULL, 0);
+  percentiles (s, p50, p99, max);
+  dh_producer_destroy (p);
+  munmap (s, sizeof *s);
+}
+
+/* The floor: one process stores a timestamp and FUTEX_WAKEs, the other
+ * sleeps in FUTEX_WAIT on the same shared word. */
+static void
+futex_latency (uint64_t n, uint64_t period_ns, double *p50, double *p99, double *max)
+{
+  shared_t *s = shared_new ();
+  pid_t child = fork ();
+  if (child == 0) {
+    uint32_t seen = 0;
+    atomic_store (&s->ready, 1);
+    /* ends on the last value, not on a count: two sends may coalesce */
+    while (seen < (uint32_t) n) {
+      atomic_store (&s->waiting, 1);
+      while (atomic_load (&s->word) == seen)
+        syscall (SYS_futex, &s->word, FUTEX_WAIT, seen, NULL, NULL, 0);
+      atomic_store (&s->waiting, 0);
+      seen = atomic_load (&s->word);
+      s->lat[s->n_lat++] = now_ns () - atomic_load (&s->sent_ns);
+    }
+    _exit (0);
+  }
+  while (!atomic_load (&s->ready))
+    usleep (100);
+  uint64_t next = now_ns () + period_ns;
+  for (uint64_t i = 1; i <= n; i++) {
+    sleep_until (next);
+    next += period_ns;
+    atomic_store (&s->sent_ns, now_ns ());
+    atomic_store (&s->word, (uint32_t) i);
+    syscall (SYS_futex, &s->word, FUTEX_WAKE, 1, NULL, NULL, 0);
+  }
+  waitpid (child, NULL, 0);
+  percentiles (s, p50, p99, max);
+  munmap (s, sizeof *s);
+}
+
+int
+main (int argc, char **argv)
+{
+  bool quick = argc > 1 && strcmp (argv[1], "--quick") == 0;
+  uint64_t small = quick ? 200000 : 2000000, large = quick ? 100 : 1000;
+  uint64_t lat_n = quick ? 1000 : 5000;
+  printf ("## datahub-bench (%s)\n\n", quick ? "quick" : "full");
+  printf ("| what | record | pool | rate | bandwidth |\n|---|---|---|---|---|\n");
+  bench_throughput (4096, small, 64);
+  bench_throughput (8u << 20, large, 4);
+  double d50, d99, dmax, f50, f99, fmax;
+  futex_latency (lat_n, 1000000, &f50, &f99, &fmax);
+  bench_latency (lat_n, 1000000, &d50, &d99, &dmax);
+  printf ("\n| wake-up latency at 1 kHz, %" PRIu64 " samples | p50 µs | p99 µs | max µs |\n"
+      "|---|---|---|---|\n", lat_n);
+  printf ("| bare futex wake (floor) | %.1f | %.1f | %.1f |\n", f50, f99, fmax);
+  printf ("| datahub 4 KiB record | %.1f | %.1f | %.1f |\n", d50, d99, dmax);
+  printf ("\np50 ratio datahub / bare futex: %.2fx\n", d50 / f50);
+  return 0;
+}
