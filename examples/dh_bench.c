@@ -97,10 +97,9 @@ read_all (const void *data, uint64_t size)
   return sum;
 }
 
-/* ---- throughput ---------------------------------------------------------- */
-
-static void
-consumer_throughput (const char *name, shared_t *s, uint64_t records)
+/* Attaches (waiting for the producer) and tells the parent it is ready. */
+static dh_consumer *
+attach_ready (const char *name, shared_t *s)
 {
   dh_consumer_config cc;
   dh_consumer_config_init (&cc);
@@ -111,6 +110,31 @@ consumer_throughput (const char *name, shared_t *s, uint64_t records)
   if (rc)
     die_rc ("attach", rc);
   atomic_store (&s->ready, 1);
+  return c;
+}
+
+static dh_producer *
+create_producer (const char *name, uint64_t slot_size, uint32_t slots)
+{
+  dh_producer_config pc;
+  dh_producer_config_init (&pc);
+  pc.name = name;
+  pc.slot_size = slot_size;
+  pc.slot_count = slots;
+  dh_producer *p;
+  int rc = dh_producer_create (&pc, &p);
+  if (rc)
+    die_rc ("create", rc);
+  return p;
+}
+
+/* ---- throughput ---------------------------------------------------------- */
+
+static void
+consumer_throughput (const char *name, shared_t *s, uint64_t records)
+{
+  dh_consumer *c = attach_ready (name, s);
+  int rc;
   uint64_t sum = 0, t0 = 0;
   for (uint64_t i = 0; i < records; i++) {
     dh_record r;
@@ -138,15 +162,8 @@ bench_throughput (uint64_t size, uint64_t records, uint32_t slots, double *wakeu
     consumer_throughput (name, s, records);
     _exit (0);
   }
-  dh_producer_config pc;
-  dh_producer_config_init (&pc);
-  pc.name = name;
-  pc.slot_size = size;
-  pc.slot_count = slots;
-  dh_producer *p;
-  int rc = dh_producer_create (&pc, &p);
-  if (rc)
-    die_rc ("create", rc);
+  dh_producer *p = create_producer (name, size, slots);
+  int rc;
   while (!atomic_load (&s->ready))
     usleep (100);
   for (uint64_t i = 0; i < records; i++) {
@@ -198,15 +215,8 @@ report_throughput (uint64_t size, uint64_t records, uint32_t slots, int runs)
 static void
 consumer_latency (const char *name, shared_t *s, uint64_t n)
 {
-  dh_consumer_config cc;
-  dh_consumer_config_init (&cc);
-  cc.name = name;
-  cc.attach_timeout_ms = 5000;
-  dh_consumer *c;
-  int rc = dh_consumer_attach (&cc, &c);
-  if (rc)
-    die_rc ("attach", rc);
-  atomic_store (&s->ready, 1);
+  dh_consumer *c = attach_ready (name, s);
+  int rc;
   for (uint64_t i = 0; i < n; i++) {
     dh_record r;
     if ((rc = dh_consumer_next (c, 10000, &r)) != 0)
@@ -229,15 +239,8 @@ bench_latency (uint64_t n, uint64_t period_ns, double *p50, double *p99, double 
     consumer_latency (name, s, n);
     _exit (0);
   }
-  dh_producer_config pc;
-  dh_producer_config_init (&pc);
-  pc.name = name;
-  pc.slot_size = 4096;
-  pc.slot_count = 16;
-  dh_producer *p;
-  int rc = dh_producer_create (&pc, &p);
-  if (rc)
-    die_rc ("create", rc);
+  dh_producer *p = create_producer (name, 4096, 16);
+  int rc;
   while (!atomic_load (&s->ready))
     usleep (100);
   uint64_t next = now_ns () + period_ns;

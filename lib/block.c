@@ -100,6 +100,17 @@ dh_producer_alive (const dh_block *b)
   return dh_byte_locked (b->fd, DH_LOCK_PRODUCER);
 }
 
+/* Clears consumer @i's hold bit on every slot (detach, reap, or a new owner
+ * cleaning a dead one's entry).  Release: pairs with try_claim's acquire
+ * load of readers. */
+void
+dh_clear_holds (dh_block *b, uint32_t i)
+{
+  uint64_t bit = UINT64_C (1) << i;
+  for (uint32_t s = 0; s < b->slot_count; s++)
+    atomic_fetch_and_explicit (&b->slots[s].readers, ~bit, memory_order_release);
+}
+
 /* Process start time in clock ticks since boot (field 22 of
  * /proc/PID/stat), shown next to the PID; 0 if unknown. */
 uint64_t

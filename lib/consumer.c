@@ -81,14 +81,6 @@ set_cursor (dh_consumer *c, uint64_t cursor)
 
 /* ---- registration -------------------------------------------------------- */
 
-static void
-clear_holds_of (dh_block *b, uint32_t i)
-{
-  uint64_t bit = UINT64_C (1) << i;
-  for (uint32_t s = 0; s < b->slot_count; s++)
-    atomic_fetch_and_explicit (&b->slots[s].readers, ~bit, memory_order_release);
-}
-
 /* Takes entry @i, whose OFD lock we already hold.  An entry left ACTIVE or
  * CLAIMING by a dead owner is cleaned here; one the producer is reclaiming
  * is waited for (or taken over if the producer died meanwhile). */
@@ -111,7 +103,7 @@ claim_entry (dh_consumer *c, uint32_t i, const dh_consumer_config *cfg)
       break;
   }
   if (DH_CONSUMER_STATE (w) != DH_CONSUMER_FREE) {
-    clear_holds_of (b, i);
+    dh_clear_holds (b, i);
     if (DH_CONSUMER_STATE (w) != DH_CONSUMER_RECLAIMING)
       dh_retire_consumer_counters (b, i);
   }
@@ -198,7 +190,7 @@ dh_consumer_detach (dh_consumer *c)
   dh_block *b = &c->b;
   dh_shm_consumer *e = entry (c);
   uint64_t w = atomic_load_explicit (&e->state, memory_order_relaxed);
-  clear_holds_of (b, c->index);
+  dh_clear_holds (b, c->index);
   dh_retire_consumer_counters (b, c->index);
   atomic_store_explicit (&e->state,
       DH_CONSUMER_WORD (DH_CONSUMER_EPOCH (w), DH_CONSUMER_FREE), memory_order_release);
@@ -247,9 +239,8 @@ wait_for_data (dh_consumer *c, uint64_t deadline)
     }
     uint64_t now = dh_now_ns ();
     uint64_t slice = now + DH_PRODUCER_CHECK_NS;
-    int rc = 0;
     if (now < deadline)
-      rc = dh_futex_wait (&h->data_wake, word, slice < deadline ? slice : deadline);
+      (void) dh_futex_wait (&h->data_wake, word, slice < deadline ? slice : deadline);
     atomic_fetch_sub_explicit (&h->data_waiters, 1, memory_order_relaxed);
     dh_relaxed_inc (&e->waits, 1);
     now = dh_now_ns ();
@@ -261,7 +252,7 @@ wait_for_data (dh_consumer *c, uint64_t deadline)
       if (!dh_producer_alive (b))
         return dh_fail (DH_EPRODUCERDEAD, "%s: producer died", b->name);
     }
-    if (now >= deadline || (rc == -ETIMEDOUT && now >= deadline)) {
+    if (now >= deadline) {
       dh_relaxed_inc (&e->not_ready, 1);
       return -ETIMEDOUT;
     }

@@ -60,6 +60,7 @@ bool dh_byte_locked (int fd, off_t byte);         /* someone else holds it */
 uint64_t dh_proc_start_ticks (pid_t pid);
 bool dh_consumer_alive (const dh_block *b, uint32_t i);
 bool dh_producer_alive (const dh_block *b);
+void dh_clear_holds (dh_block *b, uint32_t i);
 
 /* ---- futex.c ---- */
 /* Sleeps while *word == expected, until @deadline_ns (CLOCK_MONOTONIC;

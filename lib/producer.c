@@ -142,15 +142,6 @@ compute_min_cursor (const dh_block *b)
   return min;
 }
 
-/* Clears consumer @i's hold bit on every slot. */
-static void
-clear_holds (dh_block *b, uint32_t i)
-{
-  uint64_t bit = UINT64_C (1) << i;
-  for (uint32_t s = 0; s < b->slot_count; s++)
-    atomic_fetch_and_explicit (&b->slots[s].readers, ~bit, memory_order_release);
-}
-
 static void
 wake_space (dh_shm_header *h)
 {
@@ -176,7 +167,7 @@ dh_producer_reap_dead_consumers (dh_producer *p)
     uint64_t reclaiming = DH_CONSUMER_WORD (DH_CONSUMER_EPOCH (w), DH_CONSUMER_RECLAIMING);
     if (!atomic_compare_exchange_strong (&c->state, &w, reclaiming))
       continue;
-    clear_holds (b, i);
+    dh_clear_holds (b, i);
     dh_retire_consumer_counters (b, i);
     dh_log (DH_LOG_WARNING, "%s: released dead consumer %u (pid %u)", b->name,
         i, c->pid);
