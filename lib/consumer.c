@@ -500,6 +500,15 @@ dh_consumer_zone_read (dh_consumer *c, unsigned zone, void *buf, size_t cap,
   return dh_zone_read (&c->b, zone, buf, cap, len, version);
 }
 
+uint64_t
+dh_consumer_zone_version (dh_consumer *c, unsigned zone)
+{
+  if (!c || zone >= c->b.zone_count)
+    return 0;
+  /* Pairs with the release store of the even seq in dh_zone_write. */
+  return atomic_load_explicit (&c->b.hdr->zones[zone].seq, memory_order_acquire);
+}
+
 void
 dh_consumer_wakeup (dh_consumer *c)
 {

@@ -587,6 +587,12 @@ dh_producer_shm_name (const dh_producer *p)
 }
 
 uint64_t
+dh_producer_slot_size (const dh_producer *p)
+{
+  return p->b.slot_size;
+}
+
+uint64_t
 dh_producer_session_id (const dh_producer *p)
 {
   return p->b.session_id;

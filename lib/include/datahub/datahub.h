@@ -266,6 +266,7 @@ DH_API int dh_producer_consumer_count (dh_producer *p);
 DH_API void dh_producer_heartbeat (dh_producer *p);
 
 DH_API const char *dh_producer_shm_name (const dh_producer *p);
+DH_API uint64_t dh_producer_slot_size (const dh_producer *p);
 DH_API uint64_t dh_producer_session_id (const dh_producer *p);
 DH_API int dh_producer_metrics (dh_producer *p, dh_metrics *out);
 DH_API void dh_producer_reset_metrics (dh_producer *p);
@@ -321,6 +322,11 @@ DH_API int dh_consumer_verify (dh_consumer *c, const dh_record *r);
  * too small (len is set). Any thread. */
 DH_API DH_WARN_UNUSED int dh_consumer_zone_read (dh_consumer *c, unsigned zone,
     void *buf, size_t cap, size_t *len, uint64_t *version);
+
+/* The zone's current version (its seqlock sequence, even when stable)
+ * without copying it: poll this and read the zone only when it changed.
+ * Any thread. */
+DH_API uint64_t dh_consumer_zone_version (dh_consumer *c, unsigned zone);
 
 DH_API void dh_consumer_wakeup (dh_consumer *c);
 DH_API void dh_consumer_clear_wakeup (dh_consumer *c);

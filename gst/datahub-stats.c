@@ -1,0 +1,75 @@
+#include "datahub-stats.h"
+
+void
+datahub_stats_timer_init (DatahubStatsTimer *t)
+{
+  t->last = gst_util_get_timestamp ();
+}
+
+gboolean
+datahub_stats_timer_due (DatahubStatsTimer *t, guint interval_ms)
+{
+  GstClockTime now = gst_util_get_timestamp ();
+  if (now - t->last < (GstClockTime) interval_ms * GST_MSECOND)
+    return FALSE;
+  t->last = now;
+  return TRUE;
+}
+
+GstStructure *
+datahub_stats_from_metrics (const dh_metrics *m, guint64 bytes_copied,
+    const dh_consumer_stats *consumer)
+{
+  GstStructure *s = gst_structure_new ("datahub-stats",
+      "written", G_TYPE_UINT64, m->slots_written,
+      "read", G_TYPE_UINT64, m->slots_read,
+      "bytes-written", G_TYPE_UINT64, m->bytes_written,
+      "bytes-read", G_TYPE_UINT64, m->bytes_read,
+      "bytes-copied", G_TYPE_UINT64, bytes_copied,
+      "lost", G_TYPE_UINT64, m->records_lost,
+      "dropped", G_TYPE_UINT64, m->commits_aborted,
+      "consumers", G_TYPE_UINT, m->consumers_live,
+      "consumers-dead", G_TYPE_UINT, m->consumers_dead,
+      "checksum-failures", G_TYPE_UINT64, m->checksum_failures,
+      "timeouts", G_TYPE_UINT64, m->writer_timeout_count,
+      "writer-waits", G_TYPE_UINT64, m->writer_waits,
+      "head", G_TYPE_UINT64, m->head_seq, NULL);
+  if (consumer)
+    gst_structure_set (s,
+        "consumer-read", G_TYPE_UINT64, consumer->read,
+        "consumer-lost", G_TYPE_UINT64, consumer->lost,
+        "consumer-held", G_TYPE_UINT, consumer->held,
+        "consumer-checksum-failures", G_TYPE_UINT64, consumer->checksum_failures, NULL);
+  return s;
+}
+
+void
+datahub_install_common_properties (GObjectClass *klass, guint channel, guint shm_name,
+    guint broker, guint secret, guint stats_interval, guint stats)
+{
+  const GParamFlags rw = G_PARAM_READWRITE | G_PARAM_STATIC_STRINGS | GST_PARAM_MUTABLE_READY;
+  g_object_class_install_property (klass, channel,
+      g_param_spec_string ("channel", "Channel",
+          "Channel name; the shared memory object is /datahub.<channel>",
+          "datahub", rw));
+  g_object_class_install_property (klass, shm_name,
+      g_param_spec_string ("shm-name", "Shm name",
+          "Explicit shared memory object name (\"/name\"); overrides channel",
+          NULL, rw));
+  g_object_class_install_property (klass, broker,
+      g_param_spec_string ("broker", "Broker",
+          "Broker endpoint for discovery (empty = none; broker support is not "
+          "built yet)", NULL, rw));
+  g_object_class_install_property (klass, secret,
+      g_param_spec_string ("secret", "Secret",
+          "Shared secret: 32 hex digits, or any text (hashed to 128 bits)",
+          NULL, rw));
+  g_object_class_install_property (klass, stats_interval,
+      g_param_spec_uint ("stats-interval", "Stats interval",
+          "Post a datahub-stats element message every this many ms (0 = off)",
+          0, G_MAXUINT, 0, G_PARAM_READWRITE | G_PARAM_STATIC_STRINGS
+              | GST_PARAM_MUTABLE_PLAYING));
+  g_object_class_install_property (klass, stats,
+      g_param_spec_boxed ("stats", "Stats", "Current figures (datahub-stats structure)",
+          GST_TYPE_STRUCTURE, G_PARAM_READABLE | G_PARAM_STATIC_STRINGS));
+}

@@ -1,0 +1,733 @@
+/**
+ * SECTION:element-datahubsink
+ * @title: datahubsink
+ *
+ * Writes buffers into a datahub DataBlock (named shared memory) so that
+ * datahubsrc elements in other processes receive them with caps,
+ * timestamps and events intact.  Upstream that uses the offered buffer pool
+ * (e.g. videotestsrc) renders straight into shared memory: zero copies.
+ *
+ * ## Example launch lines
+ * |[
+ * gst-launch-1.0 videotestsrc is-live=true ! video/x-raw,width=1280,height=720 ! datahubsink channel=cam0
+ * gst-launch-1.0 datahubsrc channel=cam0 ! videoconvert ! autovideosink
+ * ]|
+ */
+#include "gstdatahubsink.h"
+
+#include <string.h>
+
+#include <gst/video/video.h>
+
+#include "datahub-enums.h"
+#include "datahub-pool.h"
+#include "datahub-wire.h"
+#include "datahub-stats.h"
+
+GST_DEBUG_CATEGORY_STATIC (datahub_sink_debug);
+#define GST_CAT_DEFAULT datahub_sink_debug
+
+#define DEFAULT_CHANNEL "datahub"
+#define DEFAULT_SLOT_SIZE 0
+#define DEFAULT_SLOTS 8
+#define DEFAULT_POLICY DH_POLICY_RING
+#define DEFAULT_ON_FULL DH_ON_FULL_BLOCK
+#define DEFAULT_MAX_CONSUMERS 16
+#define DEFAULT_INTEGRITY DH_INTEGRITY_NONE
+#define DEFAULT_PERMS 0600
+#define DEFAULT_STATS_INTERVAL 0
+
+enum {
+  PROP_0,
+  PROP_CHANNEL,
+  PROP_SHM_NAME,
+  PROP_BROKER,
+  PROP_SECRET,
+  PROP_STATS_INTERVAL,
+  PROP_STATS,
+  PROP_SLOT_SIZE,
+  PROP_SLOTS,
+  PROP_POLICY,
+  PROP_ON_FULL,
+  PROP_MAX_CONSUMERS,
+  PROP_INTEGRITY,
+  PROP_PERMS,
+  PROP_WAIT_FOR_CONSUMER,
+  PROP_METADATA,
+};
+
+struct _GstDatahubSink {
+  GstBaseSink parent;
+
+  /* properties (GST_OBJECT_LOCK) */
+  gchar *channel, *shm_name, *broker, *secret;
+  guint stats_interval;
+  guint64 slot_size;
+  guint slots, max_consumers, perms;
+  dh_policy policy;
+  dh_on_full on_full;
+  dh_integrity integrity;
+  gboolean wait_for_consumer;
+  GstStructure *metadata;
+  gboolean metadata_dirty;
+
+  /* streaming state */
+  DatahubProducerRef *producer;
+  GstBufferPool *pool;
+  GstCaps *caps;
+  guint caps_gen;
+  GQueue pending_events;  /* serialized events before the block exists */
+  guint64 bytes_copied;
+  guint64 buffers_zero_copy;
+  DatahubStatsTimer stats_timer;
+  gint last_consumers;
+  guint64 last_reaped;
+  gint unlocked;          /* between unlock and unlock_stop */
+};
+
+G_DEFINE_TYPE (GstDatahubSink, gst_datahub_sink, GST_TYPE_BASE_SINK);
+GST_ELEMENT_REGISTER_DEFINE (datahubsink, "datahubsink", GST_RANK_NONE,
+    GST_TYPE_DATAHUB_SINK);
+
+static GstStaticPadTemplate sink_template = GST_STATIC_PAD_TEMPLATE ("sink",
+    GST_PAD_SINK, GST_PAD_ALWAYS, GST_STATIC_CAPS_ANY);
+
+/* ---- the block ---------------------------------------------------------- */
+
+static gboolean
+create_block (GstDatahubSink *self, guint64 slot_size)
+{
+  dh_producer_config pc;
+  dh_producer_config_init (&pc);
+  guint8 secret[DH_SECRET_SIZE];
+  GST_OBJECT_LOCK (self);
+  gchar *name = g_strdup (self->shm_name && *self->shm_name ? self->shm_name : self->channel);
+  pc.slot_count = self->slots;
+  pc.policy = self->policy;
+  pc.on_full = self->on_full;
+  pc.max_consumers = self->max_consumers;
+  pc.integrity = self->integrity;
+  pc.mode = self->perms;
+  if (self->secret && *self->secret) {
+    datahub_wire_secret (self->secret, secret);
+    pc.secret = secret;
+  }
+  GST_OBJECT_UNLOCK (self);
+  pc.name = name;
+  pc.slot_size = slot_size;
+  pc.zone_count = 2;
+  pc.zone_sizes[DATAHUB_ZONE_STREAM] = DATAHUB_ZONE_STREAM_SIZE;
+  pc.zone_sizes[DATAHUB_ZONE_METADATA] = DATAHUB_ZONE_METADATA_SIZE;
+  dh_producer *p;
+  int rc = dh_producer_create (&pc, &p);
+  if (rc != 0) {
+    if (rc == -EACCES)
+      GST_ELEMENT_ERROR (self, RESOURCE, OPEN_WRITE,
+          ("Permission denied creating the shared memory for channel '%s'.", name),
+          ("%s", dh_error_detail ()));
+    else if (rc == DH_EBUSY)
+      GST_ELEMENT_ERROR (self, RESOURCE, BUSY,
+          ("Another producer is already running on channel '%s'.", name),
+          ("%s", dh_error_detail ()));
+    else
+      GST_ELEMENT_ERROR (self, RESOURCE, OPEN_WRITE,
+          ("Could not create the datahub block for '%s': %s.", name, dh_strerror (rc)),
+          ("%s", dh_error_detail ()));
+    g_free (name);
+    return FALSE;
+  }
+  GST_INFO_OBJECT (self, "created %s: %u slots of %" G_GUINT64_FORMAT " bytes",
+      dh_producer_shm_name (p), pc.slot_count, slot_size);
+  g_free (name);
+  self->producer = datahub_producer_ref_new (p);
+  return TRUE;
+}
+
+static void
+write_stream_state (GstDatahubSink *self)
+{
+  GstBaseSink *bs = GST_BASE_SINK (self);
+  gchar *state = datahub_wire_state_to_string (self->caps_gen, self->caps, &bs->segment);
+  int rc = dh_producer_zone_write (self->producer->producer, DATAHUB_ZONE_STREAM,
+      state, strlen (state) + 1);
+  if (rc != 0)
+    GST_WARNING_OBJECT (self, "stream state not written: %s", dh_error_detail ());
+  g_free (state);
+}
+
+static gboolean
+write_metadata (GstDatahubSink *self, const GstStructure *md)
+{
+  gchar *text = gst_structure_to_string (md);
+  int rc = dh_producer_zone_write (self->producer->producer, DATAHUB_ZONE_METADATA,
+      text, strlen (text) + 1);
+  if (rc != 0)
+    GST_ELEMENT_WARNING (self, RESOURCE, WRITE,
+        ("Metadata of %zu bytes does not fit the %d-byte zone.", strlen (text) + 1,
+            DATAHUB_ZONE_METADATA_SIZE), ("%s", dh_error_detail ()));
+  g_free (text);
+  return rc == 0;
+}
+
+static void
+flush_metadata (GstDatahubSink *self)
+{
+  GST_OBJECT_LOCK (self);
+  GstStructure *md = self->metadata_dirty && self->metadata
+      ? gst_structure_copy (self->metadata) : NULL;
+  self->metadata_dirty = FALSE;
+  GST_OBJECT_UNLOCK (self);
+  if (md) {
+    write_metadata (self, md);
+    gst_structure_free (md);
+  }
+}
+
+/* One record: an event (text) or a buffer copy. */
+static GstFlowReturn
+write_record (GstDatahubSink *self, const void *data, gsize size,
+    const dh_record_info *info)
+{
+  dh_slot s;
+  int rc = dh_producer_acquire (self->producer->producer, -1, &s);
+  if (rc == -ECANCELED)
+    return GST_FLOW_FLUSHING;
+  if (rc != 0) {
+    GST_ELEMENT_ERROR (self, RESOURCE, WRITE, ("No free slot in the datahub block."),
+        ("%s", dh_error_detail ()));
+    return GST_FLOW_ERROR;
+  }
+  memcpy (s.data, data, size);
+  rc = dh_producer_commit (self->producer->producer, &s, info, NULL);
+  if (rc != 0) {
+    dh_producer_abort (self->producer->producer, &s);
+    GST_ELEMENT_ERROR (self, RESOURCE, WRITE, ("Could not publish a record."),
+        ("%s", dh_error_detail ()));
+    return GST_FLOW_ERROR;
+  }
+  return GST_FLOW_OK;
+}
+
+static GstFlowReturn
+write_event (GstDatahubSink *self, GstEvent *event, const gchar *text)
+{
+  gsize len = strlen (text) + 1;
+  if (len > dh_producer_slot_size (self->producer->producer)) {
+    GST_WARNING_OBJECT (self, "%s event of %zu bytes does not fit a slot; dropped",
+        GST_EVENT_TYPE_NAME (event), len);
+    return GST_FLOW_OK;
+  }
+  dh_record_info info = { .size = len, .kind = DATAHUB_KIND_EVENT,
+    .flags = (uint32_t) GST_EVENT_TYPE (event), .caps_gen = self->caps_gen,
+    .pts = -1, .dts = -1, .duration = -1 };
+  return write_record (self, text, len, &info);
+}
+
+static GstFlowReturn
+flush_pending_events (GstDatahubSink *self)
+{
+  GstEvent *e;
+  GstFlowReturn ret = GST_FLOW_OK;
+  while (ret == GST_FLOW_OK && (e = g_queue_pop_head (&self->pending_events))) {
+    gchar *text = datahub_wire_event_to_string (e);
+    ret = write_event (self, e, text);
+    g_free (text);
+    gst_event_unref (e);
+  }
+  return ret;
+}
+
+/* Creates the block once the slot size is known: from the property, from
+ * the video caps, or from the first buffer. */
+static gboolean
+ensure_block (GstDatahubSink *self, gsize buffer_size)
+{
+  if (self->producer)
+    return TRUE;
+  GST_OBJECT_LOCK (self);
+  guint64 size = self->slot_size;
+  GST_OBJECT_UNLOCK (self);
+  GstVideoInfo vinfo;
+  if (size == 0 && self->caps && gst_video_info_from_caps (&vinfo, self->caps))
+    size = vinfo.size;
+  if (size == 0 && buffer_size > 0)
+    size = MAX (2 * buffer_size, 4096); /* room for growth of non-video streams */
+  if (size == 0)
+    return TRUE; /* not yet */
+  if (!create_block (self, size))
+    return FALSE;
+  self->metadata_dirty = TRUE;
+  flush_metadata (self);
+  write_stream_state (self);
+  return flush_pending_events (self) == GST_FLOW_OK;
+}
+
+/* ---- GstBaseSink vfuncs ---------------------------------------------- */
+
+static gboolean
+gst_datahub_sink_set_caps (GstBaseSink *bs, GstCaps *caps)
+{
+  GstDatahubSink *self = GST_DATAHUB_SINK (bs);
+  gst_caps_replace (&self->caps, caps);
+  self->caps_gen++;
+  if (!ensure_block (self, 0))
+    return FALSE;
+  if (self->producer)
+    write_stream_state (self);
+  return TRUE;
+}
+
+/* Writes a serialized event in order with the buffers, or queues it until
+ * the block exists. */
+static void
+forward_event (GstDatahubSink *self, GstEvent *event, const gchar *text)
+{
+  if (!self->producer) {
+    g_queue_push_tail (&self->pending_events, gst_event_ref (event));
+    return;
+  }
+  write_event (self, event, text);
+  if (GST_EVENT_TYPE (event) == GST_EVENT_SEGMENT)
+    write_stream_state (self);
+}
+
+static gboolean
+gst_datahub_sink_event (GstBaseSink *bs, GstEvent *event)
+{
+  GstDatahubSink *self = GST_DATAHUB_SINK (bs);
+  if (GST_EVENT_TYPE (event) == GST_EVENT_CUSTOM_DOWNSTREAM
+      && gst_event_has_name (event, DATAHUB_METADATA_EVENT)) {
+    GST_OBJECT_LOCK (self);
+    if (self->metadata)
+      gst_structure_free (self->metadata);
+    self->metadata = gst_structure_copy (gst_event_get_structure (event));
+    self->metadata_dirty = TRUE;
+    GST_OBJECT_UNLOCK (self);
+    g_object_notify (G_OBJECT (self), "metadata");
+    if (self->producer)
+      flush_metadata (self);
+  }
+  gchar *text = datahub_wire_event_to_string (event);
+  if (GST_EVENT_TYPE (event) != GST_EVENT_CAPS) {
+    if (text)
+      forward_event (self, event, text);
+    g_free (text);
+    return GST_BASE_SINK_CLASS (gst_datahub_sink_parent_class)->event (bs, event);
+  }
+  /* caps: the parent calls set_caps (which may create the block) first */
+  GstEvent *caps_event = gst_event_ref (event);
+  gboolean ok = GST_BASE_SINK_CLASS (gst_datahub_sink_parent_class)->event (bs, event);
+  if (ok && text)
+    forward_event (self, caps_event, text);
+  gst_event_unref (caps_event);
+  g_free (text);
+  return ok;
+}
+
+/* Monotonic-clock time at which this buffer is due, for consumers in
+ * timestamp-mode=clock; -1 when the pipeline clock is not the system
+ * monotonic clock. */
+static gint64
+monotonic_due_time (GstDatahubSink *self, GstBuffer *buf)
+{
+  GstClock *clock = GST_ELEMENT_CLOCK (self);
+  if (!clock || !GST_IS_SYSTEM_CLOCK (clock) || !GST_BUFFER_PTS_IS_VALID (buf))
+    return -1;
+  GstClockType type;
+  g_object_get (clock, "clock-type", &type, NULL);
+  if (type != GST_CLOCK_TYPE_MONOTONIC)
+    return -1;
+  GstClockTime rt = gst_segment_to_running_time (&GST_BASE_SINK (self)->segment,
+      GST_FORMAT_TIME, GST_BUFFER_PTS (buf));
+  if (!GST_CLOCK_TIME_IS_VALID (rt))
+    return -1;
+  return (gint64) (rt + GST_ELEMENT_CAST (self)->base_time);
+}
+
+static void
+post_consumer_changes (GstDatahubSink *self, const dh_metrics *m)
+{
+  gint live = (gint) m->consumers_live;
+  if (live == self->last_consumers && m->consumers_reaped == self->last_reaped)
+    return;
+  const gchar *what = m->consumers_reaped > self->last_reaped ? "dead"
+      : live > self->last_consumers ? "attached" : "detached";
+  gst_element_post_message (GST_ELEMENT (self), gst_message_new_element (GST_OBJECT (self),
+          gst_structure_new ("datahub-consumer", "event", G_TYPE_STRING, what,
+              "consumers", G_TYPE_INT, live, NULL)));
+  self->last_consumers = live;
+  self->last_reaped = m->consumers_reaped;
+}
+
+static void
+maybe_post_stats (GstDatahubSink *self)
+{
+  GST_OBJECT_LOCK (self);
+  guint interval = self->stats_interval;
+  GST_OBJECT_UNLOCK (self);
+  if (!datahub_stats_timer_due (&self->stats_timer, interval ? interval : 100))
+    return;
+  dh_metrics m;
+  dh_producer_metrics (self->producer->producer, &m);
+  post_consumer_changes (self, &m);
+  if (interval) {
+    GstStructure *s = datahub_stats_from_metrics (&m, self->bytes_copied, NULL);
+    gst_element_post_message (GST_ELEMENT (self),
+        gst_message_new_element (GST_OBJECT (self), s));
+  }
+}
+
+/* wait-for-consumer: hold the first buffers until someone attached;
+ * unlock() (flushing, state change) ends the wait. */
+static GstFlowReturn
+wait_for_consumer (GstDatahubSink *self)
+{
+  GST_OBJECT_LOCK (self);
+  gboolean wait = self->wait_for_consumer;
+  GST_OBJECT_UNLOCK (self);
+  while (wait && dh_producer_consumer_count (self->producer->producer) == 0) {
+    if (g_atomic_int_get (&self->unlocked))
+      return GST_FLOW_FLUSHING;
+    g_usleep (5000);
+  }
+  return GST_FLOW_OK;
+}
+
+static GstFlowReturn
+gst_datahub_sink_render (GstBaseSink *bs, GstBuffer *buf)
+{
+  GstDatahubSink *self = GST_DATAHUB_SINK (bs);
+  gsize size = gst_buffer_get_size (buf);
+  if (!ensure_block (self, size))
+    return GST_FLOW_ERROR;
+  dh_producer *p = self->producer->producer;
+  GstFlowReturn ret = wait_for_consumer (self);
+  if (ret != GST_FLOW_OK)
+    return ret;
+  flush_metadata (self);
+  if (size > dh_producer_slot_size (p)) {
+    GST_ELEMENT_ERROR (self, RESOURCE, WRITE,
+        ("Buffer of %" G_GSIZE_FORMAT " bytes does not fit the %" G_GUINT64_FORMAT
+            "-byte slots; set slot-size to at least the largest buffer.", size,
+            dh_producer_slot_size (p)),
+        ("handover to a larger block is not implemented yet"));
+    return GST_FLOW_ERROR;
+  }
+  dh_record_info info = {
+    .size = size, .kind = DATAHUB_KIND_BUFFER,
+    .flags = GST_BUFFER_FLAGS (buf), .caps_gen = self->caps_gen,
+    .pts = GST_BUFFER_PTS_IS_VALID (buf) ? (int64_t) GST_BUFFER_PTS (buf) : -1,
+    .dts = GST_BUFFER_DTS_IS_VALID (buf) ? (int64_t) GST_BUFFER_DTS (buf) : -1,
+    .duration = GST_BUFFER_DURATION_IS_VALID (buf) ? (int64_t) GST_BUFFER_DURATION (buf) : -1,
+    .offset = GST_BUFFER_OFFSET (buf), .offset_end = GST_BUFFER_OFFSET_END (buf),
+    .user = { (uint64_t) monotonic_due_time (self, buf), 0 },
+  };
+  const dh_slot *slot = datahub_pool_buffer_slot (buf, self->producer);
+  if (slot) {
+    /* zero copy: upstream rendered into this slot */
+    int rc = dh_producer_commit (p, slot, &info, NULL);
+    if (rc != 0) {
+      GST_ELEMENT_ERROR (self, RESOURCE, WRITE, ("Could not publish a buffer."),
+          ("%s", dh_error_detail ()));
+      return GST_FLOW_ERROR;
+    }
+    datahub_pool_buffer_committed (buf);
+    self->buffers_zero_copy++;
+  } else {
+    dh_slot s;
+    int rc = dh_producer_acquire (p, -1, &s);
+    if (rc == -ECANCELED)
+      return GST_FLOW_FLUSHING;
+    if (rc != 0) {
+      GST_ELEMENT_ERROR (self, RESOURCE, WRITE, ("No free slot in the datahub block."),
+          ("%s", dh_error_detail ()));
+      return GST_FLOW_ERROR;
+    }
+    gst_buffer_extract (buf, 0, s.data, size);
+    self->bytes_copied += size;
+    if ((rc = dh_producer_commit (p, &s, &info, NULL)) != 0) {
+      dh_producer_abort (p, &s);
+      GST_ELEMENT_ERROR (self, RESOURCE, WRITE, ("Could not publish a buffer."),
+          ("%s", dh_error_detail ()));
+      return GST_FLOW_ERROR;
+    }
+  }
+  maybe_post_stats (self);
+  return GST_FLOW_OK;
+}
+
+static gboolean
+gst_datahub_sink_propose_allocation (GstBaseSink *bs, GstQuery *query)
+{
+  GstDatahubSink *self = GST_DATAHUB_SINK (bs);
+  GstCaps *caps;
+  gboolean need_pool;
+  gst_query_parse_allocation (query, &caps, &need_pool);
+  if (!caps)
+    return FALSE;
+  if (caps && !self->caps)
+    gst_caps_replace (&self->caps, caps);
+  GstVideoInfo vinfo;
+  gboolean video = gst_video_info_from_caps (&vinfo, caps);
+  if (!video || !ensure_block (self, 0) || !self->producer)
+    return TRUE; /* no pool: upstream allocates, we copy once */
+  if (vinfo.size > dh_producer_slot_size (self->producer->producer))
+    return TRUE;
+  if (!self->pool)
+    self->pool = gst_datahub_pool_new (self->producer);
+  GstStructure *config = gst_buffer_pool_get_config (self->pool);
+  gst_buffer_pool_config_set_params (config, caps, (guint) vinfo.size, 0, 0);
+  gst_buffer_pool_config_add_option (config, GST_BUFFER_POOL_OPTION_VIDEO_META);
+  if (gst_buffer_pool_is_active (self->pool) || !gst_buffer_pool_set_config (self->pool, config)) {
+    if (!gst_buffer_pool_is_active (self->pool))
+      return TRUE;
+  }
+  gst_query_add_allocation_pool (query, self->pool, (guint) vinfo.size, 0, 0);
+  gst_query_add_allocation_meta (query, GST_VIDEO_META_API_TYPE, NULL);
+  return TRUE;
+}
+
+static gboolean
+gst_datahub_sink_unlock (GstBaseSink *bs)
+{
+  GstDatahubSink *self = GST_DATAHUB_SINK (bs);
+  g_atomic_int_set (&self->unlocked, TRUE);
+  if (self->producer)
+    dh_producer_wakeup (self->producer->producer);
+  return TRUE;
+}
+
+static gboolean
+gst_datahub_sink_unlock_stop (GstBaseSink *bs)
+{
+  GstDatahubSink *self = GST_DATAHUB_SINK (bs);
+  g_atomic_int_set (&self->unlocked, FALSE);
+  if (self->producer)
+    dh_producer_clear_wakeup (self->producer->producer);
+  return TRUE;
+}
+
+static gboolean
+gst_datahub_sink_start (GstBaseSink *bs)
+{
+  GstDatahubSink *self = GST_DATAHUB_SINK (bs);
+  GST_OBJECT_LOCK (self);
+  gboolean broker = self->broker && *self->broker;
+  GST_OBJECT_UNLOCK (self);
+  if (broker) {
+    GST_ELEMENT_ERROR (self, RESOURCE, SETTINGS,
+        ("The broker property is set, but broker support is not built yet."),
+        ("leave broker empty: the channel name maps to a shm name directly"));
+    return FALSE;
+  }
+  self->caps_gen = 0;
+  self->bytes_copied = 0;
+  self->buffers_zero_copy = 0;
+  self->last_consumers = 0;
+  self->last_reaped = 0;
+  datahub_stats_timer_init (&self->stats_timer);
+  GST_OBJECT_LOCK (self);
+  guint64 size = self->slot_size;
+  GST_OBJECT_UNLOCK (self);
+  /* a known slot size creates the block now, so consumers can attach and
+   * wait-for-consumer can work before the first buffer */
+  return size == 0 || create_block (self, size);
+}
+
+static gboolean
+gst_datahub_sink_stop (GstBaseSink *bs)
+{
+  GstDatahubSink *self = GST_DATAHUB_SINK (bs);
+  if (self->pool) {
+    gst_buffer_pool_set_active (self->pool, FALSE);
+    gst_clear_object (&self->pool);
+  }
+  g_queue_clear_full (&self->pending_events, (GDestroyNotify) gst_event_unref);
+  gst_caps_replace (&self->caps, NULL);
+  if (self->producer) {
+    datahub_producer_unref (self->producer);
+    self->producer = NULL;
+  }
+  return TRUE;
+}
+
+/* ---- properties ---------------------------------------------------------- */
+
+static GstStructure *
+stats_structure (GstDatahubSink *self)
+{
+  if (!self->producer)
+    return gst_structure_new_empty ("datahub-stats");
+  dh_metrics m;
+  dh_producer_metrics (self->producer->producer, &m);
+  return datahub_stats_from_metrics (&m, self->bytes_copied, NULL);
+}
+
+static void
+gst_datahub_sink_set_property (GObject *object, guint prop_id, const GValue *value,
+    GParamSpec *pspec)
+{
+  GstDatahubSink *self = GST_DATAHUB_SINK (object);
+  GST_OBJECT_LOCK (self);
+  switch (prop_id) {
+    case PROP_CHANNEL: g_free (self->channel); self->channel = g_value_dup_string (value); break;
+    case PROP_SHM_NAME: g_free (self->shm_name); self->shm_name = g_value_dup_string (value); break;
+    case PROP_BROKER: g_free (self->broker); self->broker = g_value_dup_string (value); break;
+    case PROP_SECRET: g_free (self->secret); self->secret = g_value_dup_string (value); break;
+    case PROP_STATS_INTERVAL: self->stats_interval = g_value_get_uint (value); break;
+    case PROP_SLOT_SIZE: self->slot_size = g_value_get_uint64 (value); break;
+    case PROP_SLOTS: self->slots = g_value_get_uint (value); break;
+    case PROP_POLICY: self->policy = g_value_get_enum (value); break;
+    case PROP_ON_FULL: self->on_full = g_value_get_enum (value); break;
+    case PROP_MAX_CONSUMERS: self->max_consumers = g_value_get_uint (value); break;
+    case PROP_INTEGRITY: self->integrity = g_value_get_enum (value); break;
+    case PROP_PERMS: self->perms = g_value_get_uint (value); break;
+    case PROP_WAIT_FOR_CONSUMER: self->wait_for_consumer = g_value_get_boolean (value); break;
+    case PROP_METADATA: {
+      const GstStructure *s = gst_value_get_structure (value);
+      if (self->metadata)
+        gst_structure_free (self->metadata);
+      self->metadata = s ? gst_structure_copy (s) : NULL;
+      self->metadata_dirty = self->metadata != NULL;
+      break;
+    }
+    default: G_OBJECT_WARN_INVALID_PROPERTY_ID (object, prop_id, pspec); break;
+  }
+  GST_OBJECT_UNLOCK (self);
+}
+
+static void
+gst_datahub_sink_get_property (GObject *object, guint prop_id, GValue *value,
+    GParamSpec *pspec)
+{
+  GstDatahubSink *self = GST_DATAHUB_SINK (object);
+  if (prop_id == PROP_STATS) {
+    g_value_take_boxed (value, stats_structure (self));
+    return;
+  }
+  GST_OBJECT_LOCK (self);
+  switch (prop_id) {
+    case PROP_CHANNEL: g_value_set_string (value, self->channel); break;
+    case PROP_SHM_NAME:
+      if (self->producer)
+        g_value_set_string (value, dh_producer_shm_name (self->producer->producer));
+      else
+        g_value_set_string (value, self->shm_name);
+      break;
+    case PROP_BROKER: g_value_set_string (value, self->broker); break;
+    case PROP_SECRET: g_value_set_string (value, self->secret); break;
+    case PROP_STATS_INTERVAL: g_value_set_uint (value, self->stats_interval); break;
+    case PROP_SLOT_SIZE: g_value_set_uint64 (value, self->slot_size); break;
+    case PROP_SLOTS: g_value_set_uint (value, self->slots); break;
+    case PROP_POLICY: g_value_set_enum (value, self->policy); break;
+    case PROP_ON_FULL: g_value_set_enum (value, self->on_full); break;
+    case PROP_MAX_CONSUMERS: g_value_set_uint (value, self->max_consumers); break;
+    case PROP_INTEGRITY: g_value_set_enum (value, self->integrity); break;
+    case PROP_PERMS: g_value_set_uint (value, self->perms); break;
+    case PROP_WAIT_FOR_CONSUMER: g_value_set_boolean (value, self->wait_for_consumer); break;
+    case PROP_METADATA: gst_value_set_structure (value, self->metadata); break;
+    default: G_OBJECT_WARN_INVALID_PROPERTY_ID (object, prop_id, pspec); break;
+  }
+  GST_OBJECT_UNLOCK (self);
+}
+
+static void
+gst_datahub_sink_finalize (GObject *object)
+{
+  GstDatahubSink *self = GST_DATAHUB_SINK (object);
+  g_free (self->channel);
+  g_free (self->shm_name);
+  g_free (self->broker);
+  g_free (self->secret);
+  if (self->metadata)
+    gst_structure_free (self->metadata);
+  G_OBJECT_CLASS (gst_datahub_sink_parent_class)->finalize (object);
+}
+
+static void
+gst_datahub_sink_class_init (GstDatahubSinkClass *klass)
+{
+  GObjectClass *gobject_class = G_OBJECT_CLASS (klass);
+  GstElementClass *element_class = GST_ELEMENT_CLASS (klass);
+  GstBaseSinkClass *bs_class = GST_BASE_SINK_CLASS (klass);
+  const GParamFlags rw = G_PARAM_READWRITE | G_PARAM_STATIC_STRINGS;
+  const GParamFlags rw_ready = rw | GST_PARAM_MUTABLE_READY;
+
+  gobject_class->set_property = gst_datahub_sink_set_property;
+  gobject_class->get_property = gst_datahub_sink_get_property;
+  gobject_class->finalize = gst_datahub_sink_finalize;
+
+  datahub_install_common_properties (gobject_class, PROP_CHANNEL, PROP_SHM_NAME,
+      PROP_BROKER, PROP_SECRET, PROP_STATS_INTERVAL, PROP_STATS);
+  g_object_class_install_property (gobject_class, PROP_SLOT_SIZE,
+      g_param_spec_uint64 ("slot-size", "Slot size",
+          "Bytes per slot; 0 = from the video caps, or twice the first buffer",
+          0, G_MAXUINT64, DEFAULT_SLOT_SIZE, rw_ready));
+  g_object_class_install_property (gobject_class, PROP_SLOTS,
+      g_param_spec_uint ("slots", "Slots",
+          "Slots in the pool (ring policy; single uses 1, double 2)", 1, 65536,
+          DEFAULT_SLOTS, rw_ready));
+  g_object_class_install_property (gobject_class, PROP_POLICY,
+      g_param_spec_enum ("policy", "Policy", "How consumers see buffers",
+          DATAHUB_TYPE_POLICY, DEFAULT_POLICY, rw_ready));
+  g_object_class_install_property (gobject_class, PROP_ON_FULL,
+      g_param_spec_enum ("on-full", "On full",
+          "What the sink does when every slot is unread or held (ring policy)",
+          DATAHUB_TYPE_ON_FULL, DEFAULT_ON_FULL, rw_ready));
+  g_object_class_install_property (gobject_class, PROP_MAX_CONSUMERS,
+      g_param_spec_uint ("max-consumers", "Max consumers",
+          "Most consumers that can attach at once", 1, DH_MAX_CONSUMERS,
+          DEFAULT_MAX_CONSUMERS, rw_ready));
+  g_object_class_install_property (gobject_class, PROP_INTEGRITY,
+      g_param_spec_enum ("integrity", "Integrity",
+          "Per-buffer integrity check computed here and verified by every src",
+          DATAHUB_TYPE_INTEGRITY, DEFAULT_INTEGRITY, rw_ready));
+  g_object_class_install_property (gobject_class, PROP_PERMS,
+      g_param_spec_uint ("perms", "Permissions",
+          "File mode of the shared memory object (e.g. 0660 = 432 for a group)",
+          0, 0777, DEFAULT_PERMS, rw_ready));
+  g_object_class_install_property (gobject_class, PROP_WAIT_FOR_CONSUMER,
+      g_param_spec_boolean ("wait-for-consumer", "Wait for consumer",
+          "Hold buffers until at least one consumer is attached", FALSE, rw_ready));
+  g_object_class_install_property (gobject_class, PROP_METADATA,
+      g_param_spec_boxed ("metadata", "Metadata",
+          "Application metadata published to every src (settable while playing; "
+          "also set by a custom downstream event named " DATAHUB_METADATA_EVENT ")",
+          GST_TYPE_STRUCTURE, rw | GST_PARAM_MUTABLE_PLAYING));
+
+  gst_element_class_add_static_pad_template (element_class, &sink_template);
+  gst_element_class_set_static_metadata (element_class, "Datahub sink",
+      "Sink/Network", "Writes buffers to a datahub shared-memory channel for other processes",
+      "datahub developers");
+
+  bs_class->start = GST_DEBUG_FUNCPTR (gst_datahub_sink_start);
+  bs_class->stop = GST_DEBUG_FUNCPTR (gst_datahub_sink_stop);
+  bs_class->set_caps = GST_DEBUG_FUNCPTR (gst_datahub_sink_set_caps);
+  bs_class->event = GST_DEBUG_FUNCPTR (gst_datahub_sink_event);
+  bs_class->render = GST_DEBUG_FUNCPTR (gst_datahub_sink_render);
+  bs_class->propose_allocation = GST_DEBUG_FUNCPTR (gst_datahub_sink_propose_allocation);
+  bs_class->unlock = GST_DEBUG_FUNCPTR (gst_datahub_sink_unlock);
+  bs_class->unlock_stop = GST_DEBUG_FUNCPTR (gst_datahub_sink_unlock_stop);
+
+  gst_type_mark_as_plugin_api (DATAHUB_TYPE_POLICY, 0);
+  gst_type_mark_as_plugin_api (DATAHUB_TYPE_ON_FULL, 0);
+  gst_type_mark_as_plugin_api (DATAHUB_TYPE_INTEGRITY, 0);
+  GST_DEBUG_CATEGORY_INIT (datahub_sink_debug, "datahubsink", 0, "datahub sink");
+}
+
+static void
+gst_datahub_sink_init (GstDatahubSink *self)
+{
+  self->channel = g_strdup (DEFAULT_CHANNEL);
+  self->slots = DEFAULT_SLOTS;
+  self->policy = DEFAULT_POLICY;
+  self->on_full = DEFAULT_ON_FULL;
+  self->max_consumers = DEFAULT_MAX_CONSUMERS;
+  self->integrity = DEFAULT_INTEGRITY;
+  self->perms = DEFAULT_PERMS;
+  self->stats_interval = DEFAULT_STATS_INTERVAL;
+  g_queue_init (&self->pending_events);
+  /* render into shared memory as soon as a buffer arrives: sync is the
+   * consumer's business */
+  gst_base_sink_set_sync (GST_BASE_SINK (self), FALSE);
+}

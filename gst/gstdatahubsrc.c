@@ -1,0 +1,719 @@
+/**
+ * SECTION:element-datahubsrc
+ * @title: datahubsrc
+ *
+ * Reads buffers that a datahubsink in another process writes into a
+ * datahub DataBlock.  Caps, segment, tags, EOS and custom serialized events
+ * arrive in order with the buffers; no caps need to be written by hand.
+ * Buffers wrap the shared slot memory (zero copy) and keep the producer from
+ * reusing it until they are freed, up to max-held-slots, beyond which they
+ * are copied so a slow downstream cannot stall the producer.
+ *
+ * ## Example launch lines
+ * |[
+ * gst-launch-1.0 datahubsrc channel=cam0 ! videoconvert ! autovideosink
+ * gst-launch-1.0 datahubsrc channel=cam0 leaky=true ! fakesink
+ * ]|
+ */
+#include "gstdatahubsrc.h"
+
+#include <string.h>
+
+#include <gst/video/video.h>
+
+#include "datahub-enums.h"
+#include "datahub-stats.h"
+#include "datahub-wire.h"
+
+GST_DEBUG_CATEGORY_STATIC (datahub_src_debug);
+#define GST_CAT_DEFAULT datahub_src_debug
+
+#define DEFAULT_START DH_START_LATEST
+#define DEFAULT_TIMEOUT 0
+#define DEFAULT_MAX_HELD 4
+#define DEFAULT_TIMESTAMP_MODE DATAHUB_TIMESTAMP_AUTO
+/* how long one attach attempt or one wait lasts before flushing and
+ * timeouts are checked again */
+#define SLICE_MS 100
+
+enum {
+  PROP_0,
+  PROP_CHANNEL,
+  PROP_SHM_NAME,
+  PROP_BROKER,
+  PROP_SECRET,
+  PROP_STATS_INTERVAL,
+  PROP_STATS,
+  PROP_START,
+  PROP_LEAKY,
+  PROP_TIMEOUT,
+  PROP_RECONNECT,
+  PROP_IS_LIVE,
+  PROP_TIMESTAMP_MODE,
+  PROP_MAX_HELD_SLOTS,
+  PROP_COPY,
+  PROP_METADATA,
+};
+
+/* The consumer handle, shared with every buffer that wraps one of its
+ * slots: it stays attached until the last such buffer is freed. */
+typedef struct {
+  gint refcount;
+  dh_consumer *consumer;
+} ConsumerRef;
+
+static ConsumerRef *
+consumer_ref (ConsumerRef *r)
+{
+  g_atomic_int_inc (&r->refcount);
+  return r;
+}
+
+static void
+consumer_unref (ConsumerRef *r)
+{
+  if (r && g_atomic_int_dec_and_test (&r->refcount)) {
+    dh_consumer_detach (r->consumer);
+    g_free (r);
+  }
+}
+
+typedef struct {
+  ConsumerRef *ref;
+  dh_record record;
+} HeldRecord;
+
+static void
+held_record_free (gpointer data)
+{
+  HeldRecord *h = data;
+  dh_consumer_release (h->ref->consumer, &h->record);
+  consumer_unref (h->ref);
+  g_free (h);
+}
+
+struct _GstDatahubSrc {
+  GstPushSrc parent;
+
+  /* properties (GST_OBJECT_LOCK) */
+  gchar *channel, *shm_name, *broker, *secret;
+  guint stats_interval;
+  dh_start start;
+  gboolean leaky, reconnect, copy;
+  guint timeout_ms, max_held;
+  DatahubTimestampMode ts_mode;
+  GstStructure *metadata;
+
+  /* streaming state */
+  ConsumerRef *conn;
+  gboolean flushing;
+  guint64 session;
+  GstCaps *caps;
+  GstVideoInfo vinfo;
+  gboolean is_video;
+  uint64_t metadata_version;
+  guint64 bytes_copied;
+  DatahubStatsTimer stats_timer;
+};
+
+G_DEFINE_TYPE (GstDatahubSrc, gst_datahub_src, GST_TYPE_PUSH_SRC);
+GST_ELEMENT_REGISTER_DEFINE (datahubsrc, "datahubsrc", GST_RANK_NONE,
+    GST_TYPE_DATAHUB_SRC);
+
+static GstStaticPadTemplate src_template = GST_STATIC_PAD_TEMPLATE ("src",
+    GST_PAD_SRC, GST_PAD_ALWAYS, GST_STATIC_CAPS_ANY);
+
+/* ---- attaching ------------------------------------------------------------ */
+
+static gboolean
+apply_caps (GstDatahubSrc *self, GstCaps *caps)
+{
+  if (self->caps && gst_caps_is_equal (self->caps, caps))
+    return TRUE;
+  gst_caps_replace (&self->caps, caps);
+  self->is_video = gst_video_info_from_caps (&self->vinfo, caps);
+  GST_DEBUG_OBJECT (self, "caps %" GST_PTR_FORMAT, caps);
+  return gst_base_src_set_caps (GST_BASE_SRC (self), caps);
+}
+
+static DatahubTimestampMode
+effective_ts_mode (GstDatahubSrc *self)
+{
+  GST_OBJECT_LOCK (self);
+  DatahubTimestampMode mode = self->ts_mode;
+  GST_OBJECT_UNLOCK (self);
+  if (mode == DATAHUB_TIMESTAMP_AUTO)
+    mode = gst_base_src_is_live (GST_BASE_SRC (self)) ? DATAHUB_TIMESTAMP_CLOCK
+        : DATAHUB_TIMESTAMP_PASSTHROUGH;
+  return mode;
+}
+
+/* A late joiner has missed the caps and segment records: take them from
+ * the stream-state zone. */
+static gboolean
+read_stream_state (GstDatahubSrc *self)
+{
+  gchar buf[DATAHUB_ZONE_STREAM_SIZE];
+  size_t len = 0;
+  if (dh_consumer_zone_read (self->conn->consumer, DATAHUB_ZONE_STREAM, buf,
+          sizeof buf - 1, &len, NULL) != 0 || len == 0)
+    return TRUE;
+  buf[len] = '\0';
+  guint gen;
+  GstCaps *caps = NULL;
+  GstSegment seg;
+  if (!datahub_wire_state_from_string (buf, &gen, &caps, &seg))
+    return TRUE;
+  gboolean ok = TRUE;
+  if (caps) {
+    ok = apply_caps (self, caps);
+    gst_caps_unref (caps);
+  }
+  if (ok && effective_ts_mode (self) == DATAHUB_TIMESTAMP_PASSTHROUGH
+      && seg.format == GST_FORMAT_TIME)
+    gst_base_src_new_segment (GST_BASE_SRC (self), &seg);
+  return ok;
+}
+
+static void
+post_metadata_if_changed (GstDatahubSrc *self)
+{
+  uint64_t v = dh_consumer_zone_version (self->conn->consumer, DATAHUB_ZONE_METADATA);
+  if (v == self->metadata_version)
+    return;
+  gchar buf[DATAHUB_ZONE_METADATA_SIZE];
+  size_t len = 0;
+  if (dh_consumer_zone_read (self->conn->consumer, DATAHUB_ZONE_METADATA, buf,
+          sizeof buf - 1, &len, &v) != 0)
+    return;
+  self->metadata_version = v;
+  if (len == 0)
+    return;
+  buf[len] = '\0';
+  GstStructure *md = gst_structure_from_string (buf, NULL);
+  if (!md)
+    return;
+  GST_OBJECT_LOCK (self);
+  if (self->metadata)
+    gst_structure_free (self->metadata);
+  self->metadata = gst_structure_copy (md);
+  GST_OBJECT_UNLOCK (self);
+  g_object_notify (G_OBJECT (self), "metadata");
+  gst_element_post_message (GST_ELEMENT (self), gst_message_new_element (GST_OBJECT (self),
+          gst_structure_new ("datahub-metadata", "metadata", GST_TYPE_STRUCTURE, md,
+              NULL)));
+  gst_structure_free (md);
+}
+
+static void
+report_attach_error (GstDatahubSrc *self, const gchar *name, int rc)
+{
+  if (rc == DH_ESECRET)
+    GST_ELEMENT_ERROR (self, RESOURCE, OPEN_READ,
+        ("Wrong or missing secret for channel '%s'.", name), ("%s", dh_error_detail ()));
+  else if (rc == DH_EVERSION)
+    GST_ELEMENT_ERROR (self, RESOURCE, OPEN_READ,
+        ("The producer of '%s' uses another datahub layout version; upgrade both sides.",
+            name), ("%s", dh_error_detail ()));
+  else if (rc == -EACCES)
+    GST_ELEMENT_ERROR (self, RESOURCE, OPEN_READ,
+        ("Permission denied on the shared memory of '%s' (see the sink's perms).", name),
+        ("%s", dh_error_detail ()));
+  else
+    GST_ELEMENT_ERROR (self, RESOURCE, OPEN_READ,
+        ("Could not attach to channel '%s': %s.", name, dh_strerror (rc)),
+        ("%s", dh_error_detail ()));
+}
+
+/* Attaches, waiting for a producer (of a session other than @avoid_session,
+ * after a producer died).  Returns FLOW_OK, FLUSHING or ERROR. */
+static GstFlowReturn
+attach (GstDatahubSrc *self, guint64 avoid_session)
+{
+  dh_consumer_config cc;
+  dh_consumer_config_init (&cc);
+  guint8 secret[DH_SECRET_SIZE];
+  GST_OBJECT_LOCK (self);
+  gchar *name = g_strdup (self->shm_name && *self->shm_name ? self->shm_name : self->channel);
+  cc.leaky = self->leaky;
+  cc.start = self->start;
+  guint timeout = self->timeout_ms;
+  if (self->secret && *self->secret) {
+    datahub_wire_secret (self->secret, secret);
+    cc.secret = secret;
+  }
+  GST_OBJECT_UNLOCK (self);
+  cc.name = name;
+  cc.attach_timeout_ms = SLICE_MS;
+  GstClockTime started = gst_util_get_timestamp ();
+  GstFlowReturn ret = GST_FLOW_OK;
+  for (;;) {
+    if (g_atomic_int_get (&self->flushing)) {
+      ret = GST_FLOW_FLUSHING;
+      break;
+    }
+    dh_consumer *c;
+    int rc = dh_consumer_attach (&cc, &c);
+    if (rc == 0 && dh_consumer_session_id (c) == avoid_session) {
+      dh_consumer_detach (c); /* still the dead producer's block */
+      g_usleep (10000);
+      rc = -ENOENT;
+    } else if (rc == 0) {
+      self->conn = g_new0 (ConsumerRef, 1);
+      self->conn->refcount = 1;
+      self->conn->consumer = c;
+      self->session = dh_consumer_session_id (c);
+      self->metadata_version = 0;
+      GST_INFO_OBJECT (self, "attached to %s", dh_consumer_shm_name (c));
+      break;
+    }
+    if (rc != -ENOENT && rc != DH_ENOTREADY && rc != -ETIMEDOUT) {
+      report_attach_error (self, name, rc);
+      ret = GST_FLOW_ERROR;
+      break;
+    }
+    if (timeout && gst_util_get_timestamp () - started > timeout * GST_MSECOND) {
+      GST_ELEMENT_ERROR (self, RESOURCE, NOT_FOUND,
+          ("No producer on channel '%s' after %u ms.", name, timeout),
+          ("%s", dh_error_detail ()));
+      ret = GST_FLOW_ERROR;
+      break;
+    }
+  }
+  g_free (name);
+  if (ret == GST_FLOW_OK && !read_stream_state (self))
+    ret = GST_FLOW_NOT_NEGOTIATED;
+  return ret;
+}
+
+static void
+drop_connection (GstDatahubSrc *self)
+{
+  consumer_unref (self->conn);
+  self->conn = NULL;
+}
+
+/* ---- turning records into events and buffers ------------------------------ */
+
+/* Returns GST_FLOW_OK to continue reading, or EOS/an error to stop. */
+static GstFlowReturn
+handle_event_record (GstDatahubSrc *self, const dh_record *r)
+{
+  gsize len = r->info.size;
+  const gchar *text = r->data;
+  if (len == 0 || text[len - 1] != '\0') {
+    GST_WARNING_OBJECT (self, "malformed event record %" G_GUINT64_FORMAT, r->seq);
+    return GST_FLOW_OK;
+  }
+  GstEventType type = (GstEventType) r->info.flags;
+  GstEvent *e = datahub_wire_event_from_string (type, text);
+  if (!e) {
+    GST_WARNING_OBJECT (self, "could not rebuild event from '%s'", text);
+    return GST_FLOW_OK;
+  }
+  GstFlowReturn ret = GST_FLOW_OK;
+  switch (type) {
+    case GST_EVENT_CAPS: {
+      GstCaps *caps;
+      gst_event_parse_caps (e, &caps);
+      if (!apply_caps (self, caps))
+        ret = GST_FLOW_NOT_NEGOTIATED;
+      gst_event_unref (e);
+      break;
+    }
+    case GST_EVENT_SEGMENT:
+      if (effective_ts_mode (self) == DATAHUB_TIMESTAMP_PASSTHROUGH) {
+        const GstSegment *seg;
+        gst_event_parse_segment (e, &seg);
+        if (seg->format == GST_FORMAT_TIME)
+          gst_base_src_new_segment (GST_BASE_SRC (self), seg);
+      }
+      gst_event_unref (e);
+      break;
+    case GST_EVENT_EOS:
+      gst_event_unref (e);
+      ret = GST_FLOW_EOS;
+      break;
+    case GST_EVENT_STREAM_START:
+      gst_event_unref (e); /* basesrc sends its own */
+      break;
+    default:
+      gst_pad_push_event (GST_BASE_SRC_PAD (self), e);
+      break;
+  }
+  return ret;
+}
+
+static void
+set_timestamps (GstDatahubSrc *self, GstBuffer *buf, const dh_record *r)
+{
+  GstClockTime base = GST_ELEMENT_CAST (self)->base_time;
+  switch (effective_ts_mode (self)) {
+    case DATAHUB_TIMESTAMP_CLOCK: {
+      gint64 due = (gint64) r->info.user[0];
+      if (due >= 0 && (GstClockTime) due >= base)
+        GST_BUFFER_PTS (buf) = (GstClockTime) due - base;
+      else
+        GST_BUFFER_PTS (buf) = GST_CLOCK_TIME_NONE;
+      GST_BUFFER_DTS (buf) = GST_CLOCK_TIME_NONE;
+      break;
+    }
+    case DATAHUB_TIMESTAMP_ARRIVAL: {
+      GstClock *clock = gst_element_get_clock (GST_ELEMENT (self));
+      GST_BUFFER_PTS (buf) = clock ? gst_clock_get_time (clock) - base : GST_CLOCK_TIME_NONE;
+      GST_BUFFER_DTS (buf) = GST_CLOCK_TIME_NONE;
+      if (clock)
+        gst_object_unref (clock);
+      break;
+    }
+    default:
+      GST_BUFFER_PTS (buf) = r->info.pts >= 0 ? (GstClockTime) r->info.pts : GST_CLOCK_TIME_NONE;
+      GST_BUFFER_DTS (buf) = r->info.dts >= 0 ? (GstClockTime) r->info.dts : GST_CLOCK_TIME_NONE;
+      break;
+  }
+  GST_BUFFER_DURATION (buf) = r->info.duration >= 0 ? (GstClockTime) r->info.duration
+      : GST_CLOCK_TIME_NONE;
+  GST_BUFFER_OFFSET (buf) = r->info.offset;
+  GST_BUFFER_OFFSET_END (buf) = r->info.offset_end;
+}
+
+static GstBuffer *
+buffer_from_record (GstDatahubSrc *self, const dh_record *r)
+{
+  dh_consumer_stats st;
+  dh_consumer_stats_get (self->conn->consumer, &st);
+  GST_OBJECT_LOCK (self);
+  gboolean copy = self->copy || st.held > self->max_held;
+  GST_OBJECT_UNLOCK (self);
+  GstBuffer *buf;
+  if (copy) {
+    buf = gst_buffer_new_memdup (r->data, r->info.size);
+    self->bytes_copied += r->info.size;
+    dh_consumer_release (self->conn->consumer, r);
+  } else {
+    HeldRecord *h = g_new (HeldRecord, 1);
+    h->ref = consumer_ref (self->conn);
+    h->record = *r;
+    buf = gst_buffer_new ();
+    gst_buffer_append_memory (buf, gst_memory_new_wrapped (GST_MEMORY_FLAG_READONLY,
+            (gpointer) r->data, r->info.size, 0, r->info.size, h, held_record_free));
+  }
+  /* flags the producer set (delta unit, discont, ...), minus the ones that
+   * describe memory on the other side */
+  GST_BUFFER_FLAGS (buf) = r->info.flags & ~(GST_BUFFER_FLAG_TAG_MEMORY);
+  set_timestamps (self, buf, r);
+  if (self->is_video && r->info.size == self->vinfo.size)
+    gst_buffer_add_video_meta_full (buf, GST_VIDEO_FRAME_FLAG_NONE,
+        GST_VIDEO_INFO_FORMAT (&self->vinfo), GST_VIDEO_INFO_WIDTH (&self->vinfo),
+        GST_VIDEO_INFO_HEIGHT (&self->vinfo), GST_VIDEO_INFO_N_PLANES (&self->vinfo),
+        self->vinfo.offset, self->vinfo.stride);
+  return buf;
+}
+
+static void
+maybe_post_stats (GstDatahubSrc *self)
+{
+  GST_OBJECT_LOCK (self);
+  guint interval = self->stats_interval;
+  GST_OBJECT_UNLOCK (self);
+  if (!interval || !datahub_stats_timer_due (&self->stats_timer, interval))
+    return;
+  dh_metrics m;
+  dh_consumer_stats st;
+  dh_consumer_metrics (self->conn->consumer, &m);
+  dh_consumer_stats_get (self->conn->consumer, &st);
+  gst_element_post_message (GST_ELEMENT (self), gst_message_new_element (GST_OBJECT (self),
+          datahub_stats_from_metrics (&m, self->bytes_copied, &st)));
+}
+
+/* The producer went away: reattach (reconnect=true) or fail. */
+static GstFlowReturn
+producer_gone (GstDatahubSrc *self, int rc)
+{
+  GST_OBJECT_LOCK (self);
+  gboolean reconnect = self->reconnect;
+  GST_OBJECT_UNLOCK (self);
+  guint64 session = self->session;
+  drop_connection (self);
+  if (!reconnect) {
+    GST_ELEMENT_ERROR (self, RESOURCE, READ, ("The producer stopped (%s).",
+            dh_strerror (rc)), ("reconnect=false"));
+    return GST_FLOW_ERROR;
+  }
+  GST_ELEMENT_WARNING (self, RESOURCE, READ,
+      ("The producer stopped (%s); waiting for a new one.", dh_strerror (rc)), (NULL));
+  return attach (self, session);
+}
+
+static GstFlowReturn
+gst_datahub_src_create (GstPushSrc *ps, GstBuffer **out)
+{
+  GstDatahubSrc *self = GST_DATAHUB_SRC (ps);
+  GstFlowReturn ret;
+  if (!self->conn && (ret = attach (self, 0)) != GST_FLOW_OK)
+    return ret;
+  GST_OBJECT_LOCK (self);
+  guint timeout = self->timeout_ms;
+  GST_OBJECT_UNLOCK (self);
+  GstClockTime waited_since = gst_util_get_timestamp ();
+  for (;;) {
+    post_metadata_if_changed (self);
+    dh_record r;
+    int rc = dh_consumer_next (self->conn->consumer, SLICE_MS, &r);
+    if (rc == -ETIMEDOUT) {
+      if (timeout && gst_util_get_timestamp () - waited_since > timeout * GST_MSECOND) {
+        GST_ELEMENT_ERROR (self, RESOURCE, READ, ("No data for %u ms.", timeout),
+            (NULL));
+        return GST_FLOW_ERROR;
+      }
+      continue;
+    }
+    if (rc == -ECANCELED)
+      return GST_FLOW_FLUSHING;
+    if (rc == DH_ECHECKSUM) {
+      GST_ELEMENT_WARNING (self, STREAM, DECODE, ("A buffer failed its integrity "
+              "check and was dropped."), ("%s", dh_error_detail ()));
+      continue;
+    }
+    if (rc == DH_EPRODUCERDEAD || rc == DH_ECLOSED) {
+      if ((ret = producer_gone (self, rc)) != GST_FLOW_OK)
+        return ret;
+      continue;
+    }
+    if (rc != 0) {
+      GST_ELEMENT_ERROR (self, RESOURCE, READ, ("Reading failed: %s.", dh_strerror (rc)),
+          ("%s", dh_error_detail ()));
+      return GST_FLOW_ERROR;
+    }
+    waited_since = gst_util_get_timestamp ();
+    if (r.info.kind == DATAHUB_KIND_EVENT) {
+      ret = handle_event_record (self, &r);
+      dh_consumer_release (self->conn->consumer, &r);
+      if (ret != GST_FLOW_OK)
+        return ret;
+      continue;
+    }
+    if (!self->caps && !read_stream_state (self)) {
+      dh_consumer_release (self->conn->consumer, &r);
+      return GST_FLOW_NOT_NEGOTIATED;
+    }
+    *out = buffer_from_record (self, &r);
+    maybe_post_stats (self);
+    return GST_FLOW_OK;
+  }
+}
+
+/* ---- GstBaseSrc vfuncs -------------------------------------------------- */
+
+static gboolean
+gst_datahub_src_start (GstBaseSrc *bs)
+{
+  GstDatahubSrc *self = GST_DATAHUB_SRC (bs);
+  GST_OBJECT_LOCK (self);
+  gboolean broker = self->broker && *self->broker;
+  GST_OBJECT_UNLOCK (self);
+  if (broker) {
+    GST_ELEMENT_ERROR (self, RESOURCE, SETTINGS,
+        ("The broker property is set, but broker support is not built yet."),
+        ("leave broker empty: the channel name maps to a shm name directly"));
+    return FALSE;
+  }
+  self->flushing = FALSE;
+  self->session = 0;
+  self->bytes_copied = 0;
+  datahub_stats_timer_init (&self->stats_timer);
+  return TRUE;
+}
+
+static gboolean
+gst_datahub_src_stop (GstBaseSrc *bs)
+{
+  GstDatahubSrc *self = GST_DATAHUB_SRC (bs);
+  drop_connection (self);
+  gst_caps_replace (&self->caps, NULL);
+  return TRUE;
+}
+
+static gboolean
+gst_datahub_src_unlock (GstBaseSrc *bs)
+{
+  GstDatahubSrc *self = GST_DATAHUB_SRC (bs);
+  g_atomic_int_set (&self->flushing, TRUE);
+  if (self->conn)
+    dh_consumer_wakeup (self->conn->consumer);
+  return TRUE;
+}
+
+static gboolean
+gst_datahub_src_unlock_stop (GstBaseSrc *bs)
+{
+  GstDatahubSrc *self = GST_DATAHUB_SRC (bs);
+  g_atomic_int_set (&self->flushing, FALSE);
+  if (self->conn)
+    dh_consumer_clear_wakeup (self->conn->consumer);
+  return TRUE;
+}
+
+/* ---- properties ---------------------------------------------------------- */
+
+static void
+gst_datahub_src_set_property (GObject *object, guint prop_id, const GValue *value,
+    GParamSpec *pspec)
+{
+  GstDatahubSrc *self = GST_DATAHUB_SRC (object);
+  if (prop_id == PROP_IS_LIVE) {
+    gst_base_src_set_live (GST_BASE_SRC (self), g_value_get_boolean (value));
+    return;
+  }
+  GST_OBJECT_LOCK (self);
+  switch (prop_id) {
+    case PROP_CHANNEL: g_free (self->channel); self->channel = g_value_dup_string (value); break;
+    case PROP_SHM_NAME: g_free (self->shm_name); self->shm_name = g_value_dup_string (value); break;
+    case PROP_BROKER: g_free (self->broker); self->broker = g_value_dup_string (value); break;
+    case PROP_SECRET: g_free (self->secret); self->secret = g_value_dup_string (value); break;
+    case PROP_STATS_INTERVAL: self->stats_interval = g_value_get_uint (value); break;
+    case PROP_START: self->start = g_value_get_enum (value); break;
+    case PROP_LEAKY: self->leaky = g_value_get_boolean (value); break;
+    case PROP_TIMEOUT: self->timeout_ms = g_value_get_uint (value); break;
+    case PROP_RECONNECT: self->reconnect = g_value_get_boolean (value); break;
+    case PROP_TIMESTAMP_MODE: self->ts_mode = g_value_get_enum (value); break;
+    case PROP_MAX_HELD_SLOTS: self->max_held = g_value_get_uint (value); break;
+    case PROP_COPY: self->copy = g_value_get_boolean (value); break;
+    default: G_OBJECT_WARN_INVALID_PROPERTY_ID (object, prop_id, pspec); break;
+  }
+  GST_OBJECT_UNLOCK (self);
+}
+
+static void
+gst_datahub_src_get_property (GObject *object, guint prop_id, GValue *value,
+    GParamSpec *pspec)
+{
+  GstDatahubSrc *self = GST_DATAHUB_SRC (object);
+  switch (prop_id) {
+    case PROP_IS_LIVE:
+      g_value_set_boolean (value, gst_base_src_is_live (GST_BASE_SRC (self)));
+      return;
+    case PROP_STATS: {
+      GstStructure *s;
+      if (self->conn) {
+        dh_metrics m;
+        dh_consumer_stats st;
+        dh_consumer_metrics (self->conn->consumer, &m);
+        dh_consumer_stats_get (self->conn->consumer, &st);
+        s = datahub_stats_from_metrics (&m, self->bytes_copied, &st);
+      } else {
+        s = gst_structure_new_empty ("datahub-stats");
+      }
+      g_value_take_boxed (value, s);
+      return;
+    }
+    default:
+      break;
+  }
+  GST_OBJECT_LOCK (self);
+  switch (prop_id) {
+    case PROP_CHANNEL: g_value_set_string (value, self->channel); break;
+    case PROP_SHM_NAME: g_value_set_string (value, self->shm_name); break;
+    case PROP_BROKER: g_value_set_string (value, self->broker); break;
+    case PROP_SECRET: g_value_set_string (value, self->secret); break;
+    case PROP_STATS_INTERVAL: g_value_set_uint (value, self->stats_interval); break;
+    case PROP_START: g_value_set_enum (value, self->start); break;
+    case PROP_LEAKY: g_value_set_boolean (value, self->leaky); break;
+    case PROP_TIMEOUT: g_value_set_uint (value, self->timeout_ms); break;
+    case PROP_RECONNECT: g_value_set_boolean (value, self->reconnect); break;
+    case PROP_TIMESTAMP_MODE: g_value_set_enum (value, self->ts_mode); break;
+    case PROP_MAX_HELD_SLOTS: g_value_set_uint (value, self->max_held); break;
+    case PROP_COPY: g_value_set_boolean (value, self->copy); break;
+    case PROP_METADATA: gst_value_set_structure (value, self->metadata); break;
+    default: G_OBJECT_WARN_INVALID_PROPERTY_ID (object, prop_id, pspec); break;
+  }
+  GST_OBJECT_UNLOCK (self);
+}
+
+static void
+gst_datahub_src_finalize (GObject *object)
+{
+  GstDatahubSrc *self = GST_DATAHUB_SRC (object);
+  g_free (self->channel);
+  g_free (self->shm_name);
+  g_free (self->broker);
+  g_free (self->secret);
+  if (self->metadata)
+    gst_structure_free (self->metadata);
+  G_OBJECT_CLASS (gst_datahub_src_parent_class)->finalize (object);
+}
+
+static void
+gst_datahub_src_class_init (GstDatahubSrcClass *klass)
+{
+  GObjectClass *gobject_class = G_OBJECT_CLASS (klass);
+  GstElementClass *element_class = GST_ELEMENT_CLASS (klass);
+  GstBaseSrcClass *bs_class = GST_BASE_SRC_CLASS (klass);
+  const GParamFlags rw = G_PARAM_READWRITE | G_PARAM_STATIC_STRINGS | GST_PARAM_MUTABLE_READY;
+
+  gobject_class->set_property = gst_datahub_src_set_property;
+  gobject_class->get_property = gst_datahub_src_get_property;
+  gobject_class->finalize = gst_datahub_src_finalize;
+
+  datahub_install_common_properties (gobject_class, PROP_CHANNEL, PROP_SHM_NAME,
+      PROP_BROKER, PROP_SECRET, PROP_STATS_INTERVAL, PROP_STATS);
+  g_object_class_install_property (gobject_class, PROP_START,
+      g_param_spec_enum ("start", "Start", "Where a late joiner starts reading",
+          DATAHUB_TYPE_START, DEFAULT_START, rw));
+  g_object_class_install_property (gobject_class, PROP_LEAKY,
+      g_param_spec_boolean ("leaky", "Leaky",
+          "Never hold the producer back, even with on-full=block: when lagging, skip "
+          "ahead and count the loss (for previews)", FALSE, rw));
+  g_object_class_install_property (gobject_class, PROP_TIMEOUT,
+      g_param_spec_uint ("timeout", "Timeout",
+          "Fail after this many ms without a producer or data (0 = wait forever)",
+          0, G_MAXUINT, DEFAULT_TIMEOUT, rw));
+  g_object_class_install_property (gobject_class, PROP_RECONNECT,
+      g_param_spec_boolean ("reconnect", "Reconnect",
+          "When the producer stops or dies, wait for a new one instead of failing",
+          TRUE, rw));
+  g_object_class_install_property (gobject_class, PROP_IS_LIVE,
+      g_param_spec_boolean ("is-live", "Is live", "Act as a live source", FALSE, rw));
+  g_object_class_install_property (gobject_class, PROP_TIMESTAMP_MODE,
+      g_param_spec_enum ("timestamp-mode", "Timestamp mode",
+          "How buffers are timestamped", DATAHUB_TYPE_TIMESTAMP_MODE,
+          DEFAULT_TIMESTAMP_MODE, rw));
+  g_object_class_install_property (gobject_class, PROP_MAX_HELD_SLOTS,
+      g_param_spec_uint ("max-held-slots", "Max held slots",
+          "Zero-copy buffers alive at once; beyond this, buffers are copied so a "
+          "slow downstream cannot stall the producer", 0, 1024,
+          DEFAULT_MAX_HELD, rw));
+  g_object_class_install_property (gobject_class, PROP_COPY,
+      g_param_spec_boolean ("copy", "Copy", "Always copy buffers out of shared memory",
+          FALSE, rw));
+  g_object_class_install_property (gobject_class, PROP_METADATA,
+      g_param_spec_boxed ("metadata", "Metadata",
+          "Latest application metadata set on the sink (read-only)",
+          GST_TYPE_STRUCTURE, G_PARAM_READABLE | G_PARAM_STATIC_STRINGS));
+
+  gst_element_class_add_static_pad_template (element_class, &src_template);
+  gst_element_class_set_static_metadata (element_class, "Datahub source",
+      "Source/Network", "Reads buffers from a datahub shared-memory channel",
+      "datahub developers");
+
+  bs_class->start = GST_DEBUG_FUNCPTR (gst_datahub_src_start);
+  bs_class->stop = GST_DEBUG_FUNCPTR (gst_datahub_src_stop);
+  bs_class->unlock = GST_DEBUG_FUNCPTR (gst_datahub_src_unlock);
+  bs_class->unlock_stop = GST_DEBUG_FUNCPTR (gst_datahub_src_unlock_stop);
+  GST_PUSH_SRC_CLASS (klass)->create = GST_DEBUG_FUNCPTR (gst_datahub_src_create);
+
+  gst_type_mark_as_plugin_api (DATAHUB_TYPE_START, 0);
+  gst_type_mark_as_plugin_api (DATAHUB_TYPE_TIMESTAMP_MODE, 0);
+  GST_DEBUG_CATEGORY_INIT (datahub_src_debug, "datahubsrc", 0, "datahub source");
+}
+
+static void
+gst_datahub_src_init (GstDatahubSrc *self)
+{
+  self->channel = g_strdup ("datahub");
+  self->start = DEFAULT_START;
+  self->reconnect = TRUE;
+  self->max_held = DEFAULT_MAX_HELD;
+  self->ts_mode = DEFAULT_TIMESTAMP_MODE;
+  gst_base_src_set_format (GST_BASE_SRC (self), GST_FORMAT_TIME);
+}
