@@ -35,7 +35,15 @@ typedef struct {
   gboolean committed;
 } SlotMemory;
 
-static GQuark slot_quark;
+/* The qdata key marking a memory as one of our slots. */
+static GQuark
+slot_quark (void)
+{
+  static gsize q;
+  if (g_once_init_enter (&q))
+    g_once_init_leave (&q, g_quark_from_static_string ("datahub-slot"));
+  return (GQuark) q;
+}
 
 static void
 slot_memory_free (gpointer data)
@@ -124,7 +132,7 @@ pool_acquire_buffer (GstBufferPool *pool, GstBuffer **buffer,
   sm->producer = datahub_producer_ref (self->producer);
   GstMemory *mem = gst_memory_new_wrapped (0, sm->slot.data, (gsize) sm->slot.capacity,
       0, self->size, NULL, NULL);
-  gst_mini_object_set_qdata (GST_MINI_OBJECT_CAST (mem), slot_quark, sm,
+  gst_mini_object_set_qdata (GST_MINI_OBJECT_CAST (mem), slot_quark (), sm,
       slot_memory_free);
   gst_buffer_append_memory (*buffer, mem);
   if (self->add_video_meta)
@@ -177,7 +185,6 @@ gst_datahub_pool_class_init (GstDatahubPoolClass *klass)
   pool_class->reset_buffer = pool_reset_buffer;
   pool_class->flush_start = pool_flush_start;
   pool_class->flush_stop = pool_flush_stop;
-  slot_quark = g_quark_from_static_string ("datahub-slot");
   GST_DEBUG_CATEGORY_INIT (datahub_pool_debug, "datahubpool", 0, "datahub slot pool");
 }
 
@@ -202,7 +209,7 @@ buffer_slot_memory (GstBuffer *buffer)
   if (gst_buffer_n_memory (buffer) != 1)
     return NULL;
   GstMemory *mem = gst_buffer_peek_memory (buffer, 0);
-  return gst_mini_object_get_qdata (GST_MINI_OBJECT_CAST (mem), slot_quark);
+  return gst_mini_object_get_qdata (GST_MINI_OBJECT_CAST (mem), slot_quark ());
 }
 
 const dh_slot *

@@ -505,6 +505,29 @@ gst_datahub_src_create (GstPushSrc *ps, GstBuffer **out)
 
 /* ---- GstBaseSrc vfuncs -------------------------------------------------- */
 
+/* The caps come from the producer (apply_caps), not from what downstream
+ * would like: until they are known there is nothing to negotiate. */
+static gboolean
+gst_datahub_src_negotiate (GstBaseSrc *bs)
+{
+  GstDatahubSrc *self = GST_DATAHUB_SRC (bs);
+  return self->caps ? gst_base_src_set_caps (bs, self->caps) : TRUE;
+}
+
+/* Downstream sees what the producer sends, once known. */
+static GstCaps *
+gst_datahub_src_get_caps (GstBaseSrc *bs, GstCaps *filter)
+{
+  GstDatahubSrc *self = GST_DATAHUB_SRC (bs);
+  GstCaps *caps = self->caps ? gst_caps_ref (self->caps) : gst_caps_new_any ();
+  if (filter) {
+    GstCaps *tmp = gst_caps_intersect_full (filter, caps, GST_CAPS_INTERSECT_FIRST);
+    gst_caps_unref (caps);
+    caps = tmp;
+  }
+  return caps;
+}
+
 static gboolean
 gst_datahub_src_start (GstBaseSrc *bs)
 {
@@ -699,6 +722,8 @@ gst_datahub_src_class_init (GstDatahubSrcClass *klass)
   bs_class->start = GST_DEBUG_FUNCPTR (gst_datahub_src_start);
   bs_class->stop = GST_DEBUG_FUNCPTR (gst_datahub_src_stop);
   bs_class->unlock = GST_DEBUG_FUNCPTR (gst_datahub_src_unlock);
+  bs_class->negotiate = GST_DEBUG_FUNCPTR (gst_datahub_src_negotiate);
+  bs_class->get_caps = GST_DEBUG_FUNCPTR (gst_datahub_src_get_caps);
   bs_class->unlock_stop = GST_DEBUG_FUNCPTR (gst_datahub_src_unlock_stop);
   GST_PUSH_SRC_CLASS (klass)->create = GST_DEBUG_FUNCPTR (gst_datahub_src_create);
 

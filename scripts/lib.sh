@@ -3,12 +3,21 @@
 
 DATAHUB_PACKAGES=(
   gcc
+  gstreamer1.0-plugins-bad
+  gstreamer1.0-plugins-base
+  gstreamer1.0-plugins-good
+  gstreamer1.0-tools
   libc6-dev
+  libgstreamer-plugins-base1.0-dev
+  libgstreamer1.0-dev
   libsodium-dev
   meson
   ninja-build
   pkg-config
   python3
+  python3-gi
+  gir1.2-gstreamer-1.0
+  gir1.2-gst-plugins-base-1.0
 )
 
 ensure_packages() {
