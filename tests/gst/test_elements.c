@@ -7,6 +7,8 @@
 #include <gst/check/gstcheck.h>
 #include <gst/check/gstharness.h>
 #include <gst/video/video.h>
+
+#include "datahub/datahub.h"
 #include <signal.h>
 #include <sys/wait.h>
 
@@ -144,12 +146,12 @@ static void
 check_transfer (const gchar *source, const gchar *caps, guint n)
 {
   gchar *ch = channel ("xfer");
-  gchar *prod = g_strdup_printf ("%s num-buffers=%u ! %s ! datahubsink channel=%s "
+  gchar *prod = g_strdup_printf ("%s num-n_buffers=%u ! %s ! datahubsink channel=%s "
       "wait-for-consumer=true", source, n, caps, ch);
   GPid pid = spawn_producer (prod);
   gchar *cons = g_strdup_printf ("datahubsrc channel=%s timeout=20000 ! appsink name=out", ch);
   GPtrArray *got = collect (cons, n, NULL, NULL);
-  gchar *ref = g_strdup_printf ("%s num-buffers=%u ! %s ! appsink name=out", source, n,
+  gchar *ref = g_strdup_printf ("%s num-n_buffers=%u ! %s ! appsink name=out", source, n,
       caps);
   GPtrArray *want = collect (ref, n, NULL, NULL);
   fail_unless_equals_int (wait_producer (pid), 0);
@@ -184,7 +186,7 @@ GST_END_TEST;
 GST_START_TEST (test_caps_eos_cleanup)
 {
   gchar *ch = channel ("caps");
-  gchar *prod = g_strdup_printf ("videotestsrc num-buffers=5 ! video/x-raw,format=BGRx,"
+  gchar *prod = g_strdup_printf ("videotestsrc num-n_buffers=5 ! video/x-raw,format=BGRx,"
       "width=64,height=48,framerate=25/1 ! datahubsink channel=%s wait-for-consumer=true", ch);
   GPid pid = spawn_producer (prod);
   gchar *cons = g_strdup_printf ("datahubsrc channel=%s ! appsink name=out", ch);
@@ -208,24 +210,25 @@ GST_START_TEST (test_caps_eos_cleanup)
 }
 GST_END_TEST;
 
-/* Four consumer processes on one channel, each gets every frame. */
+/* Four consumer processes on one channel, each with its own pace, each
+ * gets 30 frames in a row and ends cleanly (num-n_buffers, then EOS). */
 GST_START_TEST (test_four_consumers)
 {
   gchar *ch = channel ("four");
+  gchar *prod = g_strdup_printf ("videotestsrc is-live=true ! video/x-raw,format=I420,"
+      "width=160,height=120,framerate=100/1 ! datahubsink channel=%s", ch);
+  GPid pid = spawn_producer (prod);
   GPid cons[4];
   for (int i = 0; i < 4; i++) {
-    gchar *l = g_strdup_printf ("datahubsrc channel=%s timeout=20000 start=oldest ! "
+    gchar *l = g_strdup_printf ("datahubsrc channel=%s timeout=20000 num-n_buffers=30 ! "
         "video/x-raw,format=I420 ! fakesink", ch);
     cons[i] = spawn_producer (l);
     g_free (l);
   }
-  g_usleep (G_USEC_PER_SEC / 2); /* all four waiting before the producer starts */
-  gchar *prod = g_strdup_printf ("videotestsrc num-buffers=60 ! video/x-raw,format=I420,"
-      "width=160,height=120 ! datahubsink channel=%s wait-for-consumer=true", ch);
-  GPid pid = spawn_producer (prod);
-  fail_unless_equals_int (wait_producer (pid), 0);
   for (int i = 0; i < 4; i++)
-    fail_unless_equals_int (wait_producer (cons[i]), 0); /* each saw EOS */
+    fail_unless_equals_int (wait_producer (cons[i]), 0);
+  kill (pid, SIGINT);
+  wait_producer (pid);
   g_free (prod);
   g_free (ch);
 }
@@ -265,7 +268,7 @@ GST_START_TEST (test_zero_copy)
   GstElement *cons = gst_parse_launch (cl, NULL);
   GstElement *src = gst_bin_get_by_name (GST_BIN (cons), "src");
   gst_element_set_state (cons, GST_STATE_PLAYING);
-  gchar *pl = g_strdup_printf ("videotestsrc num-buffers=20 ! video/x-raw,format=RGBA,"
+  gchar *pl = g_strdup_printf ("videotestsrc num-n_buffers=20 ! video/x-raw,format=RGBA,"
       "width=320,height=240 ! datahubsink name=sink channel=%s wait-for-consumer=true", ch);
   GstElement *prod = gst_parse_launch (pl, NULL);
   GstElement *sink = gst_bin_get_by_name (GST_BIN (prod), "sink");
@@ -288,6 +291,250 @@ GST_START_TEST (test_zero_copy)
 }
 GST_END_TEST;
 
+/* Runs @pipe until a message of @types from anywhere; returns it (ref). */
+static GstMessage *
+wait_message (GstElement *pipe, GstMessageType types, GstClockTime timeout)
+{
+  return gst_bus_timed_pop_filtered (GST_ELEMENT_BUS (pipe), timeout, types);
+}
+
+static GstBuffer *
+gray_buffer (guint size, guint8 value, GstClockTime pts)
+{
+  GstBuffer *b = gst_buffer_new_allocate (NULL, size, NULL);
+  gst_buffer_memset (b, 0, value, size);
+  GST_BUFFER_PTS (b) = pts;
+  GST_BUFFER_DURATION (b) = GST_MSECOND;
+  return b;
+}
+
+/* Caps change mid-stream: the consumer sees the new caps exactly from the
+ * first buffer of the new size on, in order. */
+GST_START_TEST (test_caps_change)
+{
+  gchar *ch = channel ("capschange");
+  gchar *cl = g_strdup_printf ("datahubsrc channel=%s timeout=20000 ! appsink name=out "
+      "sync=false", ch);
+  GstElement *cons = gst_parse_launch (cl, NULL);
+  GstElement *out = gst_bin_get_by_name (GST_BIN (cons), "out");
+  gst_element_set_state (cons, GST_STATE_PLAYING);
+  gchar *pl = g_strdup_printf ("appsrc name=in format=time ! datahubsink channel=%s "
+      "slot-size=4096 wait-for-consumer=true", ch);
+  GstElement *prod = gst_parse_launch (pl, NULL);
+  GstElement *in = gst_bin_get_by_name (GST_BIN (prod), "in");
+  gst_element_set_state (prod, GST_STATE_PLAYING);
+  GstCaps *a = gst_caps_from_string ("video/x-raw,format=GRAY8,width=4,height=4,framerate=0/1");
+  GstCaps *b = gst_caps_from_string ("video/x-raw,format=GRAY8,width=8,height=8,framerate=0/1");
+  gst_app_src_set_caps (GST_APP_SRC (in), a);
+  for (guint i = 0; i < 3; i++)
+    gst_app_src_push_buffer (GST_APP_SRC (in), gray_buffer (16, (guint8) i, i * GST_MSECOND));
+  gst_app_src_set_caps (GST_APP_SRC (in), b);
+  for (guint i = 3; i < 6; i++)
+    gst_app_src_push_buffer (GST_APP_SRC (in), gray_buffer (64, (guint8) i, i * GST_MSECOND));
+  gst_app_src_end_of_stream (GST_APP_SRC (in));
+  for (guint i = 0; i < 6; i++) {
+    GstSample *smp = gst_app_sink_try_pull_sample (GST_APP_SINK (out), 20 * GST_SECOND);
+    fail_unless (smp != NULL, "sample %u missing", i);
+    GstBuffer *buf = gst_sample_get_buffer (smp);
+    fail_unless (gst_caps_is_equal (gst_sample_get_caps (smp), i < 3 ? a : b),
+        "sample %u has the wrong caps", i);
+    fail_unless_equals_uint64 (gst_buffer_get_size (buf), i < 3 ? 16 : 64);
+    fail_unless_equals_uint64 (GST_BUFFER_PTS (buf), i * GST_MSECOND);
+    guint8 value;
+    gst_buffer_extract (buf, 0, &value, 1);
+    fail_unless_equals_int (value, i);
+    gst_sample_unref (smp);
+  }
+  run_to_eos (cons);
+  gst_element_set_state (prod, GST_STATE_NULL);
+  gst_element_set_state (cons, GST_STATE_NULL);
+  gst_caps_unref (a);
+  gst_caps_unref (b);
+  gst_object_unref (in);
+  gst_object_unref (out);
+  gst_object_unref (prod);
+  gst_object_unref (cons);
+  g_free (pl);
+  g_free (cl);
+  g_free (ch);
+}
+GST_END_TEST;
+
+/* Metadata set on the sink while playing reaches the src: property and a
+ * datahub-metadata bus message. */
+GST_START_TEST (test_metadata)
+{
+  gchar *ch = channel ("meta");
+  gchar *pl = g_strdup_printf ("videotestsrc is-live=true ! video/x-raw,width=64,height=48 ! "
+      "datahubsink name=sink channel=%s", ch);
+  GstElement *prod = gst_parse_launch (pl, NULL);
+  GstElement *sink = gst_bin_get_by_name (GST_BIN (prod), "sink");
+  gst_element_set_state (prod, GST_STATE_PLAYING);
+  gchar *cl = g_strdup_printf ("datahubsrc name=src channel=%s timeout=20000 ! fakesink", ch);
+  GstElement *cons = gst_parse_launch (cl, NULL);
+  GstElement *src = gst_bin_get_by_name (GST_BIN (cons), "src");
+  gst_element_set_state (cons, GST_STATE_PLAYING);
+  GstStructure *md = gst_structure_from_string ("camera, id=(int)7, name=(string)left", NULL);
+  g_object_set (sink, "metadata", md, NULL);
+  GstMessage *m;
+  const GstStructure *got = NULL;
+  while ((m = wait_message (cons, GST_MESSAGE_ELEMENT | GST_MESSAGE_ERROR, 10 * GST_SECOND))) {
+    fail_if (GST_MESSAGE_TYPE (m) == GST_MESSAGE_ERROR);
+    if (gst_message_has_name (m, "datahub-metadata")) {
+      const GValue *v = gst_structure_get_value (gst_message_get_structure (m), "metadata");
+      got = gst_value_get_structure (v);
+      fail_unless (gst_structure_is_equal (got, md));
+      gst_message_unref (m);
+      break;
+    }
+    gst_message_unref (m);
+  }
+  fail_unless (got != NULL, "no datahub-metadata message");
+  GstStructure *prop = NULL;
+  g_object_get (src, "metadata", &prop, NULL);
+  fail_unless (prop && gst_structure_is_equal (prop, md));
+  gst_structure_free (prop);
+  gst_structure_free (md);
+  gst_element_set_state (prod, GST_STATE_NULL);
+  gst_element_set_state (cons, GST_STATE_NULL);
+  gst_object_unref (sink);
+  gst_object_unref (src);
+  gst_object_unref (prod);
+  gst_object_unref (cons);
+  g_free (pl);
+  g_free (cl);
+  g_free (ch);
+}
+GST_END_TEST;
+
+/* SIGKILL of the producer process: the src warns, waits, and resumes with
+ * the next producer on the channel. */
+GST_START_TEST (test_producer_restart)
+{
+  gchar *ch = channel ("restart");
+  gchar *pl = g_strdup_printf ("videotestsrc is-live=true ! video/x-raw,format=I420,"
+      "width=64,height=48,framerate=100/1 ! datahubsink channel=%s", ch);
+  gchar *cl = g_strdup_printf ("datahubsrc channel=%s timeout=20000 ! appsink name=out "
+      "sync=false", ch);
+  GPid pid = spawn_producer (pl);
+  GstElement *cons = NULL;
+  GPtrArray *before = collect (cl, 20, NULL, &cons);
+  fail_unless_equals_int (before->len, 20);
+  kill (pid, SIGKILL);
+  fail_unless_equals_int (wait_producer (pid), 128 + SIGKILL);
+  GstMessage *m = wait_message (cons, GST_MESSAGE_WARNING, 10 * GST_SECOND);
+  fail_unless (m != NULL, "no warning about the dead producer");
+  gst_message_unref (m);
+  pid = spawn_producer (pl);
+  GstElement *out = gst_bin_get_by_name (GST_BIN (cons), "out");
+  for (int i = 0; i < 20; i++) {
+    GstSample *s = gst_app_sink_try_pull_sample (GST_APP_SINK (out), 20 * GST_SECOND);
+    fail_unless (s != NULL, "no frame %d after the restart", i);
+    gst_sample_unref (s);
+  }
+  kill (pid, SIGTERM);
+  wait_producer (pid);
+  gst_element_set_state (cons, GST_STATE_NULL);
+  gst_object_unref (out);
+  gst_object_unref (cons);
+  g_ptr_array_unref (before);
+  g_free (pl);
+  g_free (cl);
+  g_free (ch);
+}
+GST_END_TEST;
+
+static gchar *
+error_of (GstElement *pipe)
+{
+  GstMessage *m = wait_message (pipe, GST_MESSAGE_ERROR | GST_MESSAGE_EOS, 20 * GST_SECOND);
+  fail_unless (m && GST_MESSAGE_TYPE (m) == GST_MESSAGE_ERROR, "expected an error");
+  GError *err;
+  gst_message_parse_error (m, &err, NULL);
+  gchar *text = g_strdup (err->message);
+  g_error_free (err);
+  gst_message_unref (m);
+  return text;
+}
+
+/* A wrong secret fails with an error that says so; reconnect=false fails
+ * when the producer goes away. */
+GST_START_TEST (test_errors)
+{
+  gchar *ch = channel ("secret");
+  gchar *pl = g_strdup_printf ("videotestsrc is-live=true ! video/x-raw,width=64,height=48 ! "
+      "datahubsink channel=%s secret=right-secret integrity=hmac", ch);
+  GstElement *prod = gst_parse_launch (pl, NULL);
+  gst_element_set_state (prod, GST_STATE_PLAYING);
+  gchar *cl = g_strdup_printf ("datahubsrc channel=%s secret=wrong-secret ! fakesink", ch);
+  GstElement *cons = gst_parse_launch (cl, NULL);
+  gst_element_set_state (cons, GST_STATE_PLAYING);
+  gchar *text = error_of (cons);
+  fail_unless (strstr (text, "Wrong or missing secret") != NULL, "got: %s", text);
+  g_free (text);
+  gst_element_set_state (cons, GST_STATE_NULL);
+  gst_object_unref (cons);
+  g_free (cl);
+  /* the right secret (and HMAC-checked n_buffers) work */
+  cl = g_strdup_printf ("datahubsrc channel=%s secret=right-secret reconnect=false ! "
+      "appsink name=out sync=false", ch);
+  cons = NULL;
+  GPtrArray *frames = collect (cl, 10, NULL, &cons);
+  fail_unless_equals_int (frames->len, 10);
+  /* the producer stops: reconnect=false turns that into an error */
+  gst_element_set_state (prod, GST_STATE_NULL);
+  text = error_of (cons);
+  fail_unless (strstr (text, "producer stopped") != NULL, "got: %s", text);
+  g_free (text);
+  gst_element_set_state (cons, GST_STATE_NULL);
+  gst_object_unref (cons);
+  gst_object_unref (prod);
+  g_ptr_array_unref (frames);
+  g_free (cl);
+  g_free (pl);
+  g_free (ch);
+}
+GST_END_TEST;
+
+/* GstHarness on the sink alone: n_buffers pushed in are records a library
+ * consumer reads back, with timestamps in the descriptors. */
+GST_START_TEST (test_harness_sink)
+{
+  gchar *ch = channel ("harness");
+  GstHarness *h = gst_harness_new ("datahubsink");
+  g_object_set (h->element, "channel", ch, "slot-size", (guint64) 1024, NULL);
+  gst_harness_set_src_caps_str (h, "application/x-test");
+  gst_harness_play (h);
+  dh_consumer_config cc;
+  dh_consumer_config_init (&cc);
+  cc.name = ch;
+  cc.start = DH_START_OLDEST;
+  dh_consumer *c;
+  fail_unless_equals_int (dh_consumer_attach (&cc, &c), 0);
+  for (guint i = 0; i < 5; i++) {
+    GstBuffer *b = gray_buffer (100 + i, (guint8) (0x40 + i), (i + 1) * GST_SECOND);
+    fail_unless_equals_int (gst_harness_push (h, b), GST_FLOW_OK);
+  }
+  guint n_buffers = 0;
+  dh_record r;
+  while (dh_consumer_next (c, 1000, &r) == 0) {
+    if (r.info.kind == 0) { /* DATAHUB_KIND_BUFFER */
+      fail_unless_equals_uint64 (r.info.size, 100 + n_buffers);
+      fail_unless_equals_int (((const guint8 *) r.data)[0], 0x40 + n_buffers);
+      fail_unless_equals_uint64 (r.info.pts, (n_buffers + 1) * GST_SECOND);
+      n_buffers++;
+    }
+    dh_consumer_release (c, &r);
+    if (n_buffers == 5)
+      break;
+  }
+  fail_unless_equals_int (n_buffers, 5);
+  dh_consumer_detach (c);
+  gst_harness_teardown (h);
+  g_free (ch);
+}
+GST_END_TEST;
+
 static Suite *
 datahub_suite (void)
 {
@@ -300,6 +547,11 @@ datahub_suite (void)
   tcase_add_test (tc, test_caps_eos_cleanup);
   tcase_add_test (tc, test_four_consumers);
   tcase_add_test (tc, test_zero_copy);
+  tcase_add_test (tc, test_caps_change);
+  tcase_add_test (tc, test_metadata);
+  tcase_add_test (tc, test_producer_restart);
+  tcase_add_test (tc, test_errors);
+  tcase_add_test (tc, test_harness_sink);
   return s;
 }
 
