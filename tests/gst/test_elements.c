@@ -146,12 +146,12 @@ static void
 check_transfer (const gchar *source, const gchar *caps, guint n)
 {
   gchar *ch = channel ("xfer");
-  gchar *prod = g_strdup_printf ("%s num-n_buffers=%u ! %s ! datahubsink channel=%s "
+  gchar *prod = g_strdup_printf ("%s num-buffers=%u ! %s ! datahubsink channel=%s "
       "wait-for-consumer=true", source, n, caps, ch);
   GPid pid = spawn_producer (prod);
   gchar *cons = g_strdup_printf ("datahubsrc channel=%s timeout=20000 ! appsink name=out", ch);
   GPtrArray *got = collect (cons, n, NULL, NULL);
-  gchar *ref = g_strdup_printf ("%s num-n_buffers=%u ! %s ! appsink name=out", source, n,
+  gchar *ref = g_strdup_printf ("%s num-buffers=%u ! %s ! appsink name=out", source, n,
       caps);
   GPtrArray *want = collect (ref, n, NULL, NULL);
   fail_unless_equals_int (wait_producer (pid), 0);
@@ -186,7 +186,7 @@ GST_END_TEST;
 GST_START_TEST (test_caps_eos_cleanup)
 {
   gchar *ch = channel ("caps");
-  gchar *prod = g_strdup_printf ("videotestsrc num-n_buffers=5 ! video/x-raw,format=BGRx,"
+  gchar *prod = g_strdup_printf ("videotestsrc num-buffers=5 ! video/x-raw,format=BGRx,"
       "width=64,height=48,framerate=25/1 ! datahubsink channel=%s wait-for-consumer=true", ch);
   GPid pid = spawn_producer (prod);
   gchar *cons = g_strdup_printf ("datahubsrc channel=%s ! appsink name=out", ch);
@@ -211,7 +211,7 @@ GST_START_TEST (test_caps_eos_cleanup)
 GST_END_TEST;
 
 /* Four consumer processes on one channel, each with its own pace, each
- * gets 30 frames in a row and ends cleanly (num-n_buffers, then EOS). */
+ * gets 30 frames in a row and ends cleanly (num-buffers, then EOS). */
 GST_START_TEST (test_four_consumers)
 {
   gchar *ch = channel ("four");
@@ -220,7 +220,7 @@ GST_START_TEST (test_four_consumers)
   GPid pid = spawn_producer (prod);
   GPid cons[4];
   for (int i = 0; i < 4; i++) {
-    gchar *l = g_strdup_printf ("datahubsrc channel=%s timeout=20000 num-n_buffers=30 ! "
+    gchar *l = g_strdup_printf ("datahubsrc channel=%s timeout=20000 num-buffers=30 ! "
         "video/x-raw,format=I420 ! fakesink", ch);
     cons[i] = spawn_producer (l);
     g_free (l);
@@ -268,7 +268,7 @@ GST_START_TEST (test_zero_copy)
   GstElement *cons = gst_parse_launch (cl, NULL);
   GstElement *src = gst_bin_get_by_name (GST_BIN (cons), "src");
   gst_element_set_state (cons, GST_STATE_PLAYING);
-  gchar *pl = g_strdup_printf ("videotestsrc num-n_buffers=20 ! video/x-raw,format=RGBA,"
+  gchar *pl = g_strdup_printf ("videotestsrc num-buffers=20 ! video/x-raw,format=RGBA,"
       "width=320,height=240 ! datahubsink name=sink channel=%s wait-for-consumer=true", ch);
   GstElement *prod = gst_parse_launch (pl, NULL);
   GstElement *sink = gst_bin_get_by_name (GST_BIN (prod), "sink");
