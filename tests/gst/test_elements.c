@@ -535,6 +535,91 @@ GST_START_TEST (test_harness_sink)
 }
 GST_END_TEST;
 
+/* SIGKILL of a consumer process holding slots: the producer keeps going
+ * (the dead consumer is reaped) and the sink reports it as dead. */
+GST_START_TEST (test_consumer_killed)
+{
+  gchar *ch = channel ("killc");
+  gchar *pl = g_strdup_printf ("videotestsrc is-live=true ! video/x-raw,format=I420,"
+      "width=64,height=48,framerate=100/1 ! datahubsink name=sink channel=%s slots=4", ch);
+  GstElement *prod = gst_parse_launch (pl, NULL);
+  GstElement *sink = gst_bin_get_by_name (GST_BIN (prod), "sink");
+  gst_element_set_state (prod, GST_STATE_PLAYING);
+  gst_element_get_state (prod, NULL, NULL, 10 * GST_SECOND);
+  /* a consumer that stops reading (a paused valve keeps its slots held) */
+  gchar *cl = g_strdup_printf ("datahubsrc channel=%s ! identity sleep-time=1000000 ! "
+      "fakesink", ch);
+  GPid pid = spawn_producer (cl);
+  GstMessage *m;
+  gboolean attached = FALSE, dead = FALSE;
+  while (!dead && (m = wait_message (prod, GST_MESSAGE_ELEMENT, 10 * GST_SECOND))) {
+    const GstStructure *st = gst_message_get_structure (m);
+    if (gst_structure_has_name (st, "datahub-consumer")) {
+      const gchar *ev = gst_structure_get_string (st, "event");
+      if (g_str_equal (ev, "attached") && !attached) {
+        attached = TRUE;
+        g_usleep (300000); /* the producer is now held back by it */
+        kill (pid, SIGKILL);
+      } else if (g_str_equal (ev, "dead")) {
+        dead = TRUE;
+      }
+    }
+    gst_message_unref (m);
+  }
+  fail_unless (attached && dead, "attached %d dead %d", attached, dead);
+  fail_unless_equals_int (wait_producer (pid), 128 + SIGKILL);
+  /* frames keep flowing without it */
+  guint64 before = stat_u64 (sink, "written");
+  g_usleep (300000);
+  fail_unless (stat_u64 (sink, "written") > before + 10);
+  gst_element_set_state (prod, GST_STATE_NULL);
+  gst_object_unref (sink);
+  gst_object_unref (prod);
+  g_free (pl);
+  g_free (cl);
+  g_free (ch);
+}
+GST_END_TEST;
+
+/* timestamp-mode=clock: a live consumer gets the producer's frame times on
+ * its own running time, so it renders them on time (within a frame or two). */
+GST_START_TEST (test_clock_timestamps)
+{
+  gchar *ch = channel ("clock");
+  gchar *pl = g_strdup_printf ("videotestsrc is-live=true ! video/x-raw,width=64,height=48,"
+      "framerate=50/1 ! datahubsink channel=%s", ch);
+  GPid pid = spawn_producer (pl);
+  gchar *cl = g_strdup_printf ("datahubsrc channel=%s is-live=true timestamp-mode=clock "
+      "timeout=20000 ! appsink name=out sync=false", ch);
+  GstElement *cons = gst_parse_launch (cl, NULL);
+  GstElement *out = gst_bin_get_by_name (GST_BIN (cons), "out");
+  gst_element_set_state (cons, GST_STATE_PLAYING);
+  for (int i = 0; i < 25; i++) {
+    GstSample *s = gst_app_sink_try_pull_sample (GST_APP_SINK (out), 20 * GST_SECOND);
+    fail_unless (s != NULL);
+    GstClock *clock = gst_element_get_clock (cons);
+    GstClockTime now = gst_clock_get_time (clock) - gst_element_get_base_time (cons);
+    GstClockTime pts = GST_BUFFER_PTS (gst_sample_get_buffer (s));
+    fail_unless (GST_CLOCK_TIME_IS_VALID (pts));
+    /* made by the producer before we got it, and not long before */
+    fail_unless (pts <= now, "pts %" GST_TIME_FORMAT " after now %" GST_TIME_FORMAT,
+        GST_TIME_ARGS (pts), GST_TIME_ARGS (now));
+    fail_unless (now - pts < 200 * GST_MSECOND, "frame %d is %" GST_TIME_FORMAT " late",
+        i, GST_TIME_ARGS (now - pts));
+    gst_object_unref (clock);
+    gst_sample_unref (s);
+  }
+  gst_element_set_state (cons, GST_STATE_NULL);
+  kill (pid, SIGINT);
+  wait_producer (pid);
+  gst_object_unref (out);
+  gst_object_unref (cons);
+  g_free (pl);
+  g_free (cl);
+  g_free (ch);
+}
+GST_END_TEST;
+
 static Suite *
 datahub_suite (void)
 {
@@ -552,6 +637,8 @@ datahub_suite (void)
   tcase_add_test (tc, test_producer_restart);
   tcase_add_test (tc, test_errors);
   tcase_add_test (tc, test_harness_sink);
+  tcase_add_test (tc, test_consumer_killed);
+  tcase_add_test (tc, test_clock_timestamps);
   return s;
 }
 
