@@ -111,6 +111,42 @@ dh_clear_holds (dh_block *b, uint32_t i)
     atomic_fetch_and_explicit (&b->slots[s].readers, ~bit, memory_order_release);
 }
 
+/* Seqlock payload copies: atomic 8-byte words (release stores, acquire
+ * loads: plain moves on x86) so readers racing a writer are defined
+ * behaviour; a reader that sees any new word also sees the odd sequence
+ * stored before it.  @dst/@src are 8-byte aligned; the tail word is padded. */
+void
+dh_store_words (uint8_t *dst, const uint8_t *src, size_t len)
+{
+  size_t i = 0;
+  for (; i + 8 <= len; i += 8) {
+    uint64_t w;
+    memcpy (&w, src + i, 8);
+    __atomic_store_n ((uint64_t *) (void *) (dst + i), w, __ATOMIC_RELEASE);
+  }
+  if (i < len) {
+    uint64_t w = 0;
+    memcpy (&w, src + i, len - i);
+    __atomic_store_n ((uint64_t *) (void *) (dst + i), w, __ATOMIC_RELEASE);
+  }
+}
+
+void
+dh_load_words (uint8_t *dst, const uint8_t *src, size_t len)
+{
+  size_t i = 0;
+  for (; i + 8 <= len; i += 8) {
+    uint64_t w = __atomic_load_n ((const uint64_t *) (const void *) (src + i),
+        __ATOMIC_ACQUIRE);
+    memcpy (dst + i, &w, 8);
+  }
+  if (i < len) {
+    uint64_t w = __atomic_load_n ((const uint64_t *) (const void *) (src + i),
+        __ATOMIC_ACQUIRE);
+    memcpy (dst + i, &w, len - i);
+  }
+}
+
 /* Process start time in clock ticks since boot (field 22 of
  * /proc/PID/stat), shown next to the PID; 0 if unknown. */
 uint64_t

@@ -203,6 +203,15 @@ dh_consumer_detach (dh_consumer *c)
 
 /* ---- waiting ------------------------------------------------------------- */
 
+/* Everything before the handover was read: the stream goes on elsewhere. */
+static bool
+past_cutover (const dh_consumer *c)
+{
+  /* Pairs with the release store in dh_producer_handover. */
+  uint64_t cutover = atomic_load_explicit (&c->b.hdr->cutover_seq, memory_order_acquire);
+  return cutover != 0 && c->cursor >= cutover;
+}
+
 static bool
 data_ready (const dh_consumer *c)
 {
@@ -229,6 +238,10 @@ wait_for_data (dh_consumer *c, uint64_t deadline)
     if (atomic_load_explicit (&h->head, memory_order_seq_cst) >= c->cursor) {
       atomic_fetch_sub_explicit (&h->data_waiters, 1, memory_order_relaxed);
       return 0;
+    }
+    if (past_cutover (c)) {
+      atomic_fetch_sub_explicit (&h->data_waiters, 1, memory_order_relaxed);
+      return DH_EHANDOVER;
     }
     /* Pairs with the release store of CLOSED in dh_producer_destroy, made
      * after the last head store: nothing more will come. */
@@ -417,6 +430,8 @@ dh_consumer_next (dh_consumer *c, int timeout_ms, dh_record *out)
     if (atomic_load_explicit (&c->wakeup, memory_order_relaxed))
       return -ECANCELED;
     if (!data_ready (c)) {
+      if (past_cutover (c))
+        return DH_EHANDOVER;
       if (timeout_ms == 0) {
         dh_relaxed_inc (&entry (c)->not_ready, 1);
         return -ETIMEDOUT;
@@ -498,6 +513,31 @@ dh_consumer_zone_read (dh_consumer *c, unsigned zone, void *buf, size_t cap,
 {
   DH_CHECK_ARG (c && (buf || cap == 0) && len);
   return dh_zone_read (&c->b, zone, buf, cap, len, version);
+}
+
+int
+dh_consumer_successor (dh_consumer *c, char *buf, size_t len)
+{
+  DH_CHECK_ARG (c && buf && len > 0);
+  const dh_shm_header *h = c->b.hdr;
+  uint8_t name[DH_NAME_MAX + 1];
+  for (int attempt = 0; attempt < 1000; attempt++) {
+    uint64_t s1 = atomic_load_explicit (&h->successor_seq, memory_order_acquire);
+    if (s1 & 1)
+      continue;
+    dh_load_words (name, (const uint8_t *) h->successor_name, sizeof name);
+    if (atomic_load_explicit (&h->successor_seq, memory_order_relaxed) != s1)
+      continue;
+    if (s1 == 0)
+      return dh_fail (-ENOENT, "%s has no successor", c->b.name);
+    name[DH_NAME_MAX] = '\0'; /* never trust shared memory to terminate it */
+    size_t n = strlen ((const char *) name);
+    if (n + 1 > len)
+      return dh_fail (-ENOBUFS, "successor name needs %zu bytes", n + 1);
+    memcpy (buf, name, n + 1);
+    return 0;
+  }
+  return dh_fail (-EAGAIN, "successor name keeps changing");
 }
 
 uint64_t

@@ -61,6 +61,8 @@ uint64_t dh_proc_start_ticks (pid_t pid);
 bool dh_consumer_alive (const dh_block *b, uint32_t i);
 bool dh_producer_alive (const dh_block *b);
 void dh_clear_holds (dh_block *b, uint32_t i);
+void dh_store_words (uint8_t *dst, const uint8_t *src, size_t len);
+void dh_load_words (uint8_t *dst, const uint8_t *src, size_t len);
 
 /* ---- futex.c ---- */
 /* Sleeps while *word == expected, until @deadline_ns (CLOCK_MONOTONIC;

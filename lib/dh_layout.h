@@ -14,7 +14,7 @@
 
 #define DH_MAGIC UINT64_C (0x0042554841544144) /* "DATAHUB\0" little-endian */
 #define DH_LAYOUT_MAJOR 1
-#define DH_LAYOUT_MINOR 0
+#define DH_LAYOUT_MINOR 1
 #define DH_CACHE_LINE 64
 #define DH_HEADER_SIZE 4096
 
@@ -175,7 +175,11 @@ typedef struct {
   dh_shm_metrics metrics;           /* 512 */
   dh_shm_spinlock spinlocks[DH_SPINLOCK_COUNT]; /* 768 */
   dh_shm_zone zones[DH_MAX_ZONES];  /* 1792 */
-  uint8_t reserved4[DH_HEADER_SIZE - 2304]; /* 2304 */
+  /* handover (layout 1.1): the producer moved to a successor block */
+  _Atomic uint64_t cutover_seq;     /* 2304: first seq NOT in this block; 0 = none */
+  _Atomic uint64_t successor_seq;   /* 2312: seqlock of successor_name */
+  char successor_name[DH_NAME_MAX + 1]; /* 2320: shm name of the successor */
+  uint8_t reserved4[DH_HEADER_SIZE - 2576]; /* 2576 */
 } dh_shm_header;
 
 /* Consumer table entry (two cache lines): line 0 is written by the consumer
@@ -243,6 +247,7 @@ _Static_assert (offsetof (dh_shm_header, space_wake) == 448, "space on own line"
 _Static_assert (offsetof (dh_shm_header, metrics) == 512, "metrics");
 _Static_assert (offsetof (dh_shm_header, spinlocks) == 768, "spinlocks");
 _Static_assert (offsetof (dh_shm_header, zones) == 1792, "zones");
+_Static_assert (offsetof (dh_shm_header, successor_name) == 2320, "handover");
 _Static_assert (sizeof (dh_shm_consumer) == 128, "consumer entry is 2 lines");
 _Static_assert (offsetof (dh_shm_consumer, state) == 64, "consumer line 1");
 _Static_assert (sizeof (dh_shm_slot) == 64, "slot state is one line");

@@ -31,6 +31,7 @@ dh_strerror (int code)
     case DH_ETOOBIG: return "size exceeds the slot size";
     case DH_ECONFIG: return "invalid configuration";
     case DH_EOWNERALIVE: return "owner is still alive";
+    case DH_EHANDOVER: return "stream continues in a successor block";
     default: break;
   }
   if (code < 0 && code > -4096)

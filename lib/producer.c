@@ -184,6 +184,33 @@ dh_producer_reap_dead_consumers (dh_producer *p)
 }
 
 int
+dh_producer_handover (dh_producer *p, const char *successor)
+{
+  DH_CHECK_ARG (p && successor);
+  char name[DH_NAME_MAX + 1];
+  int rc = dh_shm_name (successor, name, sizeof name);
+  if (rc != 0)
+    return rc;
+  dh_shm_header *h = p->b.hdr;
+  pthread_mutex_lock (&p->lock);
+  /* the name under its seqlock (successor_seq odd while writing) */
+  uint64_t seq = atomic_load_explicit (&h->successor_seq, memory_order_relaxed);
+  atomic_store_explicit (&h->successor_seq, seq + 1, memory_order_relaxed);
+  uint8_t padded[DH_NAME_MAX + 1] = { 0 };
+  memcpy (padded, name, strlen (name) + 1);
+  dh_store_words ((uint8_t *) h->successor_name, padded, sizeof padded);
+  atomic_store_explicit (&h->successor_seq, seq + 2, memory_order_release);
+  /* The cutover is set once: nothing is published here after it.  Release
+   * pairs with the consumers' acquire load in wait_for_data. */
+  if (atomic_load_explicit (&h->cutover_seq, memory_order_relaxed) == 0)
+    atomic_store_explicit (&h->cutover_seq, p->last_seq + 1, memory_order_release);
+  pthread_mutex_unlock (&p->lock);
+  atomic_fetch_add_explicit (&h->data_wake, 1, memory_order_seq_cst);
+  dh_futex_wake_all (&h->data_wake);
+  return 0;
+}
+
+int
 dh_producer_consumer_count (dh_producer *p)
 {
   DH_CHECK_ARG (p);

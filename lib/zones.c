@@ -13,38 +13,6 @@
  * few spins, for at most this long. */
 #define DH_ZONE_READ_BUDGET_NS (1000u * 1000000u)
 
-static void
-store_words (uint8_t *dst, const uint8_t *src, size_t len)
-{
-  size_t i = 0;
-  for (; i + 8 <= len; i += 8) {
-    uint64_t w;
-    memcpy (&w, src + i, 8);
-    __atomic_store_n ((uint64_t *) (void *) (dst + i), w, __ATOMIC_RELEASE);
-  }
-  if (i < len) {
-    uint64_t w = 0;
-    memcpy (&w, src + i, len - i);
-    __atomic_store_n ((uint64_t *) (void *) (dst + i), w, __ATOMIC_RELEASE);
-  }
-}
-
-static void
-load_words (uint8_t *dst, const uint8_t *src, size_t len)
-{
-  size_t i = 0;
-  for (; i + 8 <= len; i += 8) {
-    uint64_t w = __atomic_load_n ((const uint64_t *) (const void *) (src + i),
-        __ATOMIC_ACQUIRE);
-    memcpy (dst + i, &w, 8);
-  }
-  if (i < len) {
-    uint64_t w = __atomic_load_n ((const uint64_t *) (const void *) (src + i),
-        __ATOMIC_ACQUIRE);
-    memcpy (dst + i, &w, len - i);
-  }
-}
-
 static int
 check_zone (const dh_block *b, unsigned zone)
 {
@@ -66,7 +34,7 @@ dh_zone_write (dh_block *b, unsigned zone, const void *data, size_t len)
         zone, z->size);
   uint64_t seq = atomic_load_explicit (&z->seq, memory_order_relaxed);
   atomic_store_explicit (&z->seq, seq + 1, memory_order_relaxed); /* odd: writing */
-  store_words (b->base + z->offset, data, len);
+  dh_store_words (b->base + z->offset, data, len);
   atomic_store_explicit (&z->length, len, memory_order_release);
   /* Even again; pairs with the reader's acquire load of seq. */
   atomic_store_explicit (&z->seq, seq + 2, memory_order_release);
@@ -104,7 +72,7 @@ dh_zone_read (const dh_block *b, unsigned zone, void *buf, size_t cap,
     if (n > size)
       n = size + 1; /* torn or corrupt: re-checked below */
     if (n <= size && n <= cap)
-      load_words (buf, b->base + b->hdr->zones[zone].offset, n);
+      dh_load_words (buf, b->base + b->hdr->zones[zone].offset, n);
     if (atomic_load_explicit (&z->seq, memory_order_relaxed) != s1)
       continue;
     if (n > size)

@@ -145,7 +145,7 @@ test_lifecycle_errors (void)
 static void
 test_strerror (void)
 {
-  for (int code = DH_EOWNERALIVE; code <= DH_ENOTREADY; code++)
+  for (int code = DH_EHANDOVER; code <= DH_ENOTREADY; code++)
     CHECK (strcmp (dh_strerror (code), "unknown datahub error") != 0);
   CHECK (strcmp (dh_strerror (-ETIMEDOUT), strerror (ETIMEDOUT)) == 0);
   CHECK (strcmp (dh_strerror (DH_ELOCKRECOVERED), "unknown datahub error") != 0);

@@ -92,6 +92,8 @@ enum {
   DH_ETOOBIG = -1013,        /* size larger than the slot size */
   DH_ECONFIG = -1014,        /* invalid configuration value */
   DH_EOWNERALIVE = -1015,    /* recovery refused: owner still alive */
+  DH_EHANDOVER = -1016,      /* all records read; the stream continues in the
+                                successor block (dh_consumer_successor) */
   DH_ELOCKRECOVERED = 1,     /* (positive) lock acquired from a dead owner */
 };
 
@@ -259,6 +261,13 @@ DH_API void dh_producer_clear_wakeup (dh_producer *p);
  * Called automatically while the producer waits for space. Any thread. */
 DH_API int dh_producer_reap_dead_consumers (dh_producer *p);
 
+/* Handover: announces that the stream continues in the block named
+ * @successor (already created by the caller).  Records committed so far stay
+ * readable; consumers get DH_EHANDOVER after the last one.  Called again it
+ * only updates the successor name (a chain of handovers redirects the first
+ * block to the newest).  Any thread. */
+DH_API int dh_producer_handover (dh_producer *p, const char *successor);
+
 /* Number of attached consumers that are alive. Any thread. */
 DH_API int dh_producer_consumer_count (dh_producer *p);
 
@@ -327,6 +336,9 @@ DH_API DH_WARN_UNUSED int dh_consumer_zone_read (dh_consumer *c, unsigned zone,
  * without copying it: poll this and read the zone only when it changed.
  * Any thread. */
 DH_API uint64_t dh_consumer_zone_version (dh_consumer *c, unsigned zone);
+
+/* After DH_EHANDOVER: the successor's shm name. Any thread. */
+DH_API int dh_consumer_successor (dh_consumer *c, char *buf, size_t len);
 
 DH_API void dh_consumer_wakeup (dh_consumer *c);
 DH_API void dh_consumer_clear_wakeup (dh_consumer *c);
