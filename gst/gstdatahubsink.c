@@ -83,6 +83,11 @@ struct _GstDatahubSink {
   gint last_consumers;
   guint64 last_reaped;
   gint unlocked;          /* between unlock and unlock_stop */
+  /* handover: the block on the channel name stays as a redirect */
+  DatahubProducerRef *origin;
+  guint handovers;
+  gint followers;          /* consumers expected on the new block */
+  gint64 followers_deadline;
 };
 
 G_DEFINE_TYPE (GstDatahubSink, gst_datahub_sink, GST_TYPE_BASE_SINK);
@@ -94,14 +99,16 @@ static GstStaticPadTemplate sink_template = GST_STATIC_PAD_TEMPLATE ("sink",
 
 /* ---- the block ---------------------------------------------------------- */
 
-static gboolean
-create_block (GstDatahubSink *self, guint64 slot_size)
+/* Creates a block named @name (NULL: from channel/shm-name). */
+static DatahubProducerRef *
+create_block (GstDatahubSink *self, const gchar *override_name, guint64 slot_size)
 {
   dh_producer_config pc;
   dh_producer_config_init (&pc);
   guint8 secret[DH_SECRET_SIZE];
   GST_OBJECT_LOCK (self);
-  gchar *name = g_strdup (self->shm_name && *self->shm_name ? self->shm_name : self->channel);
+  gchar *name = g_strdup (override_name ? override_name
+      : self->shm_name && *self->shm_name ? self->shm_name : self->channel);
   pc.slot_count = self->slots;
   pc.policy = self->policy;
   pc.on_full = self->on_full;
@@ -134,13 +141,12 @@ create_block (GstDatahubSink *self, guint64 slot_size)
           ("Could not create the datahub block for '%s': %s.", name, dh_strerror (rc)),
           ("%s", dh_error_detail ()));
     g_free (name);
-    return FALSE;
+    return NULL;
   }
   GST_INFO_OBJECT (self, "created %s: %u slots of %" G_GUINT64_FORMAT " bytes",
       dh_producer_shm_name (p), pc.slot_count, slot_size);
   g_free (name);
-  self->producer = datahub_producer_ref_new (p);
-  return TRUE;
+  return datahub_producer_ref_new (p);
 }
 
 static void
@@ -183,12 +189,26 @@ flush_metadata (GstDatahubSink *self)
   }
 }
 
+/* After a handover, give the consumers of the old block up to a second to
+ * attach to the new one before writing, so they miss nothing. */
+static void
+wait_for_followers (GstDatahubSink *self)
+{
+  while (self->followers > 0
+      && dh_producer_consumer_count (self->producer->producer) < self->followers
+      && g_get_monotonic_time () < self->followers_deadline
+      && !g_atomic_int_get (&self->unlocked))
+    g_usleep (1000);
+  self->followers = 0;
+}
+
 /* One record: an event (text) or a buffer copy. */
 static GstFlowReturn
 write_record (GstDatahubSink *self, const void *data, gsize size,
     const dh_record_info *info)
 {
   dh_slot s;
+  wait_for_followers (self);
   int rc = dh_producer_acquire (self->producer->producer, -1, &s);
   if (rc == -ECANCELED)
     return GST_FLOW_FLUSHING;
@@ -237,6 +257,50 @@ flush_pending_events (GstDatahubSink *self)
   return ret;
 }
 
+/* Moves the stream to a new block with slots of at least @needed bytes and
+ * announces it in the old one (and in the block on the channel name, so
+ * late joiners find it): consumers read the old block to its end, then
+ * switch, and nothing is lost. */
+static gboolean
+handover (GstDatahubSink *self, guint64 needed)
+{
+  DatahubProducerRef *old = self->producer;
+  guint64 size = MAX (needed, 2 * dh_producer_slot_size (old->producer));
+  const gchar *base = dh_producer_shm_name ((self->origin ? self->origin : old)->producer);
+  gchar *name = g_strdup_printf ("%s.h%u", base, ++self->handovers);
+  DatahubProducerRef *next = create_block (self, name, size);
+  if (!next) {
+    g_free (name);
+    return FALSE;
+  }
+  self->producer = next;
+  write_stream_state (self);
+  self->metadata_dirty = self->metadata != NULL;
+  flush_metadata (self);
+  self->followers = dh_producer_consumer_count (old->producer);
+  self->followers_deadline = g_get_monotonic_time () + G_USEC_PER_SEC;
+  dh_producer_handover (old->producer, name);
+  if (self->origin) {
+    dh_producer_handover (self->origin->producer, name);
+    datahub_producer_unref (old);
+  } else {
+    self->origin = old;
+  }
+  /* pool buffers still upstream belong to the old block: they will be
+   * copied; ask upstream for a new allocation from the new pool */
+  if (self->pool) {
+    gst_object_unref (self->pool);
+    self->pool = NULL;
+  }
+  gst_pad_push_event (GST_BASE_SINK_PAD (self), gst_event_new_reconfigure ());
+  GST_INFO_OBJECT (self, "handover to %s (%" G_GUINT64_FORMAT "-byte slots)", name, size);
+  gst_element_post_message (GST_ELEMENT (self), gst_message_new_element (GST_OBJECT (self),
+          gst_structure_new ("datahub-handover", "to", G_TYPE_STRING, name,
+              "slot-size", G_TYPE_UINT64, size, NULL)));
+  g_free (name);
+  return TRUE;
+}
+
 /* Creates the block once the slot size is known: from the property, from
  * the video caps, or from the first buffer. */
 static gboolean
@@ -254,7 +318,7 @@ ensure_block (GstDatahubSink *self, gsize buffer_size)
     size = MAX (2 * buffer_size, 4096); /* room for growth of non-video streams */
   if (size == 0)
     return TRUE; /* not yet */
-  if (!create_block (self, size))
+  if (!(self->producer = create_block (self, NULL, size)))
     return FALSE;
   self->metadata_dirty = TRUE;
   flush_metadata (self);
@@ -271,6 +335,11 @@ gst_datahub_sink_set_caps (GstBaseSink *bs, GstCaps *caps)
   gst_caps_replace (&self->caps, caps);
   self->caps_gen++;
   if (!ensure_block (self, 0))
+    return FALSE;
+  GstVideoInfo vinfo;
+  if (self->producer && gst_video_info_from_caps (&vinfo, caps)
+      && vinfo.size > dh_producer_slot_size (self->producer->producer)
+      && !handover (self, vinfo.size))
     return FALSE;
   if (self->producer)
     write_stream_state (self);
@@ -406,13 +475,11 @@ gst_datahub_sink_render (GstBaseSink *bs, GstBuffer *buf)
     return ret;
   flush_metadata (self);
   if (size > dh_producer_slot_size (p)) {
-    GST_ELEMENT_ERROR (self, RESOURCE, WRITE,
-        ("Buffer of %" G_GSIZE_FORMAT " bytes does not fit the %" G_GUINT64_FORMAT
-            "-byte slots; set slot-size to at least the largest buffer.", size,
-            dh_producer_slot_size (p)),
-        ("handover to a larger block is not implemented yet"));
-    return GST_FLOW_ERROR;
+    if (!handover (self, size))
+      return GST_FLOW_ERROR;
+    p = self->producer->producer;
   }
+  wait_for_followers (self);
   dh_record_info info = {
     .size = size, .kind = DATAHUB_KIND_BUFFER,
     .flags = GST_BUFFER_FLAGS (buf), .caps_gen = self->caps_gen,
@@ -531,7 +598,7 @@ gst_datahub_sink_start (GstBaseSink *bs)
   GST_OBJECT_UNLOCK (self);
   /* a known slot size creates the block now, so consumers can attach and
    * wait-for-consumer can work before the first buffer */
-  return size == 0 || create_block (self, size);
+  return size == 0 || (self->producer = create_block (self, NULL, size)) != NULL;
 }
 
 static gboolean
@@ -548,6 +615,12 @@ gst_datahub_sink_stop (GstBaseSink *bs)
     datahub_producer_unref (self->producer);
     self->producer = NULL;
   }
+  if (self->origin) {
+    datahub_producer_unref (self->origin);
+    self->origin = NULL;
+  }
+  self->handovers = 0;
+  self->followers = 0;
   return TRUE;
 }
 

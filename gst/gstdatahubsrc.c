@@ -228,15 +228,17 @@ report_attach_error (GstDatahubSrc *self, const gchar *name, int rc)
 /* Attaches, waiting for a producer (of a session other than @avoid_session,
  * after a producer died).  Returns FLOW_OK, FLUSHING or ERROR. */
 static GstFlowReturn
-attach (GstDatahubSrc *self, guint64 avoid_session)
+attach (GstDatahubSrc *self, guint64 avoid_session, const gchar *successor)
 {
   dh_consumer_config cc;
   dh_consumer_config_init (&cc);
   guint8 secret[DH_SECRET_SIZE];
   GST_OBJECT_LOCK (self);
-  gchar *name = g_strdup (self->shm_name && *self->shm_name ? self->shm_name : self->channel);
+  gchar *name = g_strdup (successor ? successor
+      : self->shm_name && *self->shm_name ? self->shm_name : self->channel);
   cc.leaky = self->leaky;
-  cc.start = self->start;
+  /* a successor block is read from its first record: nothing is lost */
+  cc.start = successor ? DH_START_OLDEST : self->start;
   guint timeout = self->timeout_ms;
   if (self->secret && *self->secret) {
     datahub_wire_secret (self->secret, secret);
@@ -442,7 +444,30 @@ producer_gone (GstDatahubSrc *self, int rc)
   }
   GST_ELEMENT_WARNING (self, RESOURCE, READ,
       ("The producer stopped (%s); waiting for a new one.", dh_strerror (rc)), (NULL));
-  return attach (self, session);
+  return attach (self, session, NULL);
+}
+
+/* The producer moved to a block with larger slots: everything here was
+ * read, continue there. */
+static GstFlowReturn
+follow_handover (GstDatahubSrc *self)
+{
+  char next[DH_NAME_MAX + 1];
+  int rc = dh_consumer_successor (self->conn->consumer, next, sizeof next);
+  if (rc != 0) {
+    GST_ELEMENT_ERROR (self, RESOURCE, READ, ("Handover without a successor."),
+        ("%s", dh_error_detail ()));
+    return GST_FLOW_ERROR;
+  }
+  gchar *from = g_strdup (dh_consumer_shm_name (self->conn->consumer));
+  drop_connection (self);
+  GstFlowReturn ret = attach (self, 0, next);
+  if (ret == GST_FLOW_OK)
+    gst_element_post_message (GST_ELEMENT (self), gst_message_new_element (
+            GST_OBJECT (self), gst_structure_new ("datahub-handover", "from",
+                G_TYPE_STRING, from, "to", G_TYPE_STRING, next, NULL)));
+  g_free (from);
+  return ret;
 }
 
 static GstFlowReturn
@@ -450,7 +475,7 @@ gst_datahub_src_create (GstPushSrc *ps, GstBuffer **out)
 {
   GstDatahubSrc *self = GST_DATAHUB_SRC (ps);
   GstFlowReturn ret;
-  if (!self->conn && (ret = attach (self, 0)) != GST_FLOW_OK)
+  if (!self->conn && (ret = attach (self, 0, NULL)) != GST_FLOW_OK)
     return ret;
   GST_OBJECT_LOCK (self);
   guint timeout = self->timeout_ms;
@@ -473,6 +498,11 @@ gst_datahub_src_create (GstPushSrc *ps, GstBuffer **out)
     if (rc == DH_ECHECKSUM) {
       GST_ELEMENT_WARNING (self, STREAM, DECODE, ("A buffer failed its integrity "
               "check and was dropped."), ("%s", dh_error_detail ()));
+      continue;
+    }
+    if (rc == DH_EHANDOVER) {
+      if ((ret = follow_handover (self)) != GST_FLOW_OK)
+        return ret;
       continue;
     }
     if (rc == DH_EPRODUCERDEAD || rc == DH_ECLOSED) {

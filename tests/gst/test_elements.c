@@ -432,7 +432,7 @@ GST_START_TEST (test_producer_restart)
     fail_unless (s != NULL, "no frame %d after the restart", i);
     gst_sample_unref (s);
   }
-  kill (pid, SIGTERM);
+  kill (pid, SIGINT); /* gst-launch stops the pipeline: the block is unlinked */
   wait_producer (pid);
   gst_element_set_state (cons, GST_STATE_NULL);
   gst_object_unref (out);
@@ -620,6 +620,76 @@ GST_START_TEST (test_clock_timestamps)
 }
 GST_END_TEST;
 
+/* Handover: frames grow beyond the slots (caps change, slot-size=0): the
+ * sink moves to a block with larger slots, the src follows with no frame
+ * lost, both post datahub-handover, and nothing is left in /dev/shm. */
+GST_START_TEST (test_handover)
+{
+  gchar *ch = channel ("handover");
+  gchar *cl = g_strdup_printf ("datahubsrc channel=%s timeout=20000 ! appsink name=out "
+      "sync=false", ch);
+  GstElement *cons = gst_parse_launch (cl, NULL);
+  GstElement *out = gst_bin_get_by_name (GST_BIN (cons), "out");
+  gst_element_set_state (cons, GST_STATE_PLAYING);
+  gchar *pl = g_strdup_printf ("appsrc name=in format=time ! datahubsink channel=%s "
+      "wait-for-consumer=true", ch);
+  GstElement *prod = gst_parse_launch (pl, NULL);
+  GstElement *in = gst_bin_get_by_name (GST_BIN (prod), "in");
+  gst_element_set_state (prod, GST_STATE_PLAYING);
+  const guint sizes[3] = { 16 * 16, 64 * 64, 256 * 256 };
+  for (guint step = 0, n = 0; step < 3; step++) {
+    guint side = step == 0 ? 16 : step == 1 ? 64 : 256;
+    gchar *cs = g_strdup_printf ("video/x-raw,format=GRAY8,width=%u,height=%u,"
+        "framerate=0/1", side, side);
+    GstCaps *caps = gst_caps_from_string (cs);
+    gst_app_src_set_caps (GST_APP_SRC (in), caps);
+    gst_caps_unref (caps);
+    g_free (cs);
+    for (guint i = 0; i < 10; i++, n++)
+      gst_app_src_push_buffer (GST_APP_SRC (in), gray_buffer (sizes[step], (guint8) n,
+              n * GST_MSECOND));
+  }
+  gst_app_src_end_of_stream (GST_APP_SRC (in));
+  for (guint n = 0; n < 30; n++) {
+    GstSample *smp = gst_app_sink_try_pull_sample (GST_APP_SINK (out), 20 * GST_SECOND);
+    fail_unless (smp != NULL, "frame %u missing", n);
+    GstBuffer *buf = gst_sample_get_buffer (smp);
+    fail_unless_equals_uint64 (gst_buffer_get_size (buf), sizes[n / 10]);
+    fail_unless_equals_uint64 (GST_BUFFER_PTS (buf), n * GST_MSECOND);
+    guint8 value;
+    gst_buffer_extract (buf, sizes[n / 10] - 1, &value, 1);
+    fail_unless_equals_int (value, n);
+    gst_sample_unref (smp);
+  }
+  guint handovers = 0;
+  GstMessage *m;
+  while ((m = wait_message (cons, GST_MESSAGE_ELEMENT | GST_MESSAGE_EOS, 20 * GST_SECOND))) {
+    gboolean eos = GST_MESSAGE_TYPE (m) == GST_MESSAGE_EOS;
+    handovers += gst_message_has_name (m, "datahub-handover");
+    gst_message_unref (m);
+    if (eos)
+      break;
+  }
+  fail_unless_equals_int (handovers, 2);
+  run_to_eos (prod);
+  gst_element_set_state (prod, GST_STATE_NULL);
+  gst_element_set_state (cons, GST_STATE_NULL);
+  for (int i = 0; i < 3; i++) {
+    gchar *path = i == 0 ? g_strdup_printf ("/dev/shm/datahub.%s", ch)
+        : g_strdup_printf ("/dev/shm/datahub.%s.h%d", ch, i);
+    fail_if (g_file_test (path, G_FILE_TEST_EXISTS), "%s left behind", path);
+    g_free (path);
+  }
+  gst_object_unref (in);
+  gst_object_unref (out);
+  gst_object_unref (prod);
+  gst_object_unref (cons);
+  g_free (pl);
+  g_free (cl);
+  g_free (ch);
+}
+GST_END_TEST;
+
 static Suite *
 datahub_suite (void)
 {
@@ -639,6 +709,7 @@ datahub_suite (void)
   tcase_add_test (tc, test_harness_sink);
   tcase_add_test (tc, test_consumer_killed);
   tcase_add_test (tc, test_clock_timestamps);
+  tcase_add_test (tc, test_handover);
   return s;
 }
 
