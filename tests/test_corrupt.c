@@ -50,7 +50,7 @@ test_header_damage (void)
   dh_shm_header *h = test_raw_header (&raw);
 
   CHECK_OK (try_attach (name, secret, "audio/x-raw"));
-  WITH_DAMAGE (raw, h->layout_major = 2, DH_EVERSION, "version 2.0");
+  WITH_DAMAGE (raw, h->layout_major = 2, DH_EVERSION, "layout version 2.1; this library reads 1.x");
   WITH_DAMAGE (raw, h->magic = 0x1234, DH_ENOTDATAHUB, "magic");
   WITH_DAMAGE (raw, h->header_size = 100, DH_ECORRUPT, "header size 100");
   WITH_DAMAGE (raw, h->slot_count = 1u << 30, DH_ECORRUPT, "slot count");
