@@ -462,11 +462,47 @@ wait_for_consumer (GstDatahubSink *self)
   return GST_FLOW_OK;
 }
 
+/* A video buffer whose GstVideoMeta has other strides or offsets than the
+ * caps' default layout: it is copied plane by plane into the default
+ * layout, which is what every src describes. */
+static gboolean
+has_custom_layout (GstDatahubSink *self, GstBuffer *buf, GstVideoInfo *info)
+{
+  GstVideoMeta *meta = gst_buffer_get_video_meta (buf);
+  if (!meta || !self->caps || !gst_video_info_from_caps (info, self->caps))
+    return FALSE;
+  for (guint p = 0; p < meta->n_planes; p++)
+    if (meta->stride[p] != info->stride[p] || meta->offset[p] != info->offset[p])
+      return TRUE;
+  return FALSE;
+}
+
+/* Copies @buf into a slot; returns the record size. */
+static gsize
+copy_into_slot (GstDatahubSink *self, GstBuffer *buf, guint8 *dst, gsize size)
+{
+  GstVideoInfo info;
+  GstVideoFrame in, out;
+  if (has_custom_layout (self, buf, &info)
+      && gst_video_frame_map (&in, &info, buf, GST_MAP_READ)) {
+    GstBuffer *wrap = gst_buffer_new_wrapped_full (0, dst, info.size, 0, info.size, NULL, NULL);
+    if (gst_video_frame_map (&out, &info, wrap, GST_MAP_WRITE)) {
+      gst_video_frame_copy (&out, &in);
+      gst_video_frame_unmap (&out);
+    }
+    gst_video_frame_unmap (&in);
+    gst_buffer_unref (wrap);
+    return info.size;
+  }
+  return gst_buffer_extract (buf, 0, dst, size);
+}
+
 static GstFlowReturn
 gst_datahub_sink_render (GstBaseSink *bs, GstBuffer *buf)
 {
   GstDatahubSink *self = GST_DATAHUB_SINK (bs);
-  gsize size = gst_buffer_get_size (buf);
+  GstVideoInfo vinfo;
+  gsize size = has_custom_layout (self, buf, &vinfo) ? vinfo.size : gst_buffer_get_size (buf);
   if (!ensure_block (self, size))
     return GST_FLOW_ERROR;
   dh_producer *p = self->producer->producer;
@@ -510,8 +546,8 @@ gst_datahub_sink_render (GstBaseSink *bs, GstBuffer *buf)
           ("%s", dh_error_detail ()));
       return GST_FLOW_ERROR;
     }
-    gst_buffer_extract (buf, 0, s.data, size);
-    self->bytes_copied += size;
+    info.size = copy_into_slot (self, buf, s.data, size);
+    self->bytes_copied += info.size;
     if ((rc = dh_producer_commit (p, &s, &info, NULL)) != 0) {
       dh_producer_abort (p, &s);
       GST_ELEMENT_ERROR (self, RESOURCE, WRITE, ("Could not publish a buffer."),

@@ -690,6 +690,66 @@ GST_START_TEST (test_handover)
 }
 GST_END_TEST;
 
+/* A buffer with its own strides (GstVideoMeta) arrives in the caps'
+ * default layout, pixels intact. */
+GST_START_TEST (test_video_meta_strides)
+{
+  gchar *ch = channel ("strides");
+  gchar *cl = g_strdup_printf ("datahubsrc channel=%s timeout=20000 ! appsink name=out "
+      "sync=false", ch);
+  GstElement *cons = gst_parse_launch (cl, NULL);
+  GstElement *out = gst_bin_get_by_name (GST_BIN (cons), "out");
+  gst_element_set_state (cons, GST_STATE_PLAYING);
+  gchar *pl = g_strdup_printf ("appsrc name=in format=time ! datahubsink channel=%s "
+      "wait-for-consumer=true", ch);
+  GstElement *prod = gst_parse_launch (pl, NULL);
+  GstElement *in = gst_bin_get_by_name (GST_BIN (prod), "in");
+  gst_element_set_state (prod, GST_STATE_PLAYING);
+  GstCaps *caps = gst_caps_from_string ("video/x-raw,format=GRAY8,width=6,height=3,"
+      "framerate=0/1");
+  gst_app_src_set_caps (GST_APP_SRC (in), caps);
+  /* rows of 6 pixels with a stride of 16: pixel (x, y) = 10 * y + x */
+  GstBuffer *b = gst_buffer_new_allocate (NULL, 48, NULL);
+  GstMapInfo map;
+  gst_buffer_map (b, &map, GST_MAP_WRITE);
+  memset (map.data, 0xEE, 48);
+  for (int y = 0; y < 3; y++)
+    for (int x = 0; x < 6; x++)
+      map.data[16 * y + x] = (guint8) (10 * y + x);
+  gst_buffer_unmap (b, &map);
+  gsize offsets[4] = { 0 };
+  gint strides[4] = { 16 };
+  gst_buffer_add_video_meta_full (b, GST_VIDEO_FRAME_FLAG_NONE, GST_VIDEO_FORMAT_GRAY8,
+      6, 3, 1, offsets, strides);
+  GST_BUFFER_PTS (b) = 0;
+  gst_app_src_push_buffer (GST_APP_SRC (in), b);
+  gst_app_src_end_of_stream (GST_APP_SRC (in));
+  GstSample *smp = gst_app_sink_try_pull_sample (GST_APP_SINK (out), 20 * GST_SECOND);
+  fail_unless (smp != NULL);
+  GstVideoInfo info;
+  gst_video_info_from_caps (&info, gst_sample_get_caps (smp));
+  GstVideoFrame frame;
+  fail_unless (gst_video_frame_map (&frame, &info, gst_sample_get_buffer (smp), GST_MAP_READ));
+  const guint8 *px = GST_VIDEO_FRAME_PLANE_DATA (&frame, 0);
+  gint stride = GST_VIDEO_FRAME_PLANE_STRIDE (&frame, 0);
+  for (int y = 0; y < 3; y++)
+    for (int x = 0; x < 6; x++)
+      fail_unless_equals_int (px[y * stride + x], 10 * y + x);
+  gst_video_frame_unmap (&frame);
+  gst_sample_unref (smp);
+  gst_element_set_state (prod, GST_STATE_NULL);
+  gst_element_set_state (cons, GST_STATE_NULL);
+  gst_caps_unref (caps);
+  gst_object_unref (in);
+  gst_object_unref (out);
+  gst_object_unref (prod);
+  gst_object_unref (cons);
+  g_free (pl);
+  g_free (cl);
+  g_free (ch);
+}
+GST_END_TEST;
+
 static Suite *
 datahub_suite (void)
 {
@@ -710,6 +770,7 @@ datahub_suite (void)
   tcase_add_test (tc, test_consumer_killed);
   tcase_add_test (tc, test_clock_timestamps);
   tcase_add_test (tc, test_handover);
+  tcase_add_test (tc, test_video_meta_strides);
   return s;
 }
 
