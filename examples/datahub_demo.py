@@ -136,9 +136,13 @@ def consume(channel, seconds, png):
             s = msg.get_structure()
             if s.get_name() == "datahub-stats":
                 lat = state["lat"]
+                transport = ""
+                if s.has_field("latency-p50-us"):
+                    transport = (f"commit->received p50 {s.get_value('latency-p50-us'):6.1f} us "
+                                 f"p99 {s.get_value('latency-p99-us'):6.1f} us  ")
                 print(
-                    f"consumer: {state['frames']:3d} fps  made->received p50 "
-                    f"{percentile(lat, 0.5):7.1f} us  p99 {percentile(lat, 0.99):7.1f} us  "
+                    f"consumer: {state['frames']:3d} fps  {transport}"
+                    f"made->received p50 {percentile(lat, 0.5) / 1000:5.2f} ms  "
                     f"bytes copied {s.get_value('bytes-copied')}  "
                     f"lost {s.get_value('consumer-lost')}",
                     flush=True,

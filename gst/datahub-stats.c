@@ -1,5 +1,8 @@
 #include "datahub-stats.h"
 
+#include <stdlib.h>
+#include <string.h>
+
 void
 datahub_stats_timer_init (DatahubStatsTimer *t)
 {
@@ -16,9 +19,25 @@ datahub_stats_timer_due (DatahubStatsTimer *t, guint interval_ms)
   return TRUE;
 }
 
+void
+datahub_latency_add (DatahubLatency *l, guint64 ns)
+{
+  l->ns[l->pos] = ns;
+  l->pos = (l->pos + 1) % DATAHUB_LATENCY_SAMPLES;
+  if (l->n < DATAHUB_LATENCY_SAMPLES)
+    l->n++;
+}
+
+static gint
+cmp_u64 (gconstpointer a, gconstpointer b)
+{
+  guint64 x = *(const guint64 *) a, y = *(const guint64 *) b;
+  return x < y ? -1 : x > y;
+}
+
 GstStructure *
 datahub_stats_from_metrics (const dh_metrics *m, guint64 bytes_copied,
-    const dh_consumer_stats *consumer)
+    const dh_consumer_stats *consumer, const DatahubLatency *latency)
 {
   GstStructure *s = gst_structure_new ("datahub-stats",
       "written", G_TYPE_UINT64, m->slots_written,
@@ -33,13 +52,24 @@ datahub_stats_from_metrics (const dh_metrics *m, guint64 bytes_copied,
       "checksum-failures", G_TYPE_UINT64, m->checksum_failures,
       "timeouts", G_TYPE_UINT64, m->writer_timeout_count,
       "writer-waits", G_TYPE_UINT64, m->writer_waits,
-      "head", G_TYPE_UINT64, m->head_seq, NULL);
+      "head", G_TYPE_UINT64, m->head_seq,
+      "occupancy", G_TYPE_UINT64, m->max_lag, NULL);
   if (consumer)
     gst_structure_set (s,
         "consumer-read", G_TYPE_UINT64, consumer->read,
         "consumer-lost", G_TYPE_UINT64, consumer->lost,
         "consumer-held", G_TYPE_UINT, consumer->held,
-        "consumer-checksum-failures", G_TYPE_UINT64, consumer->checksum_failures, NULL);
+        "consumer-checksum-failures", G_TYPE_UINT64, consumer->checksum_failures,
+        "consumer-behind", G_TYPE_UINT64, consumer->behind, NULL);
+  if (latency && latency->n > 0) {
+    guint64 sorted[DATAHUB_LATENCY_SAMPLES];
+    memcpy (sorted, latency->ns, latency->n * sizeof sorted[0]);
+    qsort (sorted, latency->n, sizeof sorted[0], cmp_u64);
+    gst_structure_set (s,
+        "latency-p50-us", G_TYPE_DOUBLE, (gdouble) sorted[latency->n / 2] / 1000.0,
+        "latency-p99-us", G_TYPE_DOUBLE, (gdouble) sorted[latency->n * 99 / 100] / 1000.0,
+        NULL);
+  }
   return s;
 }
 

@@ -440,7 +440,7 @@ maybe_post_stats (GstDatahubSink *self)
   dh_producer_metrics (self->producer->producer, &m);
   post_consumer_changes (self, &m);
   if (interval) {
-    GstStructure *s = datahub_stats_from_metrics (&m, self->bytes_copied, NULL);
+    GstStructure *s = datahub_stats_from_metrics (&m, self->bytes_copied, NULL, NULL);
     gst_element_post_message (GST_ELEMENT (self),
         gst_message_new_element (GST_OBJECT (self), s));
   }
@@ -669,7 +669,7 @@ stats_structure (GstDatahubSink *self)
     return gst_structure_new_empty ("datahub-stats");
   dh_metrics m;
   dh_producer_metrics (self->producer->producer, &m);
-  return datahub_stats_from_metrics (&m, self->bytes_copied, NULL);
+  return datahub_stats_from_metrics (&m, self->bytes_copied, NULL, NULL);
 }
 
 static void

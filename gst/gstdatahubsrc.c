@@ -114,6 +114,7 @@ struct _GstDatahubSrc {
   uint64_t metadata_version;
   guint64 bytes_copied;
   DatahubStatsTimer stats_timer;
+  DatahubLatency latency;  /* commit -> received, last buffers */
 };
 
 G_DEFINE_TYPE (GstDatahubSrc, gst_datahub_src, GST_TYPE_PUSH_SRC);
@@ -387,6 +388,8 @@ buffer_from_record (GstDatahubSrc *self, const dh_record *r)
   GST_OBJECT_LOCK (self);
   gboolean copy = self->copy || st.held > self->max_held;
   GST_OBJECT_UNLOCK (self);
+  guint64 now = (guint64) g_get_monotonic_time () * 1000; /* CLOCK_MONOTONIC */
+  datahub_latency_add (&self->latency, now > r->commit_ns ? now - r->commit_ns : 0);
   GstBuffer *buf;
   if (copy) {
     buf = gst_buffer_new_memdup (r->data, r->info.size);
@@ -425,7 +428,7 @@ maybe_post_stats (GstDatahubSrc *self)
   dh_consumer_metrics (self->conn->consumer, &m);
   dh_consumer_stats_get (self->conn->consumer, &st);
   gst_element_post_message (GST_ELEMENT (self), gst_message_new_element (GST_OBJECT (self),
-          datahub_stats_from_metrics (&m, self->bytes_copied, &st)));
+          datahub_stats_from_metrics (&m, self->bytes_copied, &st, &self->latency)));
 }
 
 /* The producer went away: reattach (reconnect=true) or fail. */
@@ -574,6 +577,7 @@ gst_datahub_src_start (GstBaseSrc *bs)
   self->flushing = FALSE;
   self->session = 0;
   self->bytes_copied = 0;
+  memset (&self->latency, 0, sizeof self->latency);
   datahub_stats_timer_init (&self->stats_timer);
   return TRUE;
 }
@@ -653,7 +657,7 @@ gst_datahub_src_get_property (GObject *object, guint prop_id, GValue *value,
         dh_consumer_stats st;
         dh_consumer_metrics (self->conn->consumer, &m);
         dh_consumer_stats_get (self->conn->consumer, &st);
-        s = datahub_stats_from_metrics (&m, self->bytes_copied, &st);
+        s = datahub_stats_from_metrics (&m, self->bytes_copied, &st, &self->latency);
       } else {
         s = gst_structure_new_empty ("datahub-stats");
       }

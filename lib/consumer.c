@@ -581,6 +581,9 @@ dh_consumer_stats_get (dh_consumer *c, dh_consumer_stats *out)
   out->waits = atomic_load_explicit (&e->waits, memory_order_relaxed);
   out->held = atomic_load_explicit (&c->held, memory_order_relaxed);
   out->index = c->index;
+  uint64_t head = atomic_load_explicit (&c->b.hdr->head, memory_order_acquire);
+  uint64_t cursor = atomic_load_explicit (&e->cursor, memory_order_relaxed);
+  out->behind = head >= cursor ? head - cursor + 1 : 0;
 }
 
 const char *

@@ -63,10 +63,15 @@ dh_metrics_snapshot (const dh_block *b, dh_metrics *out)
     uint64_t w = atomic_load_explicit (&c->state, memory_order_acquire);
     if (DH_CONSUMER_STATE (w) != DH_CONSUMER_ACTIVE)
       continue;
-    if (dh_consumer_alive (b, i) || (b->tag == 2 + i))
+    if (dh_consumer_alive (b, i) || (b->tag == 2 + i)) {
       out->consumers_live++;
-    else
+      uint64_t cursor = atomic_load_explicit (&c->cursor, memory_order_relaxed);
+      uint64_t lag = out->head_seq >= cursor ? out->head_seq - cursor + 1 : 0;
+      if (lag > out->max_lag)
+        out->max_lag = lag;
+    } else {
       out->consumers_dead++;
+    }
     out->slots_read += LOAD (c->read);
     out->bytes_read += LOAD (c->bytes_read);
     out->records_lost += LOAD (c->lost);

@@ -181,6 +181,8 @@ typedef struct {
   /* derived at snapshot time */
   uint32_t consumers_live, consumers_dead;
   uint64_t head_seq;
+  uint64_t max_lag;  /* records published and not yet taken by the slowest
+                        live consumer (occupancy) */
 } dh_metrics;
 
 /* hugepages values */
@@ -347,6 +349,7 @@ DH_API void dh_consumer_heartbeat (dh_consumer *c);
 /* Per-consumer counters. Any thread. */
 typedef struct {
   uint64_t read, bytes_read, lost, races, checksum_failures, waits;
+  uint64_t behind; /* records published and not yet taken by this consumer */
   uint32_t held;  /* records currently held */
   uint32_t index; /* consumer entry index */
 } dh_consumer_stats;
