@@ -83,7 +83,9 @@ bool
 dh_byte_locked (int fd, off_t byte)
 {
   struct flock fl;
-  if (ofd_lock_op (fd, F_OFD_GETLK, F_WRLCK, byte, &fl) != 0)
+  /* a read-lock query conflicts with the participants' write locks and
+   * works on read-only descriptors too (admin inspection) */
+  if (ofd_lock_op (fd, F_OFD_GETLK, F_RDLCK, byte, &fl) != 0)
     return true; /* cannot tell: assume alive, never reclaim wrongly */
   return fl.l_type != F_UNLCK;
 }
@@ -408,6 +410,8 @@ validate_header (const dh_block *b, const dh_shm_header *h, uint64_t file_size,
   if (file_size < h->total_size)
     return dh_fail (DH_ETRUNCATED, "%s is %llu bytes, its header says %llu",
         b->name, (unsigned long long) file_size, (unsigned long long) h->total_size);
+  if (!cfg)
+    return 0; /* admin inspection: file permissions are the authority */
 
   bool has_secret = h->flags & DH_FLAG_HAS_SECRET;
   if (has_secret && !cfg->secret)
@@ -440,14 +444,14 @@ validate_header (const dh_block *b, const dh_shm_header *h, uint64_t file_size,
 /* Maps the control region writable and the data region read-only at
  * consecutive addresses, so one base pointer serves both. */
 static int
-map_split (dh_block *b, uint64_t control_size, uint64_t total_size)
+map_split (dh_block *b, uint64_t control_size, uint64_t total_size, bool writable)
 {
   uint8_t *base = mmap (NULL, total_size, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
   if (base == MAP_FAILED)
     return dh_fail (-errno, "cannot reserve %llu bytes for %s: %s",
         (unsigned long long) total_size, b->name, strerror (errno));
-  if (mmap (base, control_size, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_FIXED,
-          b->fd, 0) == MAP_FAILED
+  if (mmap (base, control_size, writable ? PROT_READ | PROT_WRITE : PROT_READ,
+          MAP_SHARED | MAP_FIXED, b->fd, 0) == MAP_FAILED
       || mmap (base + control_size, total_size - control_size, PROT_READ,
           MAP_SHARED | MAP_FIXED, b->fd, (off_t) control_size) == MAP_FAILED) {
     int err = errno;
@@ -462,9 +466,9 @@ map_split (dh_block *b, uint64_t control_size, uint64_t total_size)
 /* One try at opening and validating; DH_ENOTREADY / -ENOENT are retried by
  * the caller until the attach timeout. */
 static int
-try_attach (dh_block *b, const dh_consumer_config *cfg)
+try_attach (dh_block *b, const dh_consumer_config *cfg, bool writable)
 {
-  int fd = shm_open (b->name, O_RDWR | O_CLOEXEC, 0);
+  int fd = shm_open (b->name, (writable ? O_RDWR : O_RDONLY) | O_CLOEXEC, 0);
   if (fd < 0)
     return dh_fail (-errno, "cannot open %s: %s", b->name, strerror (errno));
   b->fd = fd;
@@ -507,10 +511,10 @@ try_attach (dh_block *b, const dh_consumer_config *cfg)
   }
   if ((rc = validate_header (b, &local, (uint64_t) st.st_size, cfg)) != 0)
     goto fail;
-  if ((rc = map_split (b, local.control_size, local.total_size)) != 0)
+  if ((rc = map_split (b, local.control_size, local.total_size, writable)) != 0)
     goto fail;
   cache_config (b, &local);
-  if (local.flags & DH_FLAG_HAS_SECRET)
+  if (cfg && (local.flags & DH_FLAG_HAS_SECRET))
     dh_hmac_key (cfg->secret, b->hmac_key);
   return 0;
 
@@ -528,7 +532,7 @@ dh_block_attach (dh_block *b, const dh_consumer_config *cfg)
     return rc;
   uint64_t deadline = dh_deadline (cfg->attach_timeout_ms);
   for (;;) {
-    rc = try_attach (b, cfg);
+    rc = try_attach (b, cfg, true);
     /* A creator passes through "empty, unlocked" and "no magic yet" for a
      * moment between shm_open and taking its lock: retry those as well,
      * and report them only when they outlast the timeout. */
@@ -540,6 +544,16 @@ dh_block_attach (dh_block *b, const dh_consumer_config *cfg)
       return rc;
     sleep_ms (10);
   }
+}
+
+int
+dh_block_inspect (dh_block *b, const char *name, bool writable)
+{
+  int rc = dh_shm_name (name, b->name, sizeof b->name);
+  if (rc != 0)
+    return rc;
+  rc = try_attach (b, NULL, writable);
+  return rc == DH_ECORRUPT_NO_MAGIC ? DH_ECORRUPT : rc;
 }
 
 void

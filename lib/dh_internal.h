@@ -53,6 +53,8 @@ void dh_record_error (dh_block *b, int code);
 /* ---- block.c ---- */
 int dh_block_create (dh_block *b, const dh_producer_config *cfg);
 int dh_block_attach (dh_block *b, const dh_consumer_config *cfg);
+/* Opens and validates without credentials or registration (admin). */
+int dh_block_inspect (dh_block *b, const char *name, bool writable);
 void dh_block_unmap (dh_block *b);
 int dh_lock_byte (int fd, off_t byte);           /* 0 or -EAGAIN/-errno */
 void dh_unlock_byte (int fd, off_t byte);
@@ -83,6 +85,12 @@ void dh_hex (const uint8_t *bytes, size_t n, char *out); /* out: 2n+1 */
 void dh_metrics_snapshot (const dh_block *b, dh_metrics *out);
 void dh_metrics_reset (dh_block *b);
 void dh_retire_consumer_counters (dh_block *b, uint32_t i);
+
+/* ---- recovery.c ---- */
+/* Releases entries, holds and cursors of dead consumers; wakes a waiting
+ * producer.  Returns how many were released. */
+int dh_reap_dead_consumers (dh_block *b);
+void dh_wake_space (dh_shm_header *h);
 
 /* ---- zones.c ---- */
 int dh_zone_write (dh_block *b, unsigned zone, const void *data, size_t len);

@@ -142,44 +142,14 @@ compute_min_cursor (const dh_block *b)
   return min;
 }
 
-static void
-wake_space (dh_shm_header *h)
-{
-  atomic_fetch_add_explicit (&h->space_wake, 1, memory_order_seq_cst);
-  dh_futex_wake_all (&h->space_wake);
-}
 
 int
 dh_producer_reap_dead_consumers (dh_producer *p)
 {
   DH_CHECK_ARG (p);
-  dh_block *b = &p->b;
-  int reaped = 0;
-  for (uint32_t i = 0; i < b->max_consumers; i++) {
-    dh_shm_consumer *c = &b->consumers[i];
-    uint64_t w = atomic_load_explicit (&c->state, memory_order_acquire);
-    uint32_t st = DH_CONSUMER_STATE (w);
-    if ((st != DH_CONSUMER_ACTIVE && st != DH_CONSUMER_CLAIMING)
-        || dh_consumer_alive (b, i))
-      continue;
-    /* The CAS fails if a new consumer took the entry (and its lock) after
-     * our liveness check: it bumped the epoch. */
-    uint64_t reclaiming = DH_CONSUMER_WORD (DH_CONSUMER_EPOCH (w), DH_CONSUMER_RECLAIMING);
-    if (!atomic_compare_exchange_strong (&c->state, &w, reclaiming))
-      continue;
-    dh_clear_holds (b, i);
-    dh_retire_consumer_counters (b, i);
-    dh_log (DH_LOG_WARNING, "%s: released dead consumer %u (pid %u)", b->name,
-        i, c->pid);
-    atomic_store_explicit (&c->state,
-        DH_CONSUMER_WORD (DH_CONSUMER_EPOCH (w), DH_CONSUMER_FREE), memory_order_release);
-    dh_relaxed_inc (&b->hdr->metrics.consumers_reaped, 1);
-    reaped++;
-  }
-  if (reaped) {
-    p->min_epoch = UINT64_MAX;
-    wake_space (b->hdr);
-  }
+  int reaped = dh_reap_dead_consumers (&p->b);
+  if (reaped)
+    p->min_epoch = UINT64_MAX; /* cursors of the dead no longer count */
   return reaped;
 }
 
@@ -560,7 +530,7 @@ dh_producer_abort (dh_producer *p, const dh_slot *slot)
       DH_SLOT_WORD (slot->generation, DH_SLOT_FREE), memory_order_release);
   dh_relaxed_inc (&b->hdr->metrics.commits_aborted, 1);
   if (atomic_load_explicit (&b->hdr->space_waiters, memory_order_seq_cst) != 0)
-    wake_space (b->hdr);
+    dh_wake_space (b->hdr);
   return 0;
 }
 
@@ -588,7 +558,7 @@ void
 dh_producer_wakeup (dh_producer *p)
 {
   atomic_store (&p->wakeup, true);
-  wake_space (p->b.hdr);
+  dh_wake_space (p->b.hdr);
 }
 
 void

@@ -9,6 +9,7 @@ DATAHUB_PACKAGES=(
   gstreamer1.0-tools
   libc6-dev
   libgstreamer-plugins-base1.0-dev
+  libjson-glib-dev
   libgstreamer1.0-dev
   libsodium-dev
   meson

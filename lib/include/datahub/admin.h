@@ -1,0 +1,126 @@
+/* datahub admin API: inspect, validate and recover DataBlocks from outside,
+ * without registering as a participant.  Used by `datahub-admin`; usable by
+ * any operator tool.  Authority is the file mode: whoever may open the shm
+ * object read-write may recover it (no secret is needed, none is revealed).
+ *
+ *     dh_inspector *ins;
+ *     dh_inspect_open ("cam0", true, &ins);     // channel or "/shm-name"
+ *     dh_block_info bi;
+ *     dh_inspect_info (ins, &bi);
+ *     dh_recover_auto (ins, false, print_action, NULL);   // dry run
+ *     dh_inspect_close (ins);
+ *
+ * Thread safety: one thread at a time per inspector.
+ */
+#ifndef DATAHUB_ADMIN_H
+#define DATAHUB_ADMIN_H
+
+#include "datahub/datahub.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct dh_inspector dh_inspector;
+
+/* Opens and validates a block (as attach does, minus secret and schema).
+ * @writable: map the control region read-write (needed for recovery and
+ * metrics reset); otherwise everything is mapped read-only. */
+DH_API DH_WARN_UNUSED int dh_inspect_open (const char *name, bool writable,
+    dh_inspector **out);
+DH_API void dh_inspect_close (dh_inspector *ins);
+
+typedef struct {
+  char shm_name[DH_NAME_MAX + 1];
+  uint16_t layout_major, layout_minor;
+  uint64_t session_id, created_realtime_ns, total_size, slot_size;
+  uint32_t slot_count, ring_length, max_consumers, zone_count;
+  dh_policy policy;
+  dh_on_full on_full;
+  dh_integrity integrity;
+  bool has_secret, has_schema;
+  uint32_t producer_pid;
+  bool producer_alive;
+  uint32_t producer_state;       /* 0 none, 1 running, 2 closed */
+  uint64_t producer_heartbeat_age_ns;
+  uint64_t head_seq;
+  uint64_t cutover_seq;          /* handover: 0 = none */
+  char successor[DH_NAME_MAX + 1];
+  uint32_t consumers_live, consumers_dead;
+} dh_block_info;
+
+DH_API int dh_inspect_info (dh_inspector *ins, dh_block_info *out);
+
+typedef struct {
+  uint32_t index;
+  uint32_t state;                /* 0 free, 1 claiming, 2 active, 3 reclaiming */
+  uint32_t pid;
+  bool alive, leaky;
+  uint64_t cursor, behind, heartbeat_age_ns;
+  uint64_t read, lost, races, checksum_failures;
+} dh_consumer_info;
+
+/* Fills entry @i (0 .. max_consumers-1). */
+DH_API int dh_inspect_consumer (dh_inspector *ins, uint32_t i, dh_consumer_info *out);
+
+typedef struct {
+  uint32_t index;
+  uint32_t state;                /* 0 free, 1 writing, 2 committed */
+  uint64_t generation, commit_seq;
+  uint64_t readers;              /* hold bitmask */
+  uint64_t dead_readers;         /* holds of consumers that are gone */
+  uint64_t writing_age_ns;       /* how long it has been WRITING */
+} dh_slot_info;
+
+DH_API int dh_inspect_slot (dh_inspector *ins, uint32_t i, dh_slot_info *out);
+
+DH_API int dh_inspect_metrics (dh_inspector *ins, dh_metrics *out);
+DH_API int dh_inspect_reset_metrics (dh_inspector *ins);
+
+/* ---- findings and recovery ------------------------------------------- */
+
+typedef enum {
+  DH_FINDING_DEAD_PRODUCER,      /* the producer lock is gone */
+  DH_FINDING_DEAD_CONSUMER,      /* an ACTIVE entry whose owner is gone */
+  DH_FINDING_ZOMBIE_HOLD,        /* a hold bit of a consumer that is gone */
+  DH_FINDING_STUCK_WRITING,      /* WRITING slot of a dead producer */
+  DH_FINDING_BAD_STATE,          /* a state word that no transition produces */
+  DH_FINDING_BAD_CURSOR,         /* a cursor beyond the head */
+} dh_finding_kind;
+
+typedef struct {
+  dh_finding_kind kind;
+  uint32_t index;                /* slot or consumer index (kind-dependent) */
+  bool fixable;                  /* auto-recover can repair it */
+  char text[256];                /* what and why */
+  char advice[160];              /* what to do */
+} dh_finding;
+
+typedef void (*dh_finding_fn) (const dh_finding *f, void *user);
+
+/* Checks the invariants of docs/protocol.md; calls @fn per finding.
+ * Returns the number of findings (0 = healthy). Read-only. */
+DH_API int dh_inspect_validate (dh_inspector *ins, dh_finding_fn fn, void *user);
+
+/* Resets slot @i to FREE (generation + 1, holds cleared).  Refuses with
+ * DH_EOWNERALIVE while the producer is alive and the slot is WRITING, or
+ * a live consumer holds it, unless @force.  Counted in recovery_actions. */
+DH_API int dh_recover_reset_slot (dh_inspector *ins, uint32_t i, bool force);
+
+/* Releases entries, holds and cursors of dead consumers.  Returns how many
+ * consumers were released. */
+DH_API int dh_recover_dead_consumers (dh_inspector *ins);
+
+/* Repairs every fixable finding (dead consumers, zombie holds, WRITING
+ * slots of a dead producer).  With @apply false only reports (dry run).
+ * Calls @fn for each action; returns the number of actions. */
+DH_API int dh_recover_auto (dh_inspector *ins, bool apply, dh_finding_fn fn, void *user);
+
+/* Every datahub block in /dev/shm: calls @fn with each shm name. */
+typedef void (*dh_name_fn) (const char *shm_name, void *user);
+DH_API int dh_list_blocks (dh_name_fn fn, void *user);
+
+#ifdef __cplusplus
+}
+#endif
+#endif
