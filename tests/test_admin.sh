@@ -1,0 +1,85 @@
+#!/usr/bin/env bash
+# datahub-admin against real situations made by tests/admin_scenario:
+# a healthy block, a consumer killed holding slots, a producer killed
+# mid-write, a foreign object; each command's output and exit code.
+set -u
+admin=$1
+scenario=$2
+ch="admintest-$$"
+pids=()
+fails=0
+cleanup() {
+  for p in "${pids[@]}"; do kill -9 "$p" 2>/dev/null; done
+  rm -f "/dev/shm/datahub.$ch" "/dev/shm/dh-foreign-$$"
+}
+trap cleanup EXIT
+
+check() { # check DESCRIPTION EXPECTED_EXIT GREP_PATTERN -- COMMAND...
+  local what=$1 want=$2 pattern=$3
+  shift 4
+  local out rc
+  out=$("$@" 2>&1)
+  rc=$?
+  if [ "$rc" -ne "$want" ] || ! grep -qE -- "$pattern" <<<"$out"; then
+    echo "FAIL: $what (exit $rc, want $want; pattern '$pattern')"
+    echo "$out" | sed 's/^/    /'
+    fails=$((fails + 1))
+  else
+    echo "ok: $what"
+  fi
+}
+
+wait_line() { # wait_line FILE TEXT
+  for _ in $(seq 100); do grep -q "$2" "$1" 2>/dev/null && return 0; sleep 0.05; done
+  return 1
+}
+
+# 1. a healthy block with a live producer and a consumer
+out=$(mktemp)
+"$scenario" produce "$ch" >"$out" & pids+=($!)
+wait_line "$out" ready
+"$scenario" hold "$ch" >"$out.c" & holder=$!; pids+=($holder)
+wait_line "$out.c" holding
+check "list shows the block" 0 "$ch +/datahub.$ch +[0-9]+ alive +1/0" -- "$admin" list
+check "list --json" 0 "\"shm_name\" : \"/datahub.$ch\"" -- "$admin" list --json
+check "status" 0 "consumers \(1 alive, 0 dead\)" -- "$admin" status "$ch"
+check "validate healthy" 0 "healthy \(0 findings\)" -- "$admin" validate "$ch"
+check "metrics text" 0 "slots_written +5" -- "$admin" metrics "$ch"
+check "metrics json" 0 "\"slots_written\" : 5" -- "$admin" metrics "$ch" --json
+check "metrics prometheus" 0 "datahub_slots_written\{channel=\"$ch\"\} 5" -- "$admin" metrics "$ch" --prometheus
+check "watch one refresh" 0 "consumers 1 alive" -- "$admin" watch "$ch" -i 100 -n 1
+check "unlink refused while the producer lives" 6 "alive; use --force" -- "$admin" unlink "$ch"
+check "reset-slot refused while held by a live consumer" 6 "held by live consumers" -- "$admin" reset-slot "$ch" 1
+
+# 2. the consumer dies holding two slots
+kill -9 "$holder"; wait "$holder" 2>/dev/null
+check "validate sees the dead consumer" 1 "consumer 0 \(pid [0-9]+\) is dead" -- "$admin" validate "$ch"
+check "diagnose shows dead holders" 1 "dead holders 0000000000000001" -- "$admin" diagnose "$ch"
+check "auto-recover dry run" 0 "would release dead consumer 0" -- "$admin" auto-recover "$ch"
+check "still unhealthy after a dry run" 1 "UNHEALTHY" -- "$admin" validate "$ch"
+check "auto-recover --apply" 0 "released dead consumer 0" -- "$admin" auto-recover "$ch" --apply
+check "healthy again" 0 "healthy" -- "$admin" validate "$ch"
+check "recovery counted in metrics" 0 "recovery_actions +[1-9]" -- "$admin" metrics "$ch"
+check "metrics --reset" 0 "slots_written" -- "$admin" metrics "$ch" --reset
+check "counters are zero after reset" 0 "slots_written +0" -- "$admin" metrics "$ch"
+for p in "${pids[@]}"; do kill -9 "$p" 2>/dev/null; wait "$p" 2>/dev/null; done
+pids=()
+rm -f "/dev/shm/datahub.$ch"
+
+# 3. the producer dies between acquire and commit
+"$scenario" die-writing "$ch"
+check "validate: dead producer, stuck WRITING slot" 1 "slot [0-9]+ is WRITING .* producer is dead" -- "$admin" validate "$ch"
+check "reset-slot of a dead writer's slot" 0 "reset to FREE" -- "$admin" reset-slot "$ch" 3
+check "auto-recover finds nothing left to repair" 0 "0 actions" -- "$admin" auto-recover "$ch" --apply
+check "unlink a dead producer's block" 0 "unlinked" -- "$admin" unlink "$ch"
+check "gone" 3 "No such file" -- "$admin" status "$ch"
+
+# 4. bad input
+printf 'GARBAGE!' > "/dev/shm/dh-foreign-$$"
+truncate -s 8192 "/dev/shm/dh-foreign-$$"
+check "a foreign object is refused" 5 "not a datahub block" -- "$admin" status "/dh-foreign-$$"
+check "unknown command" 2 "unknown command" -- "$admin" frobnicate "$ch"
+check "slot index must be a number" 2 "not a number" -- "$admin" reset-slot "/dh-foreign-$$" x
+
+echo "$fails failed checks"
+[ "$fails" -eq 0 ]
