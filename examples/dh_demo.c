@@ -108,8 +108,11 @@ consume (const char *channel)
   if (rc)
     return fail ("attach", rc);
   printf ("consumer: attached to %s\n", dh_consumer_shm_name (c));
-  size_t cap = 1u << 22;
+  /* fixed memory however long it runs: a per-second sample and a summary
+   * reservoir of 64 Ki latencies each */
+  size_t cap = 1u << 16;
   uint64_t *lat = malloc (cap * sizeof *lat), *all = malloc (cap * sizeof *all);
+  uint64_t seen_all = 0;
   size_t n = 0, n_all = 0;
   uint64_t records = 0, total = 0, lost = 0, bad = 0;
   uint64_t t_sec = now_ns (), t0 = t_sec;
@@ -126,8 +129,12 @@ consume (const char *channel)
       bad += w[i] != (r.info.user[1] ^ i);
     if (n < cap)
       lat[n++] = t - r.info.user[0];
+    /* reservoir sampling keeps the summary unbiased in fixed memory */
+    seen_all++;
     if (n_all < cap)
       all[n_all++] = t - r.info.user[0];
+    else if ((uint64_t) rand () % seen_all < cap)
+      all[(size_t) rand () % cap] = t - r.info.user[0];
     lost += r.lost_before;
     records++;
     total++;

@@ -397,17 +397,8 @@ dh_recover_auto (dh_inspector *ins, bool apply, dh_finding_fn fn, void *user)
   dh_block *b = &ins->b;
   const char *verb = apply ? "released" : "would release";
   int actions = 0;
-  for (uint32_t i = 0; i < b->max_consumers; i++) {
-    uint64_t w = atomic_load_explicit (&b->consumers[i].state, memory_order_acquire);
-    uint32_t st = DH_CONSUMER_STATE (w);
-    if ((st == DH_CONSUMER_ACTIVE || st == DH_CONSUMER_CLAIMING) && !dh_consumer_alive (b, i)) {
-      actions++;
-      emit (fn, user, DH_FINDING_DEAD_CONSUMER, i, true, "", "%s dead consumer %u (pid %u)",
-          verb, i, b->consumers[i].pid);
-    }
-  }
-  if (apply)
-    dh_recover_dead_consumers (ins);
+  /* slots first, so dry run and repair report the same actions (releasing
+   * a dead consumer also drops its holds) */
   bool producer_alive = dh_producer_alive (b);
   uint64_t gone = gone_consumers (b);
   for (uint32_t i = 0; i < b->slot_count; i++) {
@@ -432,6 +423,17 @@ dh_recover_auto (dh_inspector *ins, bool apply, dh_finding_fn fn, void *user)
         reset_slot (b, i);
     }
   }
+  for (uint32_t i = 0; i < b->max_consumers; i++) {
+    uint64_t w = atomic_load_explicit (&b->consumers[i].state, memory_order_acquire);
+    uint32_t st = DH_CONSUMER_STATE (w);
+    if ((st == DH_CONSUMER_ACTIVE || st == DH_CONSUMER_CLAIMING) && !dh_consumer_alive (b, i)) {
+      actions++;
+      emit (fn, user, DH_FINDING_DEAD_CONSUMER, i, true, "", "%s dead consumer %u (pid %u)",
+          verb, i, b->consumers[i].pid);
+    }
+  }
+  if (apply)
+    dh_recover_dead_consumers (ins);
   return actions;
 }
 
