@@ -578,12 +578,12 @@ gst_datahub_sink_propose_allocation (GstBaseSink *bs, GstQuery *query)
     return TRUE;
   if (!self->pool)
     self->pool = gst_datahub_pool_new (self->producer);
-  GstStructure *config = gst_buffer_pool_get_config (self->pool);
-  gst_buffer_pool_config_set_params (config, caps, (guint) vinfo.size, 0, 0);
-  gst_buffer_pool_config_add_option (config, GST_BUFFER_POOL_OPTION_VIDEO_META);
-  if (gst_buffer_pool_is_active (self->pool) || !gst_buffer_pool_set_config (self->pool, config)) {
-    if (!gst_buffer_pool_is_active (self->pool))
-      return TRUE;
+  if (!gst_buffer_pool_is_active (self->pool)) {
+    GstStructure *config = gst_buffer_pool_get_config (self->pool);
+    gst_buffer_pool_config_set_params (config, caps, (guint) vinfo.size, 0, 0);
+    gst_buffer_pool_config_add_option (config, GST_BUFFER_POOL_OPTION_VIDEO_META);
+    if (!gst_buffer_pool_set_config (self->pool, config))
+      return TRUE; /* no pool: upstream allocates, we copy once */
   }
   gst_query_add_allocation_pool (query, self->pool, (guint) vinfo.size, 0, 0);
   gst_query_add_allocation_meta (query, GST_VIDEO_META_API_TYPE, NULL);
