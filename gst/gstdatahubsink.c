@@ -22,12 +22,11 @@
 #include "datahub-enums.h"
 #include "datahub-pool.h"
 #include "datahub-wire.h"
-#include "datahub-stats.h"
+#include "datahub-common.h"
 
 GST_DEBUG_CATEGORY_STATIC (datahub_sink_debug);
 #define GST_CAT_DEFAULT datahub_sink_debug
 
-#define DEFAULT_CHANNEL "datahub"
 #define DEFAULT_SLOT_SIZE 0
 #define DEFAULT_SLOTS 8
 #define DEFAULT_POLICY DH_POLICY_RING
@@ -38,14 +37,7 @@ GST_DEBUG_CATEGORY_STATIC (datahub_sink_debug);
 #define DEFAULT_STATS_INTERVAL 0
 
 enum {
-  PROP_0,
-  PROP_CHANNEL,
-  PROP_SHM_NAME,
-  PROP_BROKER,
-  PROP_SECRET,
-  PROP_STATS_INTERVAL,
-  PROP_STATS,
-  PROP_SLOT_SIZE,
+  PROP_SLOT_SIZE = DATAHUB_PROP_LAST_COMMON + 1,
   PROP_SLOTS,
   PROP_POLICY,
   PROP_ON_FULL,
@@ -60,8 +52,7 @@ struct _GstDatahubSink {
   GstBaseSink parent;
 
   /* properties (GST_OBJECT_LOCK) */
-  gchar *channel, *shm_name, *broker, *secret;
-  guint stats_interval;
+  DatahubCommon common;
   guint64 slot_size;
   guint slots, max_consumers, perms;
   dh_policy policy;
@@ -107,18 +98,16 @@ create_block (GstDatahubSink *self, const gchar *override_name, guint64 slot_siz
   dh_producer_config_init (&pc);
   guint8 secret[DH_SECRET_SIZE];
   GST_OBJECT_LOCK (self);
-  gchar *name = g_strdup (override_name ? override_name
-      : self->shm_name && *self->shm_name ? self->shm_name : self->channel);
+  gchar *name = override_name ? g_strdup (override_name)
+      : datahub_common_name (&self->common);
   pc.slot_count = self->slots;
   pc.policy = self->policy;
   pc.on_full = self->on_full;
   pc.max_consumers = self->max_consumers;
   pc.integrity = self->integrity;
   pc.mode = self->perms;
-  if (self->secret && *self->secret) {
-    datahub_wire_secret (self->secret, secret);
+  if (datahub_common_secret (&self->common, secret))
     pc.secret = secret;
-  }
   GST_OBJECT_UNLOCK (self);
   pc.name = name;
   pc.slot_size = slot_size;
@@ -432,7 +421,7 @@ static void
 maybe_post_stats (GstDatahubSink *self)
 {
   GST_OBJECT_LOCK (self);
-  guint interval = self->stats_interval;
+  guint interval = self->common.stats_interval;
   GST_OBJECT_UNLOCK (self);
   if (!datahub_stats_timer_due (&self->stats_timer, interval ? interval : 100))
     return;
@@ -614,15 +603,8 @@ static gboolean
 gst_datahub_sink_start (GstBaseSink *bs)
 {
   GstDatahubSink *self = GST_DATAHUB_SINK (bs);
-  GST_OBJECT_LOCK (self);
-  gboolean broker = self->broker && *self->broker;
-  GST_OBJECT_UNLOCK (self);
-  if (broker) {
-    GST_ELEMENT_ERROR (self, RESOURCE, SETTINGS,
-        ("The broker property is set, but broker support is not built yet."),
-        ("leave broker empty: the channel name maps to a shm name directly"));
+  if (!datahub_common_check_broker (GST_ELEMENT (self), &self->common))
     return FALSE;
-  }
   self->caps_gen = 0;
   self->bytes_copied = 0;
   self->buffers_zero_copy = 0;
@@ -678,12 +660,11 @@ gst_datahub_sink_set_property (GObject *object, guint prop_id, const GValue *val
 {
   GstDatahubSink *self = GST_DATAHUB_SINK (object);
   GST_OBJECT_LOCK (self);
+  if (datahub_common_set_property (&self->common, prop_id, value)) {
+    GST_OBJECT_UNLOCK (self);
+    return;
+  }
   switch (prop_id) {
-    case PROP_CHANNEL: g_free (self->channel); self->channel = g_value_dup_string (value); break;
-    case PROP_SHM_NAME: g_free (self->shm_name); self->shm_name = g_value_dup_string (value); break;
-    case PROP_BROKER: g_free (self->broker); self->broker = g_value_dup_string (value); break;
-    case PROP_SECRET: g_free (self->secret); self->secret = g_value_dup_string (value); break;
-    case PROP_STATS_INTERVAL: self->stats_interval = g_value_get_uint (value); break;
     case PROP_SLOT_SIZE: self->slot_size = g_value_get_uint64 (value); break;
     case PROP_SLOTS: self->slots = g_value_get_uint (value); break;
     case PROP_POLICY: self->policy = g_value_get_enum (value); break;
@@ -710,22 +691,23 @@ gst_datahub_sink_get_property (GObject *object, guint prop_id, GValue *value,
     GParamSpec *pspec)
 {
   GstDatahubSink *self = GST_DATAHUB_SINK (object);
-  if (prop_id == PROP_STATS) {
+  if (prop_id == DATAHUB_PROP_STATS) {
     g_value_take_boxed (value, stats_structure (self));
     return;
   }
   GST_OBJECT_LOCK (self);
+  if (prop_id != DATAHUB_PROP_SHM_NAME
+      && datahub_common_get_property (&self->common, prop_id, value)) {
+    GST_OBJECT_UNLOCK (self);
+    return;
+  }
   switch (prop_id) {
-    case PROP_CHANNEL: g_value_set_string (value, self->channel); break;
-    case PROP_SHM_NAME:
+    case DATAHUB_PROP_SHM_NAME: /* the block in use, once there is one */
       if (self->producer)
         g_value_set_string (value, dh_producer_shm_name (self->producer->producer));
       else
-        g_value_set_string (value, self->shm_name);
+        g_value_set_string (value, self->common.shm_name);
       break;
-    case PROP_BROKER: g_value_set_string (value, self->broker); break;
-    case PROP_SECRET: g_value_set_string (value, self->secret); break;
-    case PROP_STATS_INTERVAL: g_value_set_uint (value, self->stats_interval); break;
     case PROP_SLOT_SIZE: g_value_set_uint64 (value, self->slot_size); break;
     case PROP_SLOTS: g_value_set_uint (value, self->slots); break;
     case PROP_POLICY: g_value_set_enum (value, self->policy); break;
@@ -744,10 +726,7 @@ static void
 gst_datahub_sink_finalize (GObject *object)
 {
   GstDatahubSink *self = GST_DATAHUB_SINK (object);
-  g_free (self->channel);
-  g_free (self->shm_name);
-  g_free (self->broker);
-  g_free (self->secret);
+  datahub_common_clear (&self->common);
   if (self->metadata)
     gst_structure_free (self->metadata);
   G_OBJECT_CLASS (gst_datahub_sink_parent_class)->finalize (object);
@@ -766,8 +745,7 @@ gst_datahub_sink_class_init (GstDatahubSinkClass *klass)
   gobject_class->get_property = gst_datahub_sink_get_property;
   gobject_class->finalize = gst_datahub_sink_finalize;
 
-  datahub_install_common_properties (gobject_class, PROP_CHANNEL, PROP_SHM_NAME,
-      PROP_BROKER, PROP_SECRET, PROP_STATS_INTERVAL, PROP_STATS);
+  datahub_install_common_properties (gobject_class);
   g_object_class_install_property (gobject_class, PROP_SLOT_SIZE,
       g_param_spec_uint64 ("slot-size", "Slot size",
           "Bytes per slot; 0 = from the video caps, or twice the first buffer",
@@ -827,14 +805,14 @@ gst_datahub_sink_class_init (GstDatahubSinkClass *klass)
 static void
 gst_datahub_sink_init (GstDatahubSink *self)
 {
-  self->channel = g_strdup (DEFAULT_CHANNEL);
+  datahub_common_init (&self->common);
   self->slots = DEFAULT_SLOTS;
   self->policy = DEFAULT_POLICY;
   self->on_full = DEFAULT_ON_FULL;
   self->max_consumers = DEFAULT_MAX_CONSUMERS;
   self->integrity = DEFAULT_INTEGRITY;
   self->perms = DEFAULT_PERMS;
-  self->stats_interval = DEFAULT_STATS_INTERVAL;
+  self->common.stats_interval = DEFAULT_STATS_INTERVAL;
   g_queue_init (&self->pending_events);
   /* render into shared memory as soon as a buffer arrives: sync is the
    * consumer's business */

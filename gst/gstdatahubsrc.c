@@ -22,7 +22,7 @@
 #include <gst/video/video.h>
 
 #include "datahub-enums.h"
-#include "datahub-stats.h"
+#include "datahub-common.h"
 #include "datahub-wire.h"
 
 GST_DEBUG_CATEGORY_STATIC (datahub_src_debug);
@@ -37,14 +37,7 @@ GST_DEBUG_CATEGORY_STATIC (datahub_src_debug);
 #define SLICE_MS 100
 
 enum {
-  PROP_0,
-  PROP_CHANNEL,
-  PROP_SHM_NAME,
-  PROP_BROKER,
-  PROP_SECRET,
-  PROP_STATS_INTERVAL,
-  PROP_STATS,
-  PROP_START,
+  PROP_START = DATAHUB_PROP_LAST_COMMON + 1,
   PROP_LEAKY,
   PROP_TIMEOUT,
   PROP_RECONNECT,
@@ -96,8 +89,7 @@ struct _GstDatahubSrc {
   GstPushSrc parent;
 
   /* properties (GST_OBJECT_LOCK) */
-  gchar *channel, *shm_name, *broker, *secret;
-  guint stats_interval;
+  DatahubCommon common;
   dh_start start;
   gboolean leaky, reconnect, copy;
   guint timeout_ms, max_held;
@@ -235,16 +227,13 @@ attach (GstDatahubSrc *self, guint64 avoid_session, const gchar *successor)
   dh_consumer_config_init (&cc);
   guint8 secret[DH_SECRET_SIZE];
   GST_OBJECT_LOCK (self);
-  gchar *name = g_strdup (successor ? successor
-      : self->shm_name && *self->shm_name ? self->shm_name : self->channel);
+  gchar *name = successor ? g_strdup (successor) : datahub_common_name (&self->common);
   cc.leaky = self->leaky;
   /* a successor block is read from its first record: nothing is lost */
   cc.start = successor ? DH_START_OLDEST : self->start;
   guint timeout = self->timeout_ms;
-  if (self->secret && *self->secret) {
-    datahub_wire_secret (self->secret, secret);
+  if (datahub_common_secret (&self->common, secret))
     cc.secret = secret;
-  }
   GST_OBJECT_UNLOCK (self);
   cc.name = name;
   cc.attach_timeout_ms = SLICE_MS;
@@ -419,7 +408,7 @@ static void
 maybe_post_stats (GstDatahubSrc *self)
 {
   GST_OBJECT_LOCK (self);
-  guint interval = self->stats_interval;
+  guint interval = self->common.stats_interval;
   GST_OBJECT_UNLOCK (self);
   if (!interval || !datahub_stats_timer_due (&self->stats_timer, interval))
     return;
@@ -565,15 +554,8 @@ static gboolean
 gst_datahub_src_start (GstBaseSrc *bs)
 {
   GstDatahubSrc *self = GST_DATAHUB_SRC (bs);
-  GST_OBJECT_LOCK (self);
-  gboolean broker = self->broker && *self->broker;
-  GST_OBJECT_UNLOCK (self);
-  if (broker) {
-    GST_ELEMENT_ERROR (self, RESOURCE, SETTINGS,
-        ("The broker property is set, but broker support is not built yet."),
-        ("leave broker empty: the channel name maps to a shm name directly"));
+  if (!datahub_common_check_broker (GST_ELEMENT (self), &self->common))
     return FALSE;
-  }
   self->flushing = FALSE;
   self->session = 0;
   self->bytes_copied = 0;
@@ -623,12 +605,11 @@ gst_datahub_src_set_property (GObject *object, guint prop_id, const GValue *valu
     return;
   }
   GST_OBJECT_LOCK (self);
+  if (datahub_common_set_property (&self->common, prop_id, value)) {
+    GST_OBJECT_UNLOCK (self);
+    return;
+  }
   switch (prop_id) {
-    case PROP_CHANNEL: g_free (self->channel); self->channel = g_value_dup_string (value); break;
-    case PROP_SHM_NAME: g_free (self->shm_name); self->shm_name = g_value_dup_string (value); break;
-    case PROP_BROKER: g_free (self->broker); self->broker = g_value_dup_string (value); break;
-    case PROP_SECRET: g_free (self->secret); self->secret = g_value_dup_string (value); break;
-    case PROP_STATS_INTERVAL: self->stats_interval = g_value_get_uint (value); break;
     case PROP_START: self->start = g_value_get_enum (value); break;
     case PROP_LEAKY: self->leaky = g_value_get_boolean (value); break;
     case PROP_TIMEOUT: self->timeout_ms = g_value_get_uint (value); break;
@@ -650,7 +631,7 @@ gst_datahub_src_get_property (GObject *object, guint prop_id, GValue *value,
     case PROP_IS_LIVE:
       g_value_set_boolean (value, gst_base_src_is_live (GST_BASE_SRC (self)));
       return;
-    case PROP_STATS: {
+    case DATAHUB_PROP_STATS: {
       GstStructure *s;
       if (self->conn) {
         dh_metrics m;
@@ -668,12 +649,11 @@ gst_datahub_src_get_property (GObject *object, guint prop_id, GValue *value,
       break;
   }
   GST_OBJECT_LOCK (self);
+  if (datahub_common_get_property (&self->common, prop_id, value)) {
+    GST_OBJECT_UNLOCK (self);
+    return;
+  }
   switch (prop_id) {
-    case PROP_CHANNEL: g_value_set_string (value, self->channel); break;
-    case PROP_SHM_NAME: g_value_set_string (value, self->shm_name); break;
-    case PROP_BROKER: g_value_set_string (value, self->broker); break;
-    case PROP_SECRET: g_value_set_string (value, self->secret); break;
-    case PROP_STATS_INTERVAL: g_value_set_uint (value, self->stats_interval); break;
     case PROP_START: g_value_set_enum (value, self->start); break;
     case PROP_LEAKY: g_value_set_boolean (value, self->leaky); break;
     case PROP_TIMEOUT: g_value_set_uint (value, self->timeout_ms); break;
@@ -691,10 +671,7 @@ static void
 gst_datahub_src_finalize (GObject *object)
 {
   GstDatahubSrc *self = GST_DATAHUB_SRC (object);
-  g_free (self->channel);
-  g_free (self->shm_name);
-  g_free (self->broker);
-  g_free (self->secret);
+  datahub_common_clear (&self->common);
   if (self->metadata)
     gst_structure_free (self->metadata);
   G_OBJECT_CLASS (gst_datahub_src_parent_class)->finalize (object);
@@ -712,8 +689,7 @@ gst_datahub_src_class_init (GstDatahubSrcClass *klass)
   gobject_class->get_property = gst_datahub_src_get_property;
   gobject_class->finalize = gst_datahub_src_finalize;
 
-  datahub_install_common_properties (gobject_class, PROP_CHANNEL, PROP_SHM_NAME,
-      PROP_BROKER, PROP_SECRET, PROP_STATS_INTERVAL, PROP_STATS);
+  datahub_install_common_properties (gobject_class);
   g_object_class_install_property (gobject_class, PROP_START,
       g_param_spec_enum ("start", "Start", "Where a late joiner starts reading",
           DATAHUB_TYPE_START, DEFAULT_START, rw));
@@ -769,7 +745,7 @@ gst_datahub_src_class_init (GstDatahubSrcClass *klass)
 static void
 gst_datahub_src_init (GstDatahubSrc *self)
 {
-  self->channel = g_strdup ("datahub");
+  datahub_common_init (&self->common);
   self->start = DEFAULT_START;
   self->reconnect = TRUE;
   self->max_held = DEFAULT_MAX_HELD;

@@ -1,4 +1,6 @@
-#include "datahub-stats.h"
+#include "datahub-common.h"
+
+#include "datahub-wire.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -74,32 +76,109 @@ datahub_stats_from_metrics (const dh_metrics *m, guint64 bytes_copied,
 }
 
 void
-datahub_install_common_properties (GObjectClass *klass, guint channel, guint shm_name,
-    guint broker, guint secret, guint stats_interval, guint stats)
+datahub_common_init (DatahubCommon *c)
+{
+  memset (c, 0, sizeof *c);
+  c->channel = g_strdup ("datahub");
+}
+
+void
+datahub_common_clear (DatahubCommon *c)
+{
+  g_free (c->channel);
+  g_free (c->shm_name);
+  g_free (c->broker);
+  g_free (c->secret);
+  memset (c, 0, sizeof *c);
+}
+
+gboolean
+datahub_common_set_property (DatahubCommon *c, guint prop_id, const GValue *value)
+{
+  gchar **str = prop_id == DATAHUB_PROP_CHANNEL ? &c->channel
+      : prop_id == DATAHUB_PROP_SHM_NAME ? &c->shm_name
+      : prop_id == DATAHUB_PROP_BROKER ? &c->broker
+      : prop_id == DATAHUB_PROP_SECRET ? &c->secret : NULL;
+  if (str) {
+    g_free (*str);
+    *str = g_value_dup_string (value);
+    return TRUE;
+  }
+  if (prop_id == DATAHUB_PROP_STATS_INTERVAL) {
+    c->stats_interval = g_value_get_uint (value);
+    return TRUE;
+  }
+  return FALSE;
+}
+
+gboolean
+datahub_common_get_property (const DatahubCommon *c, guint prop_id, GValue *value)
+{
+  switch (prop_id) {
+    case DATAHUB_PROP_CHANNEL: g_value_set_string (value, c->channel); return TRUE;
+    case DATAHUB_PROP_SHM_NAME: g_value_set_string (value, c->shm_name); return TRUE;
+    case DATAHUB_PROP_BROKER: g_value_set_string (value, c->broker); return TRUE;
+    case DATAHUB_PROP_SECRET: g_value_set_string (value, c->secret); return TRUE;
+    case DATAHUB_PROP_STATS_INTERVAL: g_value_set_uint (value, c->stats_interval); return TRUE;
+    default: return FALSE;
+  }
+}
+
+gchar *
+datahub_common_name (const DatahubCommon *c)
+{
+  return g_strdup (c->shm_name && *c->shm_name ? c->shm_name
+      : c->channel ? c->channel : "");
+}
+
+gboolean
+datahub_common_secret (const DatahubCommon *c, guint8 out[DH_SECRET_SIZE])
+{
+  if (!c->secret || !*c->secret)
+    return FALSE;
+  datahub_wire_secret (c->secret, out);
+  return TRUE;
+}
+
+gboolean
+datahub_common_check_broker (GstElement *element, DatahubCommon *c)
+{
+  GST_OBJECT_LOCK (element);
+  gboolean broker = c->broker && *c->broker;
+  GST_OBJECT_UNLOCK (element);
+  if (broker)
+    GST_ELEMENT_ERROR (element, RESOURCE, SETTINGS,
+        ("The broker property is set, but broker support is not built yet."),
+        ("leave broker empty: the channel name maps to a shm name directly"));
+  return !broker;
+}
+
+void
+datahub_install_common_properties (GObjectClass *klass)
 {
   const GParamFlags rw = G_PARAM_READWRITE | G_PARAM_STATIC_STRINGS | GST_PARAM_MUTABLE_READY;
-  g_object_class_install_property (klass, channel,
+  g_object_class_install_property (klass, DATAHUB_PROP_CHANNEL,
       g_param_spec_string ("channel", "Channel",
           "Channel name; the shared memory object is /datahub.<channel>",
           "datahub", rw));
-  g_object_class_install_property (klass, shm_name,
+  g_object_class_install_property (klass, DATAHUB_PROP_SHM_NAME,
       g_param_spec_string ("shm-name", "Shm name",
           "Explicit shared memory object name (\"/name\"); overrides channel",
           NULL, rw));
-  g_object_class_install_property (klass, broker,
+  g_object_class_install_property (klass, DATAHUB_PROP_BROKER,
       g_param_spec_string ("broker", "Broker",
           "Broker endpoint for discovery (empty = none; broker support is not "
           "built yet)", NULL, rw));
-  g_object_class_install_property (klass, secret,
+  g_object_class_install_property (klass, DATAHUB_PROP_SECRET,
       g_param_spec_string ("secret", "Secret",
           "Shared secret: 32 hex digits, or any text (hashed to 128 bits)",
           NULL, rw));
-  g_object_class_install_property (klass, stats_interval,
+  g_object_class_install_property (klass, DATAHUB_PROP_STATS_INTERVAL,
       g_param_spec_uint ("stats-interval", "Stats interval",
           "Post a datahub-stats element message every this many ms (0 = off)",
           0, G_MAXUINT, 0, G_PARAM_READWRITE | G_PARAM_STATIC_STRINGS
               | GST_PARAM_MUTABLE_PLAYING));
-  g_object_class_install_property (klass, stats,
+  g_object_class_install_property (klass, DATAHUB_PROP_STATS,
       g_param_spec_boxed ("stats", "Stats", "Current figures (datahub-stats structure)",
           GST_TYPE_STRUCTURE, G_PARAM_READABLE | G_PARAM_STATIC_STRINGS));
 }
