@@ -62,7 +62,7 @@ produce (const char *channel, double seconds)
       clock_nanosleep (CLOCK_MONOTONIC, TIMER_ABSTIME, &ts, NULL);
     }
     dh_slot s;
-    if ((rc = dh_producer_acquire (p, 2000, &s)) != 0)
+    if ((rc = dh_producer_acquire (p, 10000, &s)) != 0)
       return fail ("acquire", rc);
     uint64_t *w = s.data;
     for (size_t i = 0; i < RECORD / 8; i += 8) /* one word per cache line */
