@@ -461,7 +461,8 @@ dh_consumer_next_batch (dh_consumer *c, dh_record *out, unsigned max, int timeou
   while (got < max && data_ready (c)) {
     rc = take_at_cursor (c, &out[got]);
     if (rc < 0)
-      break; /* reported on the next call's record */
+      break; /* a record failed its integrity check: it was dropped and
+                counted (lost, checksum_failures); end the batch here */
     got += (unsigned) rc;
   }
   return (int) got;
