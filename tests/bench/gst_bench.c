@@ -97,9 +97,9 @@ consume (const char *transport, gsize size, guint count, const char *channel)
   GstElement *pipe = gst_parse_launch (desc, NULL);
   GstElement *out = gst_bin_get_by_name (GST_BIN (pipe), "out");
   gst_element_set_state (pipe, GST_STATE_PLAYING);
-  guint64 *lat = g_new (guint64, count);
+  guint64 *lat = g_new0 (guint64, count), *arrival = g_new0 (guint64, count);
   guint got = 0, bad = 0;
-  guint64 first = 0, last = 0;
+  guint64 last = 0;
   clock_t cpu0 = clock ();
   while (got < count) {
     GstSample *s = gst_app_sink_try_pull_sample (GST_APP_SINK (out), 5 * GST_SECOND);
@@ -123,17 +123,23 @@ consume (const char *transport, gsize size, guint count, const char *channel)
     }
     gst_buffer_unmap (b, &map);
     gst_sample_unref (s);
-    if (!first)
-      first = t;
+    arrival[got] = t;
     last = t;
     got++;
   }
   double cpu_ns = (double) (clock () - cpu0) / CLOCKS_PER_SEC * 1e9 / (got ? got : 1);
-  qsort (lat, got, sizeof lat[0], cmp_u64);
-  double rate = got > 1 ? (double) (got - 1) / ((double) (last - first) / 1e9) : 0;
+  /* the first fifth is warm-up (buffers queued while the consumer started):
+   * rate and latency come from the rest */
+  guint warm = got / 5;
+  double rate = got - warm > 1
+      ? (double) (got - warm - 1) / ((double) (last - arrival[warm]) / 1e9) : 0;
+  guint n = got - warm;
+  guint64 *l = lat + warm;
+  qsort (l, n, sizeof l[0], cmp_u64);
   printf ("%u %.0f %.1f %.1f %.1f %u %.0f\n", got, rate,
-      got ? (double) lat[got / 2] / 1e3 : 0.0, got ? (double) lat[got * 99 / 100] / 1e3 : 0.0,
-      got ? (double) lat[got - 1] / 1e3 : 0.0, bad, cpu_ns);
+      n ? (double) l[n / 2] / 1e3 : 0.0, n ? (double) l[n * 99 / 100] / 1e3 : 0.0,
+      n ? (double) l[n - 1] / 1e3 : 0.0, bad, cpu_ns);
+  g_free (arrival);
   gst_element_set_state (pipe, GST_STATE_NULL);
   gst_object_unref (out);
   gst_object_unref (pipe);
@@ -189,6 +195,7 @@ main (int argc, char **argv)
   guint small = quick ? 20000 : 100000, frames = quick ? 120 : 600;
   printf ("| transport | case | received | buffers/s | MB/s | p50 µs | p99 µs | max µs "
       "| consumer CPU ns/buf | bad |\n|---|---|---|---|---|---|---|---|---|---|\n");
+  /* rate and latency exclude the first fifth of each run (warm-up) */
   const char *transports[] = { "datahub", "shm" };
   for (int t = 0; t < 2; t++)
     run_case (argv[0], transports[t], "4 KiB flat out", 4096, small, 0);
