@@ -93,7 +93,7 @@ static int
 consume (const char *transport, gsize size, guint count, const char *channel)
 {
   gchar *src = src_desc (transport, channel);
-  gchar *desc = g_strdup_printf ("%s ! appsink name=out sync=false max-buffers=8", src);
+  gchar *desc = g_strdup_printf ("%s ! appsink name=out sync=false max-buffers=2", src);
   GstElement *pipe = gst_parse_launch (desc, NULL);
   GstElement *out = gst_bin_get_by_name (GST_BIN (pipe), "out");
   gst_element_set_state (pipe, GST_STATE_PLAYING);
