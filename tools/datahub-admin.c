@@ -499,9 +499,20 @@ static const char usage[] =
     "Exit codes: 0 ok, 1 findings, 2 usage, 3 no such block, 4 permission denied,\n"
     "5 not a datahub block / unsupported / corrupt, 6 refused (owner alive), 7 other.";
 
+/* Recovery actions are reported by the library through its log hook: show
+ * warnings and errors on stderr, so every action leaves a trace. */
+static void
+log_to_stderr (dh_log_level level, const char *msg, void *user)
+{
+  (void) user;
+  if (level <= DH_LOG_WARNING)
+    g_printerr ("datahub-admin: %s\n", msg);
+}
+
 int
 main (int argc, char **argv)
 {
+  dh_set_log_handler (log_to_stderr, NULL);
   GOptionContext *ctx = g_option_context_new (usage);
   g_option_context_add_main_entries (ctx, entries, NULL);
   GError *err = NULL;
