@@ -262,8 +262,15 @@ wait_for_data (dh_consumer *c, uint64_t deadline)
       return 0;
     if (now - c->last_liveness_check_ns >= DH_PRODUCER_CHECK_NS) {
       c->last_liveness_check_ns = now;
-      if (!dh_producer_alive (b))
+      if (!dh_producer_alive (b)) {
+        /* A closing producer stores CLOSED before it drops its lock (a
+         * system call, so ordered before our F_OFD_GETLK): tell a clean
+         * close from a death. */
+        if (atomic_load_explicit (&h->producer_state, memory_order_acquire)
+            == DH_PRODUCER_CLOSED)
+          return data_ready (c) ? 0 : DH_ECLOSED;
         return dh_fail (DH_EPRODUCERDEAD, "%s: producer died", b->name);
+      }
     }
     if (now >= deadline) {
       dh_relaxed_inc (&e->not_ready, 1);

@@ -67,6 +67,23 @@ main (void)
   pthread_join (t, NULL);
   CHECK_OK (w.rc);
 
+  /* a consumer asleep when the producer closes gets DH_ECLOSED, not
+   * "producer died" (regression: the soak's 16 consumers saw the latter) */
+  {
+    const char *n2 = "wake-close-test";
+    char n2buf[64];
+    snprintf (n2buf, sizeof n2buf, "%s-%d", n2, (int) getpid ());
+    dh_producer *p2 = test_producer (n2buf, 64, 2, DH_POLICY_RING, DH_ON_FULL_BLOCK);
+    dh_consumer *c2 = test_consumer (n2buf, false, DH_START_LATEST);
+    waiter w2 = { .c = c2, .p = p2, .rc = 1 };
+    pthread_create (&t, NULL, consumer_waits, &w2);
+    test_sleep_ms (120); /* asleep past a liveness-check period */
+    dh_producer_destroy (p2);
+    pthread_join (t, NULL);
+    CHECK_RC (w2.rc, DH_ECLOSED);
+    dh_consumer_detach (c2);
+  }
+
   /* close: published records are drained first, then DH_ECLOSED */
   test_write_record (p, 64, 4, 0);
   dh_producer_destroy (p);
