@@ -299,7 +299,10 @@ dh_inspect_validate (dh_inspector *ins, dh_finding_fn fn, void *user)
       emit (fn, user, DH_FINDING_DEAD_CONSUMER, i, true, "`cleanup` or `auto-recover --apply`",
           "consumer %u (pid %u) is dead but still registered", i, c->pid);
     }
-    uint64_t cursor = atomic_load_explicit (&c->cursor, memory_order_relaxed);
+    /* cursor first, head after: the head only grows, so a live block is
+     * never misreported while consumers and the producer move on */
+    uint64_t cursor = atomic_load_explicit (&c->cursor, memory_order_acquire);
+    head = atomic_load_explicit (&b->hdr->head, memory_order_acquire);
     if (st == DH_CONSUMER_ACTIVE && cursor > head + 1) {
       n++;
       emit (fn, user, DH_FINDING_BAD_CURSOR, i, false, "restart that consumer",

@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/prctl.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -142,6 +143,14 @@ test_barrier (test_shared *s)
     struct timespec ts = { 0, 200000 };
     nanosleep (&ts, NULL);
   }
+}
+
+/* In a forked child: die with the test process, so a failing test never
+ * leaves producers or consumers running behind it. */
+static inline void
+test_die_with_parent (void)
+{
+  prctl (PR_SET_PDEATHSIG, SIGKILL);
 }
 
 /* Waits for @pid; returns its exit code, or 128 + signal. */

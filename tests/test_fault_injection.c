@@ -19,6 +19,7 @@
 static int
 producer_main (const char *name, unsigned seed)
 {
+  test_die_with_parent ();
   srand (seed);
   dh_producer *p = test_producer (name, RECORD, 6, DH_POLICY_RING, DH_ON_FULL_BLOCK);
   static uint8_t rec[RECORD];
@@ -43,6 +44,7 @@ producer_main (const char *name, unsigned seed)
 static int
 consumer_main (const char *name, test_shared *sh, unsigned seed)
 {
+  test_die_with_parent ();
   srand (seed);
   dh_consumer_config cc;
   dh_consumer_config_init (&cc);

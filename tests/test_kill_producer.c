@@ -15,6 +15,7 @@
 static int
 produce_forever (const char *name)
 {
+  test_die_with_parent ();
   dh_producer *p = test_producer (name, RECORD, 4, DH_POLICY_RING, DH_ON_FULL_DROP);
   static uint8_t record[RECORD];
   for (uint64_t seq = 1;; seq++) {
