@@ -210,6 +210,10 @@ cmd_status (const char *name)
   if (bi.cutover_seq)
     g_print ("  handover: after record %" G_GUINT64_FORMAT " the stream continues in %s\n",
         bi.cutover_seq - 1, bi.successor);
+  for (uint32_t z = 0; z < bi.zone_count; z++)
+    g_print ("  zone %u: %" G_GUINT64_FORMAT " of %u bytes, version %" G_GUINT64_FORMAT
+        "%s\n", z, bi.zone_length[z], bi.zone_size[z], bi.zone_version[z] / 2,
+        bi.zone_version[z] % 2 ? " (being written)" : "");
   g_print ("  consumers (%u alive, %u dead):\n", bi.consumers_live, bi.consumers_dead);
   for (uint32_t i = 0; i < bi.max_consumers; i++) {
     dh_consumer_info ci;

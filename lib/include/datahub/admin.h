@@ -47,6 +47,9 @@ typedef struct {
   uint64_t cutover_seq;          /* handover: 0 = none */
   char successor[DH_NAME_MAX + 1];
   uint32_t consumers_live, consumers_dead;
+  /* flexible zones: capacity, bytes written, version (seqlock sequence) */
+  uint32_t zone_size[DH_MAX_ZONES];
+  uint64_t zone_length[DH_MAX_ZONES], zone_version[DH_MAX_ZONES];
 } dh_block_info;
 
 DH_API int dh_inspect_info (dh_inspector *ins, dh_block_info *out);
