@@ -750,6 +750,81 @@ GST_START_TEST (test_video_meta_strides)
 }
 GST_END_TEST;
 
+static GstPadProbeReturn
+catch_custom (GstPad *pad, GstPadProbeInfo *info, gpointer user)
+{
+  (void) pad;
+  GstEvent *e = GST_PAD_PROBE_INFO_EVENT (info);
+  if (GST_EVENT_TYPE (e) == GST_EVENT_CUSTOM_DOWNSTREAM && gst_event_has_name (e, "my-marker")) {
+    gint n = 0;
+    gst_structure_get_int (gst_event_get_structure (e), "n", &n);
+    g_atomic_int_set ((gint *) user, n);
+  }
+  return GST_PAD_PROBE_OK;
+}
+
+/* Custom serialized events cross in order; a datahub-metadata event sets
+ * the metadata every src reports; integrity=checksum verifies each buffer. */
+GST_START_TEST (test_custom_events_and_checksum)
+{
+  gchar *ch = channel ("custom");
+  gchar *cl = g_strdup_printf ("datahubsrc name=src channel=%s timeout=20000 ! "
+      "appsink name=out sync=false", ch);
+  GstElement *cons = gst_parse_launch (cl, NULL);
+  GstElement *out = gst_bin_get_by_name (GST_BIN (cons), "out");
+  GstPad *pad = gst_element_get_static_pad (out, "sink");
+  gint marker = 0;
+  gst_pad_add_probe (pad, GST_PAD_PROBE_TYPE_EVENT_DOWNSTREAM, catch_custom, &marker, NULL);
+  gst_element_set_state (cons, GST_STATE_PLAYING);
+  gchar *pl = g_strdup_printf ("appsrc name=in format=time ! datahubsink channel=%s "
+      "slot-size=4096 integrity=checksum wait-for-consumer=true", ch);
+  GstElement *prod = gst_parse_launch (pl, NULL);
+  GstElement *in = gst_bin_get_by_name (GST_BIN (prod), "in");
+  gst_element_set_state (prod, GST_STATE_PLAYING);
+  GstCaps *caps = gst_caps_from_string ("application/x-test");
+  gst_app_src_set_caps (GST_APP_SRC (in), caps);
+  gst_app_src_push_buffer (GST_APP_SRC (in), gray_buffer (100, 1, 0));
+  /* appsrc sends serialized events in order with its buffers */
+  GstStructure *md = gst_structure_new ("datahub-metadata", "camera", G_TYPE_STRING, "front", NULL);
+  gst_element_send_event (in, gst_event_new_custom (GST_EVENT_CUSTOM_DOWNSTREAM,
+          gst_structure_copy (md)));
+  gst_element_send_event (in, gst_event_new_custom (GST_EVENT_CUSTOM_DOWNSTREAM,
+          gst_structure_new ("my-marker", "n", G_TYPE_INT, 42, NULL)));
+  gst_app_src_push_buffer (GST_APP_SRC (in), gray_buffer (100, 2, GST_MSECOND));
+  gst_app_src_end_of_stream (GST_APP_SRC (in));
+  for (int i = 1; i <= 2; i++) {
+    GstSample *smp = gst_app_sink_try_pull_sample (GST_APP_SINK (out), 20 * GST_SECOND);
+    fail_unless (smp != NULL);
+    guint8 v;
+    gst_buffer_extract (gst_sample_get_buffer (smp), 0, &v, 1);
+    fail_unless_equals_int (v, i);
+    if (i == 2) /* the marker came before buffer 2, and so was seen before it */
+      fail_unless_equals_int (g_atomic_int_get (&marker), 42);
+    gst_sample_unref (smp);
+  }
+  run_to_eos (cons);
+  GstElement *src = gst_bin_get_by_name (GST_BIN (cons), "src");
+  GstStructure *got = NULL;
+  g_object_get (src, "metadata", &got, NULL);
+  fail_unless (got && gst_structure_is_equal (got, md), "metadata from the event missing");
+  fail_unless_equals_uint64 (stat_u64 (src, "checksum-failures"), 0);
+  gst_structure_free (got);
+  gst_structure_free (md);
+  gst_caps_unref (caps);
+  gst_element_set_state (prod, GST_STATE_NULL);
+  gst_element_set_state (cons, GST_STATE_NULL);
+  gst_object_unref (pad);
+  gst_object_unref (src);
+  gst_object_unref (in);
+  gst_object_unref (out);
+  gst_object_unref (prod);
+  gst_object_unref (cons);
+  g_free (pl);
+  g_free (cl);
+  g_free (ch);
+}
+GST_END_TEST;
+
 static Suite *
 datahub_suite (void)
 {
@@ -771,6 +846,7 @@ datahub_suite (void)
   tcase_add_test (tc, test_clock_timestamps);
   tcase_add_test (tc, test_handover);
   tcase_add_test (tc, test_video_meta_strides);
+  tcase_add_test (tc, test_custom_events_and_checksum);
   return s;
 }
 
