@@ -200,7 +200,11 @@ main (int argc, char **argv)
   for (int t = 0; t < 2; t++)
     run_case (argv[0], transports[t], "4 KiB flat out", 4096, small, 0);
   for (int t = 0; t < 2; t++)
+    run_case (argv[0], transports[t], "64 KiB flat out", 65536, small / 4, 0);
+  for (int t = 0; t < 2; t++)
     run_case (argv[0], transports[t], "1080p RGBA flat out", 1920 * 1080 * 4, frames, 0);
+  for (int t = 0; t < 2; t++)
+    run_case (argv[0], transports[t], "2160p RGBA flat out", 3840 * 2160 * 4, frames / 4, 0);
   for (int t = 0; t < 2; t++)
     run_case (argv[0], transports[t], "4 KiB at 1 kHz", 4096, quick ? 1000 : 3000, 1000);
   for (int t = 0; t < 2; t++)
