@@ -559,23 +559,30 @@ gst_datahub_sink_propose_allocation (GstBaseSink *bs, GstQuery *query)
     return FALSE;
   if (caps && !self->caps)
     gst_caps_replace (&self->caps, caps);
+  /* Buffer size: one video frame, or (other media) the slot size when the
+   * application set it — upstream then writes into slots and may shrink
+   * its buffers. Otherwise no pool: upstream allocates and we copy once. */
   GstVideoInfo vinfo;
   gboolean video = gst_video_info_from_caps (&vinfo, caps);
-  if (!video || !ensure_block (self, 0) || !self->producer)
-    return TRUE; /* no pool: upstream allocates, we copy once */
-  if (vinfo.size > dh_producer_slot_size (self->producer->producer))
+  GST_OBJECT_LOCK (self);
+  guint64 size = video ? vinfo.size : self->slot_size;
+  GST_OBJECT_UNLOCK (self);
+  if (size == 0 || !ensure_block (self, 0) || !self->producer
+      || size > dh_producer_slot_size (self->producer->producer))
     return TRUE;
   if (!self->pool)
     self->pool = gst_datahub_pool_new (self->producer);
   if (!gst_buffer_pool_is_active (self->pool)) {
     GstStructure *config = gst_buffer_pool_get_config (self->pool);
-    gst_buffer_pool_config_set_params (config, caps, (guint) vinfo.size, 0, 0);
-    gst_buffer_pool_config_add_option (config, GST_BUFFER_POOL_OPTION_VIDEO_META);
+    gst_buffer_pool_config_set_params (config, caps, (guint) size, 0, 0);
+    if (video)
+      gst_buffer_pool_config_add_option (config, GST_BUFFER_POOL_OPTION_VIDEO_META);
     if (!gst_buffer_pool_set_config (self->pool, config))
-      return TRUE; /* no pool: upstream allocates, we copy once */
+      return TRUE;
   }
-  gst_query_add_allocation_pool (query, self->pool, (guint) vinfo.size, 0, 0);
-  gst_query_add_allocation_meta (query, GST_VIDEO_META_API_TYPE, NULL);
+  gst_query_add_allocation_pool (query, self->pool, (guint) size, 0, 0);
+  if (video)
+    gst_query_add_allocation_meta (query, GST_VIDEO_META_API_TYPE, NULL);
   return TRUE;
 }
 

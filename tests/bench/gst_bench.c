@@ -1,14 +1,15 @@
 /* datahub-gst-bench: datahubsink/datahubsrc next to shmsink/shmsrc, same
- * harness, same run.  A producer process pushes buffers from appsrc that
- * carry a sequence number, a send time and a fill pattern; a consumer
- * process checks every byte and measures throughput and latency.
+ * harness, same run.  A producer process pushes buffers from fakesrc
+ * (filled in its streaming thread) that carry a sequence number, a send
+ * time and a fill pattern; a consumer
+ * process checks every byte and measures throughput and latency in the
+ * src's streaming thread (fakesink handoff), so no queue hand-off hides the
+ * transport.
  *
  *   datahub-gst-bench [--quick]
  *
  * Needs the datahub plugin on GST_PLUGIN_PATH_1_0 (scripts/bench sets it).
  * Prints a markdown table; asserts nothing. */
-#include <gst/app/gstappsink.h>
-#include <gst/app/gstappsrc.h>
 #include <gst/gst.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -29,7 +30,8 @@ static gchar *
 sink_desc (const char *transport, const char *channel, gsize size)
 {
   if (g_str_equal (transport, "datahub"))
-    return g_strdup_printf ("datahubsink channel=%s slots=16 wait-for-consumer=true", channel);
+    return g_strdup_printf ("datahubsink channel=%s slots=16 slot-size=%" G_GSIZE_FORMAT
+        " wait-for-consumer=true", channel, size);
   return g_strdup_printf ("shmsink socket-path=/tmp/%s shm-size=%" G_GSIZE_FORMAT
       " wait-for-connection=true sync=false", channel, size * 32 + (1u << 20));
 }
@@ -42,37 +44,51 @@ src_desc (const char *transport, const char *channel)
   return g_strdup_printf ("shmsrc socket-path=/tmp/%s is-live=true", channel);
 }
 
+/* Fills each buffer in fakesrc's streaming thread (no queue hand-off):
+ * sequence number, send time, then the pattern; paced if @rate. */
+typedef struct {
+  guint64 next, period, seq;
+} Filler;
+
+static void
+on_fill (GstElement *src, GstBuffer *b, GstPad *pad, gpointer user)
+{
+  (void) src;
+  (void) pad;
+  Filler *f = user;
+  if (f->period) {
+    f->next += f->period;
+    struct timespec ts = { (time_t) (f->next / 1000000000u), (long) (f->next % 1000000000u) };
+    clock_nanosleep (CLOCK_MONOTONIC, TIMER_ABSTIME, &ts, NULL);
+  }
+  GstMapInfo map;
+  gst_buffer_map (b, &map, GST_MAP_WRITE);
+  memset (map.data + 16, (int) (f->seq & 0xff), map.size - 16);
+  guint64 hdr[2] = { f->seq++, now_ns () };
+  memcpy (map.data, hdr, sizeof hdr);
+  gst_buffer_unmap (b, &map);
+}
+
 static int
 produce (const char *transport, gsize size, guint count, guint rate, const char *channel)
 {
   gchar *sink = sink_desc (transport, channel, size);
-  gchar *desc = g_strdup_printf ("appsrc name=in format=time block=true max-bytes=%"
-      G_GSIZE_FORMAT " caps=application/x-bench ! %s", size * 4, sink);
+  /* a few extra buffers: shmsrc never sees EOS, and the consumer stops at
+   * its count */
+  gchar *desc = g_strdup_printf ("fakesrc name=in num-buffers=%u sizetype=fixed "
+      "sizemax=%" G_GSIZE_FORMAT " filltype=nothing can-activate-pull=false "
+      "signal-handoffs=true ! application/x-bench ! %s", count + 16, size, sink);
   GstElement *pipe = gst_parse_launch (desc, NULL);
   GstElement *in = gst_bin_get_by_name (GST_BIN (pipe), "in");
+  Filler f = { now_ns (), rate ? 1000000000u / rate : 0, 0 };
+  g_signal_connect (in, "handoff", G_CALLBACK (on_fill), &f);
   gst_element_set_state (pipe, GST_STATE_PLAYING);
-  guint64 next = now_ns ();
-  for (guint i = 0; i < count; i++) {
-    if (rate) {
-      next += 1000000000u / rate;
-      struct timespec ts = { (time_t) (next / 1000000000u), (long) (next % 1000000000u) };
-      clock_nanosleep (CLOCK_MONOTONIC, TIMER_ABSTIME, &ts, NULL);
-    }
-    GstBuffer *b = gst_buffer_new_allocate (NULL, size, NULL);
-    GstMapInfo map;
-    gst_buffer_map (b, &map, GST_MAP_WRITE);
-    memset (map.data + 16, (int) (i & 0xff), size - 16);
-    guint64 hdr[2] = { i, now_ns () };
-    memcpy (map.data, hdr, sizeof hdr);
-    gst_buffer_unmap (b, &map);
-    if (gst_app_src_push_buffer (GST_APP_SRC (in), b) != GST_FLOW_OK)
-      break;
-  }
+  GstMessage *m = gst_bus_timed_pop_filtered (GST_ELEMENT_BUS (pipe), 120 * GST_SECOND,
+      GST_MESSAGE_EOS | GST_MESSAGE_ERROR);
+  if (m)
+    gst_message_unref (m);
   /* shmsrc never sees EOS: keep the producer up until the consumer is done */
   g_usleep (G_USEC_PER_SEC / 2);
-  gst_app_src_end_of_stream (GST_APP_SRC (in));
-  gst_bus_timed_pop_filtered (GST_ELEMENT_BUS (pipe), 5 * GST_SECOND,
-      GST_MESSAGE_EOS | GST_MESSAGE_ERROR);
   gst_element_set_state (pipe, GST_STATE_NULL);
   gst_object_unref (in);
   gst_object_unref (pipe);
@@ -88,62 +104,83 @@ cmp_u64 (const void *a, const void *b)
   return x < y ? -1 : x > y;
 }
 
+/* What the consumer's streaming thread records per buffer. */
+typedef struct {
+  gsize size;
+  guint count, got, bad;
+  guint64 *lat, *arrival;
+} Tally;
+
+/* Runs in the src's streaming thread (fakesink handoff): no hand-off to
+ * another thread, so the figures are the transport's, not a queue's. */
+static void
+on_handoff (GstElement *sink, GstBuffer *b, GstPad *pad, gpointer user)
+{
+  (void) sink;
+  (void) pad;
+  Tally *t = user;
+  if (t->got >= t->count)
+    return;
+  GstMapInfo map;
+  gst_buffer_map (b, &map, GST_MAP_READ);
+  guint64 now = now_ns (), hdr[2] = { 0, now };
+  if (map.size != t->size) {
+    t->bad++;
+  } else {
+    memcpy (hdr, map.data, sizeof hdr);
+    guint8 want = (guint8) (hdr[0] & 0xff);
+    for (gsize k = 16; k < map.size; k++)
+      if (map.data[k] != want) {
+        t->bad++;
+        break;
+      }
+  }
+  gst_buffer_unmap (b, &map);
+  t->lat[t->got] = now - hdr[1];
+  t->arrival[t->got] = now;
+  g_atomic_int_inc (&t->got);
+}
+
 /* Prints "received rate p50_us p99_us max_us bad cpu_ns_per_buffer". */
 static int
 consume (const char *transport, gsize size, guint count, const char *channel)
 {
   gchar *src = src_desc (transport, channel);
-  gchar *desc = g_strdup_printf ("%s ! appsink name=out sync=false max-buffers=2", src);
+  gchar *desc = g_strdup_printf ("%s ! fakesink name=out sync=false signal-handoffs=true", src);
   GstElement *pipe = gst_parse_launch (desc, NULL);
   GstElement *out = gst_bin_get_by_name (GST_BIN (pipe), "out");
-  gst_element_set_state (pipe, GST_STATE_PLAYING);
-  guint64 *lat = g_new0 (guint64, count), *arrival = g_new0 (guint64, count);
-  guint got = 0, bad = 0;
-  guint64 last = 0;
+  Tally t = { size, count, 0, 0, g_new0 (guint64, count), g_new0 (guint64, count) };
+  g_signal_connect (out, "handoff", G_CALLBACK (on_handoff), &t);
   clock_t cpu0 = clock ();
-  while (got < count) {
-    GstSample *s = gst_app_sink_try_pull_sample (GST_APP_SINK (out), 5 * GST_SECOND);
-    if (!s)
-      break;
-    GstBuffer *b = gst_sample_get_buffer (s);
-    GstMapInfo map;
-    gst_buffer_map (b, &map, GST_MAP_READ);
-    guint64 t = now_ns (), hdr[2];
-    if (map.size != size) {
-      bad++;
-    } else {
-      memcpy (hdr, map.data, sizeof hdr);
-      guint8 want = (guint8) (hdr[0] & 0xff);
-      for (gsize k = 16; k < map.size; k++)
-        if (map.data[k] != want) {
-          bad++;
-          break;
-        }
-      lat[got] = t - hdr[1];
+  gst_element_set_state (pipe, GST_STATE_PLAYING);
+  guint last_seen = 0;
+  guint64 last_change = now_ns ();
+  while ((guint) g_atomic_int_get (&t.got) < count && now_ns () - last_change < 5000000000u) {
+    g_usleep (1000);
+    guint g = (guint) g_atomic_int_get (&t.got);
+    if (g != last_seen) {
+      last_seen = g;
+      last_change = now_ns ();
     }
-    gst_buffer_unmap (b, &map);
-    gst_sample_unref (s);
-    arrival[got] = t;
-    last = t;
-    got++;
   }
+  gst_element_set_state (pipe, GST_STATE_NULL);
+  guint got = (guint) g_atomic_int_get (&t.got);
   double cpu_ns = (double) (clock () - cpu0) / CLOCKS_PER_SEC * 1e9 / (got ? got : 1);
   /* the first fifth is warm-up (buffers queued while the consumer started):
    * rate and latency come from the rest */
   guint warm = got / 5;
-  double rate = got - warm > 1
-      ? (double) (got - warm - 1) / ((double) (last - arrival[warm]) / 1e9) : 0;
+  double rate = got - warm > 1 ? (double) (got - warm - 1)
+      / ((double) (t.arrival[got - 1] - t.arrival[warm]) / 1e9) : 0;
   guint n = got - warm;
-  guint64 *l = lat + warm;
+  guint64 *l = t.lat + warm;
   qsort (l, n, sizeof l[0], cmp_u64);
   printf ("%u %.0f %.1f %.1f %.1f %u %.0f\n", got, rate,
       n ? (double) l[n / 2] / 1e3 : 0.0, n ? (double) l[n * 99 / 100] / 1e3 : 0.0,
-      n ? (double) l[n - 1] / 1e3 : 0.0, bad, cpu_ns);
-  g_free (arrival);
-  gst_element_set_state (pipe, GST_STATE_NULL);
+      n ? (double) l[n - 1] / 1e3 : 0.0, t.bad, cpu_ns);
   gst_object_unref (out);
   gst_object_unref (pipe);
-  g_free (lat);
+  g_free (t.lat);
+  g_free (t.arrival);
   g_free (desc);
   g_free (src);
   return 0;
