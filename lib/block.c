@@ -238,6 +238,10 @@ cache_config (dh_block *b, const dh_shm_header *h)
   b->integrity = (dh_integrity) h->integrity;
   b->check = (dh_check) h->integrity_check;
   b->zone_count = h->zone_count;
+  for (uint32_t z = 0; z < h->zone_count && z < DH_MAX_ZONES; z++) {
+    b->zone_offset[z] = h->zones[z].offset;
+    b->zone_size[z] = h->zones[z].size;
+  }
   b->total_size = h->total_size;
   b->control_size = h->control_size;
   b->consumers = (dh_shm_consumer *) (b->base + h->off_consumers);

@@ -41,6 +41,10 @@ typedef struct {
   dh_integrity integrity;
   dh_check check;
   uint32_t zone_count;
+  /* zone geometry from the validated header copy: the live zone table is in
+   * the control region, writable by every consumer, so it is never re-read */
+  uint64_t zone_offset[DH_MAX_ZONES];
+  uint32_t zone_size[DH_MAX_ZONES];
   uint8_t hmac_key[DH_HASH_SIZE];
   uint32_t tag;             /* spinlock owner tag: 1 producer, 2 + i consumer */
 } dh_block;

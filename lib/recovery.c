@@ -159,7 +159,7 @@ dh_inspect_info (dh_inspector *ins, dh_block_info *out)
       out->consumers_dead++;
   }
   for (uint32_t z = 0; z < b->zone_count; z++) {
-    out->zone_size[z] = h->zone_size[z];
+    out->zone_size[z] = b->zone_size[z];
     out->zone_length[z] = atomic_load_explicit (&h->zones[z].length, memory_order_relaxed);
     out->zone_version[z] = atomic_load_explicit (&h->zones[z].seq, memory_order_acquire);
   }

@@ -29,12 +29,12 @@ dh_zone_write (dh_block *b, unsigned zone, const void *data, size_t len)
   if (rc != 0)
     return rc;
   dh_shm_zone *z = &b->hdr->zones[zone];
-  if (len > z->size)
+  if (len > b->zone_size[zone])
     return dh_fail (DH_ETOOBIG, "%zu bytes do not fit zone %u (%u bytes)", len,
-        zone, z->size);
+        zone, b->zone_size[zone]);
   uint64_t seq = atomic_load_explicit (&z->seq, memory_order_relaxed);
   atomic_store_explicit (&z->seq, seq + 1, memory_order_relaxed); /* odd: writing */
-  dh_store_words (b->base + z->offset, data, len);
+  dh_store_words (b->base + b->zone_offset[zone], data, len);
   atomic_store_explicit (&z->length, len, memory_order_release);
   /* Even again; pairs with the reader's acquire load of seq. */
   atomic_store_explicit (&z->seq, seq + 2, memory_order_release);
@@ -50,9 +50,9 @@ dh_zone_read (const dh_block *b, unsigned zone, void *buf, size_t cap,
   if (rc != 0)
     return rc;
   const dh_shm_zone *z = &b->hdr->zones[zone];
-  /* size and offset were checked against the layout at attach; the zone
-   * table is in the writable control region, so re-check size here. */
-  uint32_t size = b->hdr->zone_size[zone];
+  /* geometry from the validated header copy; only seq and length are read
+   * live, and length is checked against the size */
+  uint32_t size = b->zone_size[zone];
   uint64_t give_up = 0;
   for (unsigned attempt = 0;; attempt++) {
     if (attempt && attempt % 64 == 0) {
@@ -72,7 +72,7 @@ dh_zone_read (const dh_block *b, unsigned zone, void *buf, size_t cap,
     if (n > size)
       n = size + 1; /* torn or corrupt: re-checked below */
     if (n <= size && n <= cap)
-      dh_load_words (buf, b->base + b->hdr->zones[zone].offset, n);
+      dh_load_words (buf, b->base + b->zone_offset[zone], n);
     if (atomic_load_explicit (&z->seq, memory_order_relaxed) != s1)
       continue;
     if (n > size)

@@ -148,10 +148,44 @@ test_corrupt_descriptor (void)
   dh_producer_destroy (p);
 }
 
+/* A consumer scribbling over the zone table (it lives in the writable
+ * control region) cannot redirect anyone's zone reads or writes. */
+static void
+test_zone_table_damage (void)
+{
+  dh_producer_config pc;
+  dh_producer_config_init (&pc);
+  pc.name = test_channel ("zonetable");
+  pc.slot_size = 64;
+  pc.slot_count = 2;
+  pc.zone_count = 1;
+  pc.zone_sizes[0] = 32;
+  dh_producer *p;
+  CHECK_OK (dh_producer_create (&pc, &p));
+  dh_consumer *c = test_consumer (pc.name, false, DH_START_LATEST);
+  test_raw raw = test_raw_open (dh_producer_shm_name (p));
+  dh_shm_header *h = test_raw_header (&raw);
+  h->zones[0].offset = UINT64_C (1) << 40;
+  h->zones[0].size = 1u << 30;
+  h->zone_size[0] = 1u << 30;
+  CHECK_RC (dh_producer_zone_write (p, 0, "x", 100), DH_ETOOBIG);
+  CHECK_OK (dh_producer_zone_write (p, 0, "still here", 11));
+  char buf[64];
+  size_t len;
+  CHECK_OK (dh_consumer_zone_read (c, 0, buf, sizeof buf, &len, NULL));
+  CHECK (len == 11 && strcmp (buf, "still here") == 0);
+  h->zones[0].length = 1u << 20; /* a lying length is refused, not followed */
+  CHECK_RC (dh_consumer_zone_read (c, 0, buf, sizeof buf, &len, NULL), DH_ECORRUPT);
+  test_raw_close (&raw);
+  dh_consumer_detach (c);
+  dh_producer_destroy (p);
+}
+
 int
 main (void)
 {
   test_header_damage ();
+  test_zone_table_damage ();
   test_foreign_objects ();
   test_corrupt_descriptor ();
   puts ("corrupt ok");
