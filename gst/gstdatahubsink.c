@@ -66,6 +66,8 @@ struct _GstDatahubSink {
   DatahubProducerRef *producer;
   GstBufferPool *pool;
   GstCaps *caps;
+  GstVideoInfo vinfo;     /* of caps, parsed once per caps, not per buffer */
+  gboolean is_video;
   guint caps_gen;
   GQueue pending_events;  /* serialized events before the block exists */
   guint64 bytes_copied;
@@ -300,9 +302,8 @@ ensure_block (GstDatahubSink *self, gsize buffer_size)
   GST_OBJECT_LOCK (self);
   guint64 size = self->slot_size;
   GST_OBJECT_UNLOCK (self);
-  GstVideoInfo vinfo;
-  if (size == 0 && self->caps && gst_video_info_from_caps (&vinfo, self->caps))
-    size = vinfo.size;
+  if (size == 0 && self->is_video)
+    size = self->vinfo.size;
   if (size == 0 && buffer_size > 0)
     size = MAX (2 * buffer_size, 4096); /* room for growth of non-video streams */
   if (size == 0)
@@ -317,18 +318,24 @@ ensure_block (GstDatahubSink *self, gsize buffer_size)
 
 /* ---- GstBaseSink vfuncs ---------------------------------------------- */
 
+static void
+remember_caps (GstDatahubSink *self, GstCaps *caps)
+{
+  gst_caps_replace (&self->caps, caps);
+  self->is_video = caps && gst_video_info_from_caps (&self->vinfo, caps);
+}
+
 static gboolean
 gst_datahub_sink_set_caps (GstBaseSink *bs, GstCaps *caps)
 {
   GstDatahubSink *self = GST_DATAHUB_SINK (bs);
-  gst_caps_replace (&self->caps, caps);
+  remember_caps (self, caps);
   self->caps_gen++;
   if (!ensure_block (self, 0))
     return FALSE;
-  GstVideoInfo vinfo;
-  if (self->producer && gst_video_info_from_caps (&vinfo, caps)
-      && vinfo.size > dh_producer_slot_size (self->producer->producer)
-      && !handover (self, vinfo.size))
+  if (self->producer && self->is_video
+      && self->vinfo.size > dh_producer_slot_size (self->producer->producer)
+      && !handover (self, self->vinfo.size))
     return FALSE;
   if (self->producer)
     write_stream_state (self);
@@ -458,8 +465,9 @@ static gboolean
 has_custom_layout (GstDatahubSink *self, GstBuffer *buf, GstVideoInfo *info)
 {
   GstVideoMeta *meta = gst_buffer_get_video_meta (buf);
-  if (!meta || !self->caps || !gst_video_info_from_caps (info, self->caps))
+  if (!meta || !self->is_video)
     return FALSE;
+  *info = self->vinfo;
   for (guint p = 0; p < meta->n_planes; p++)
     if (meta->stride[p] != info->stride[p] || meta->offset[p] != info->offset[p])
       return TRUE;
@@ -558,7 +566,7 @@ gst_datahub_sink_propose_allocation (GstBaseSink *bs, GstQuery *query)
   if (!caps)
     return FALSE;
   if (caps && !self->caps)
-    gst_caps_replace (&self->caps, caps);
+    remember_caps (self, caps);
   /* Buffer size: one video frame, or (other media) the slot size when the
    * application set it — upstream then writes into slots and may shrink
    * its buffers. Otherwise no pool: upstream allocates and we copy once. */
@@ -635,7 +643,7 @@ gst_datahub_sink_stop (GstBaseSink *bs)
     gst_clear_object (&self->pool);
   }
   g_queue_clear_full (&self->pending_events, (GDestroyNotify) gst_event_unref);
-  gst_caps_replace (&self->caps, NULL);
+  remember_caps (self, NULL);
   if (self->producer) {
     datahub_producer_unref (self->producer);
     self->producer = NULL;
