@@ -107,6 +107,11 @@ struct _GstDatahubSrc {
   guint64 bytes_copied;
   DatahubStatsTimer stats_timer;
   DatahubLatency latency;  /* commit -> received, last buffers */
+  /* the READY-mutable settings the streaming thread needs per buffer,
+   * taken once in start(): no lock per buffer */
+  DatahubTimestampMode mode;
+  gboolean copy_always;
+  guint held_limit;
 };
 
 G_DEFINE_TYPE (GstDatahubSrc, gst_datahub_src, GST_TYPE_PUSH_SRC);
@@ -132,13 +137,7 @@ apply_caps (GstDatahubSrc *self, GstCaps *caps)
 static DatahubTimestampMode
 effective_ts_mode (GstDatahubSrc *self)
 {
-  GST_OBJECT_LOCK (self);
-  DatahubTimestampMode mode = self->ts_mode;
-  GST_OBJECT_UNLOCK (self);
-  if (mode == DATAHUB_TIMESTAMP_AUTO)
-    mode = gst_base_src_is_live (GST_BASE_SRC (self)) ? DATAHUB_TIMESTAMP_CLOCK
-        : DATAHUB_TIMESTAMP_PASSTHROUGH;
-  return mode;
+  return self->mode;
 }
 
 /* A late joiner has missed the caps and segment records: take them from
@@ -374,9 +373,7 @@ buffer_from_record (GstDatahubSrc *self, const dh_record *r)
 {
   dh_consumer_stats st;
   dh_consumer_stats_get (self->conn->consumer, &st);
-  GST_OBJECT_LOCK (self);
-  gboolean copy = self->copy || st.held > self->max_held;
-  GST_OBJECT_UNLOCK (self);
+  gboolean copy = self->copy_always || st.held > self->held_limit;
   guint64 now = (guint64) g_get_monotonic_time () * 1000; /* CLOCK_MONOTONIC */
   datahub_latency_add (&self->latency, now > r->commit_ns ? now - r->commit_ns : 0);
   GstBuffer *buf;
@@ -561,6 +558,14 @@ gst_datahub_src_start (GstBaseSrc *bs)
   self->bytes_copied = 0;
   memset (&self->latency, 0, sizeof self->latency);
   datahub_stats_timer_init (&self->stats_timer);
+  GST_OBJECT_LOCK (self);
+  self->mode = self->ts_mode;
+  self->copy_always = self->copy;
+  self->held_limit = self->max_held;
+  GST_OBJECT_UNLOCK (self);
+  if (self->mode == DATAHUB_TIMESTAMP_AUTO)
+    self->mode = gst_base_src_is_live (bs) ? DATAHUB_TIMESTAMP_CLOCK
+        : DATAHUB_TIMESTAMP_PASSTHROUGH;
   return TRUE;
 }
 
