@@ -12,6 +12,7 @@ DATAHUB_PACKAGES=(
   libjson-glib-dev
   libgstreamer1.0-dev
   libsodium-dev
+  libzmq3-dev
   meson
   ninja-build
   pkg-config

@@ -1,0 +1,137 @@
+/* datahub broker client: find a channel's shared memory by name, keep a
+ * registration alive, and follow lifecycle events.
+ *
+ * The broker is the control plane only.  Once a consumer has attached, the
+ * data flows through shared memory whether or not the broker is running.
+ *
+ * A client is thread-safe: one mutex guards its request socket, so a
+ * keep-alive thread, an event thread and the caller can share it.  Every
+ * call takes a timeout in milliseconds.
+ *
+ *   dhb_client *c;
+ *   dhb_client_new (NULL, &c);                 // the default endpoint
+ *   dhb_discovery d;
+ *   if (dhb_discover (c, "cam0", secret, NULL, 2000, &d) == DHB_OK)
+ *     attach to d.shm_name with the datahub library;
+ *   dhb_client_free (c);
+ *
+ * Messages and events are specified in docs/broker.md. */
+#ifndef DATAHUB_BROKER_H
+#define DATAHUB_BROKER_H
+
+#include <stdint.h>
+
+#include "datahub/datahub.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef enum {
+  DHB_OK = 0,
+  DHB_NOT_FOUND,        /* no live producer on the channel / unknown client */
+  DHB_CONFLICT,         /* another live producer serves the channel */
+  DHB_SCHEMA_MISMATCH,  /* the producer's schema is not the expected one */
+  DHB_AUTH_FAILED,      /* wrong or missing secret */
+  DHB_BAD_REQUEST,      /* the broker refused the request as malformed */
+  DHB_TIMEOUT,          /* no reply in time (broker down or busy) */
+  DHB_ERROR,            /* local failure (see dhb_client_last_error) */
+} dhb_status;
+
+/* "OK", "NOT_FOUND", ... as on the wire ("TIMEOUT", "ERROR" for the local
+ * ones). */
+DH_API const char *dhb_status_name (dhb_status status);
+
+/* ipc://$XDG_RUNTIME_DIR/datahub-broker.sock, or
+ * ipc:///tmp/datahub-broker-<uid>.sock without XDG_RUNTIME_DIR; the
+ * DATAHUB_BROKER environment variable overrides both. */
+DH_API const char *dhb_default_endpoint (void);
+
+/* What a consumer shows the broker instead of the secret: a keyed BLAKE2b
+ * of it, distinct from the verifier stored in the block's header.  @hex
+ * receives 64 hex digits and a NUL. */
+DH_API void dhb_secret_proof (const uint8_t secret[DH_SECRET_SIZE], char hex[65]);
+
+typedef struct dhb_client dhb_client;
+
+/* Connects to @endpoint (NULL: dhb_default_endpoint()).  Connecting does
+ * not wait for the broker: requests time out if it is not there.
+ * Returns 0 or -errno. */
+DH_API int dhb_client_new (const char *endpoint, dhb_client **out);
+/* Stops the keep-alive and event threads, sends nothing more. */
+DH_API void dhb_client_free (dhb_client *client);
+/* This client's id, unique per process and client ("<pid>-<random>"). */
+DH_API const char *dhb_client_id (const dhb_client *client);
+/* The broker's error text of the last refused request, or a local error;
+ * per client, copied into @buf. */
+DH_API void dhb_client_last_error (dhb_client *client, char *buf, size_t len);
+
+/* One request: @json must be a JSON object; an integer "id" is added to
+ * match the reply.  On DHB_OK..DHB_BAD_REQUEST *@reply (if given) is the
+ * broker's reply (free()).  Used by the typed calls below and by tools. */
+DH_API dhb_status dhb_request (dhb_client *client, const char *json, int timeout_ms,
+    char **reply);
+
+typedef struct {
+  const char *channel;
+  const char *shm_name;        /* the block consumers attach to */
+  const char *schema;          /* NULL or "" for none */
+  const uint8_t *secret;       /* DH_SECRET_SIZE bytes, or NULL */
+  int64_t pid;                 /* 0: this process */
+} dhb_registration;
+
+/* REG.  Registering again with the same client updates the entry (a new
+ * shm name is announced as a handover). */
+DH_API dhb_status dhb_register (dhb_client *client, const dhb_registration *reg,
+    int timeout_ms);
+
+/* DEREG of the producer (@consumer 0) or of this consumer (1). */
+DH_API dhb_status dhb_deregister (dhb_client *client, const char *channel, int consumer,
+    int timeout_ms);
+
+/* HB of the producer (@consumer 0) or of this consumer (1). */
+DH_API dhb_status dhb_heartbeat (dhb_client *client, const char *channel, int consumer,
+    int timeout_ms);
+
+typedef struct {
+  char channel[256];
+  char shm_name[DH_NAME_MAX + 1];
+  char schema[4097];
+  char schema_hash[65];
+  int64_t pid;
+  int secured;
+  unsigned heartbeat_ms, expiry_ms;
+  char events[512];            /* the broker's PUB endpoint */
+} dhb_discovery;
+
+/* DISC, retried with exponential backoff (10 ms doubling up to 500 ms)
+ * while the answer is NOT_FOUND or TIMEOUT, until @timeout_ms has passed
+ * (0: one attempt).  @expected_schema (or NULL) makes a different schema
+ * SCHEMA_MISMATCH.  The consumer is noted by the broker under this
+ * client's id. */
+DH_API dhb_status dhb_discover (dhb_client *client, const char *channel,
+    const uint8_t *secret, const char *expected_schema, int timeout_ms,
+    dhb_discovery *out);
+
+/* Starts a thread that heartbeats every heartbeat_ms the broker asked for.
+ * With @reg (a producer) it re-registers whenever the broker has forgotten
+ * it (a broker restart); without (a consumer of @channel) it heartbeats as
+ * a consumer.  One keep-alive per client.  Returns 0 or -errno. */
+DH_API int dhb_client_keep_alive (dhb_client *client, const dhb_registration *reg,
+    const char *channel);
+/* Replaces the registration the keep-alive thread re-sends (after a
+ * handover or a schema change); call after a successful dhb_register. */
+DH_API int dhb_client_update_registration (dhb_client *client, const dhb_registration *reg);
+
+/* Events of @channel: @fn gets the event JSON (see docs/broker.md) from the
+ * client's event thread.  The endpoint is asked from the broker, so this
+ * works before the broker is up.  One subscription per client. */
+typedef void (*dhb_event_fn) (const char *channel, const char *event_json, void *user_data);
+DH_API int dhb_client_subscribe (dhb_client *client, const char *channel, dhb_event_fn fn,
+    void *user_data);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* DATAHUB_BROKER_H */
