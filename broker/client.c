@@ -41,6 +41,7 @@ struct dhb_client {
   gboolean stopping;
   GThread *keeper;
   OwnedRegistration keep_reg;   /* producer keep-alive when channel is set */
+  gboolean keep_reg_dirty;      /* keep_reg changed: send it now */
   gchar *keep_consumer_channel; /* consumer keep-alive */
   GThread *event_thread;
   gchar *sub_channel;
@@ -402,7 +403,17 @@ client_request (dhb_client *c, const char *type, const char *channel, int consum
 dhb_status
 dhb_deregister (dhb_client *c, const char *channel, int consumer, int timeout_ms)
 {
-  return request_node (c, client_request (c, "DEREG", channel, consumer), timeout_ms, NULL);
+  g_mutex_lock (&c->lock);
+  /* a keep-alive must not register again what is being removed */
+  if (!consumer && c->keep_reg.channel && strcmp (c->keep_reg.channel, channel) == 0)
+    registration_clear (&c->keep_reg);
+  if (consumer && g_strcmp0 (c->keep_consumer_channel, channel) == 0)
+    g_clear_pointer (&c->keep_consumer_channel, g_free);
+  JsonNode *n = client_request (c, "DEREG", channel, consumer);
+  dhb_status st = request_locked (c, n, timeout_ms, NULL);
+  g_mutex_unlock (&c->lock);
+  json_node_unref (n);
+  return st;
 }
 
 dhb_status
@@ -429,7 +440,8 @@ discover_once (dhb_client *c, const char *channel, const char *proof,
     json_object_set_string_member (o, "schema", schema);
   char *reply = NULL;
   dhb_status st = request_node (c, n, timeout_ms, &reply);
-  if (st == DHB_OK && out) {
+  /* a SCHEMA_MISMATCH reply names the schema the producer has */
+  if ((st == DHB_OK || st == DHB_SCHEMA_MISMATCH) && out && reply) {
     JsonNode *root = json_from_string (reply, NULL);
     JsonObject *r = json_node_get_object (root);
     memset (out, 0, sizeof *out);
@@ -473,13 +485,15 @@ dhb_discover (dhb_client *c, const char *channel, const uint8_t *secret,
 
 /* ---- background threads -------------------------------------------------- */
 
-/* Sleeps @ms unless the client is being freed; FALSE when it is. */
+/* Sleeps @ms, or less if *@wake gets set; FALSE if the client is being
+ * freed. */
 static gboolean
-pause_unless_stopping (dhb_client *c, guint ms)
+pause_unless_stopping (dhb_client *c, guint ms, const gboolean *wake)
 {
   g_mutex_lock (&c->lock);
   gint64 until = g_get_monotonic_time () + (gint64) ms * 1000;
-  while (!c->stopping && g_cond_wait_until (&c->stop_cond, &c->lock, until))
+  while (!c->stopping && !(wake && *wake)
+      && g_cond_wait_until (&c->stop_cond, &c->lock, until))
     ;
   gboolean go_on = !c->stopping;
   g_mutex_unlock (&c->lock);
@@ -494,17 +508,23 @@ keeper_main (gpointer data)
     g_mutex_lock (&c->lock);
     guint interval = c->heartbeat_ms;
     g_mutex_unlock (&c->lock);
-    if (!pause_unless_stopping (c, interval))
+    if (!pause_unless_stopping (c, interval, &c->keep_reg_dirty))
       return NULL;
     g_mutex_lock (&c->lock);
-    JsonNode *hb = c->keep_consumer_channel
-        ? client_request (c, "HB", c->keep_consumer_channel, 1)
-        : client_request (c, "HB", c->keep_reg.channel, 0);
-    dhb_status st = request_locked (c, hb, (int) interval, NULL);
-    json_node_unref (hb);
-    /* the broker forgot the producer (it restarted, or expired it while
-     * this process was stopped): register again */
-    if (st == DHB_NOT_FOUND && !c->keep_consumer_channel) {
+    dhb_status st = DHB_OK;
+    if (c->keep_consumer_channel) {
+      JsonNode *hb = client_request (c, "HB", c->keep_consumer_channel, 1);
+      st = request_locked (c, hb, (int) interval, NULL);
+      json_node_unref (hb);
+    } else if (c->keep_reg.channel && !c->keep_reg_dirty) {
+      JsonNode *hb = client_request (c, "HB", c->keep_reg.channel, 0);
+      st = request_locked (c, hb, (int) interval, NULL);
+      json_node_unref (hb);
+    }
+    /* a changed registration, or the broker forgot it (it restarted, or
+     * expired it while this process was stopped): register again */
+    if (c->keep_reg.channel && (c->keep_reg_dirty || st == DHB_NOT_FOUND)) {
+      c->keep_reg_dirty = FALSE;
       JsonNode *reg = reg_request (c, &c->keep_reg);
       request_locked (c, reg, (int) interval, NULL);
       json_node_unref (reg);
@@ -533,8 +553,11 @@ dhb_client_update_registration (dhb_client *c, const dhb_registration *reg)
 {
   g_mutex_lock (&c->lock);
   int rc = c->keep_reg.channel ? 0 : -EINVAL;
-  if (rc == 0)
+  if (rc == 0) {
     registration_copy (&c->keep_reg, reg);
+    c->keep_reg_dirty = TRUE;
+    g_cond_broadcast (&c->stop_cond);
+  }
   g_mutex_unlock (&c->lock);
   return rc;
 }
@@ -575,8 +598,27 @@ deliver_event (dhb_client *c, void *sub)
   }
   zmq_msg_close (&part);
   /* topics match by prefix in ZeroMQ: "cam1" also gets "cam10" */
-  if (topic && json && strcmp (topic, c->sub_channel) == 0)
-    c->event_fn (topic, json, c->event_user_data);
+  JsonNode *root = topic && json && strcmp (topic, c->sub_channel) == 0
+      ? json_from_string (json, NULL) : NULL;
+  if (root && JSON_NODE_HOLDS_OBJECT (root)) {
+    JsonObject *o = json_node_get_object (root);
+#define MEMBER(name) json_object_get_string_member_with_default (o, name, "")
+    dhb_event ev = {
+      .event = MEMBER ("event"),
+      .channel = MEMBER ("channel"),
+      .shm_name = MEMBER ("shm_name"),
+      .schema = MEMBER ("schema"),
+      .reason = MEMBER ("reason"),
+      .from = MEMBER ("from"),
+      .client_id = MEMBER ("client_id"),
+      .pid = json_object_get_int_member_with_default (o, "pid", 0),
+      .json = json,
+    };
+#undef MEMBER
+    c->event_fn (&ev, c->event_user_data);
+  }
+  if (root)
+    json_node_unref (root);
   g_free (topic);
   g_free (json);
 }
@@ -587,7 +629,7 @@ event_main (gpointer data)
   dhb_client *c = data;
   char endpoint[sizeof c->events];
   while (!learn_events_endpoint (c, endpoint, sizeof endpoint))
-    if (!pause_unless_stopping (c, 500))
+    if (!pause_unless_stopping (c, 500, NULL))
       return NULL;
   void *sub = zmq_socket (c->ctx, ZMQ_SUB);
   int zero = 0;

@@ -140,19 +140,6 @@ datahub_common_secret (const DatahubCommon *c, guint8 out[DH_SECRET_SIZE])
   return TRUE;
 }
 
-gboolean
-datahub_common_check_broker (GstElement *element, DatahubCommon *c)
-{
-  GST_OBJECT_LOCK (element);
-  gboolean broker = c->broker && *c->broker;
-  GST_OBJECT_UNLOCK (element);
-  if (broker)
-    GST_ELEMENT_ERROR (element, RESOURCE, SETTINGS,
-        ("The broker property is set, but broker support is not built yet."),
-        ("leave broker empty: the channel name maps to a shm name directly"));
-  return !broker;
-}
-
 void
 datahub_install_common_properties (GObjectClass *klass)
 {
@@ -167,8 +154,10 @@ datahub_install_common_properties (GObjectClass *klass)
           NULL, rw));
   g_object_class_install_property (klass, DATAHUB_PROP_BROKER,
       g_param_spec_string ("broker", "Broker",
-          "Broker endpoint for discovery (empty = none; broker support is not "
-          "built yet)", NULL, rw));
+          "datahub-broker endpoint (e.g. ipc:///run/user/1000/datahub-broker.sock): "
+          "the sink registers the channel there, the src finds the channel's block "
+          "through it (empty = no broker: the channel name is the block name)",
+          NULL, rw));
   g_object_class_install_property (klass, DATAHUB_PROP_SECRET,
       g_param_spec_string ("secret", "Secret",
           "Shared secret: 32 hex digits, or any text (hashed to 128 bits)",

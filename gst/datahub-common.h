@@ -60,8 +60,6 @@ gboolean datahub_common_get_property (const DatahubCommon *c, guint prop_id, GVa
 gchar *datahub_common_name (const DatahubCommon *c);
 /* Derives the secret (lock held); FALSE when none is set. */
 gboolean datahub_common_secret (const DatahubCommon *c, guint8 out[DH_SECRET_SIZE]);
-/* Fails start() with a clear error while broker support is missing. */
-gboolean datahub_common_check_broker (GstElement *element, DatahubCommon *c);
 
 G_END_DECLS
 

@@ -23,6 +23,7 @@
 #include "datahub-pool.h"
 #include "datahub-wire.h"
 #include "datahub-common.h"
+#include "datahub-discovery.h"
 
 GST_DEBUG_CATEGORY_STATIC (datahub_sink_debug);
 #define GST_CAT_DEFAULT datahub_sink_debug
@@ -35,6 +36,9 @@ GST_DEBUG_CATEGORY_STATIC (datahub_sink_debug);
 #define DEFAULT_INTEGRITY DH_INTEGRITY_NONE
 #define DEFAULT_PERMS 0600
 #define DEFAULT_STATS_INTERVAL 0
+/* the first registration waits this long for the broker; later updates
+ * (handover, schema) go through the keep-alive thread and never block */
+#define BROKER_TIMEOUT_MS 1000
 
 enum {
   PROP_SLOT_SIZE = DATAHUB_PROP_LAST_COMMON + 1,
@@ -81,6 +85,11 @@ struct _GstDatahubSink {
   guint handovers;
   gint followers;          /* consumers expected on the new block */
   gint64 followers_deadline;
+  /* broker: the channel's registration, kept alive by the client */
+  dhb_client *broker;
+  gchar *broker_channel;
+  gchar *schema;           /* of the current caps */
+  gboolean registered;
 };
 
 G_DEFINE_TYPE (GstDatahubSink, gst_datahub_sink, GST_TYPE_BASE_SINK);
@@ -91,6 +100,52 @@ static GstStaticPadTemplate sink_template = GST_STATIC_PAD_TEMPLATE ("sink",
     GST_PAD_SINK, GST_PAD_ALWAYS, GST_STATIC_CAPS_ANY);
 
 /* ---- the block ---------------------------------------------------------- */
+
+/* Tells the broker which block serves the channel.  The first time it
+ * waits for the answer, so a CONFLICT fails the start; afterwards (a
+ * handover, new caps) the keep-alive thread sends it.  A broker that is
+ * down never stops the stream: the keep-alive registers once it is up. */
+static gboolean
+register_block (GstDatahubSink *self)
+{
+  if (!self->broker || !self->producer)
+    return TRUE;
+  guint8 secret[DH_SECRET_SIZE];
+  GST_OBJECT_LOCK (self);
+  gboolean has_secret = datahub_common_secret (&self->common, secret);
+  GST_OBJECT_UNLOCK (self);
+  dhb_registration reg = {
+    .channel = self->broker_channel,
+    .shm_name = dh_producer_shm_name (self->producer->producer),
+    .schema = self->schema,
+    .secret = has_secret ? secret : NULL,
+  };
+  if (self->registered) {
+    dhb_client_update_registration (self->broker, &reg);
+    return TRUE;
+  }
+  dhb_status st = dhb_register (self->broker, &reg, BROKER_TIMEOUT_MS);
+  char why[256];
+  dhb_client_last_error (self->broker, why, sizeof why);
+  if (st == DHB_OK || st == DHB_TIMEOUT) {
+    if (st == DHB_TIMEOUT)
+      GST_ELEMENT_WARNING (self, RESOURCE, WRITE,
+          ("The broker is not answering; channel '%s' streams unregistered until it "
+              "does.", self->broker_channel), ("%s", why));
+    self->registered = dhb_client_keep_alive (self->broker, &reg, NULL) == 0;
+    GST_INFO_OBJECT (self, "registered %s -> %s", reg.channel, reg.shm_name);
+    return TRUE;
+  }
+  if (st == DHB_CONFLICT)
+    GST_ELEMENT_ERROR (self, RESOURCE, BUSY,
+        ("Another producer is registered for channel '%s' at the broker.",
+            self->broker_channel), ("%s", why));
+  else
+    GST_ELEMENT_ERROR (self, RESOURCE, SETTINGS,
+        ("The broker refused to register channel '%s' (%s): %s.", self->broker_channel,
+            dhb_status_name (st), why), (NULL));
+  return FALSE;
+}
 
 /* Creates a block named @name (NULL: from channel/shm-name). */
 static DatahubProducerRef *
@@ -138,6 +193,14 @@ create_block (GstDatahubSink *self, const gchar *override_name, guint64 slot_siz
       dh_producer_shm_name (p), pc.slot_count, slot_size);
   g_free (name);
   return datahub_producer_ref_new (p);
+}
+
+/* The new block of a handover or a first block: announce it. */
+static gboolean
+use_block (GstDatahubSink *self, DatahubProducerRef *block)
+{
+  self->producer = block;
+  return register_block (self);
 }
 
 static void
@@ -264,7 +327,9 @@ handover (GstDatahubSink *self, guint64 needed)
     g_free (name);
     return FALSE;
   }
-  self->producer = next;
+  /* the channel was registered at start: this is an update, which the
+   * keep-alive thread sends and which cannot fail here */
+  (void) use_block (self, next);
   write_stream_state (self);
   self->metadata_dirty = self->metadata != NULL;
   flush_metadata (self);
@@ -308,7 +373,8 @@ ensure_block (GstDatahubSink *self, gsize buffer_size)
     size = MAX (2 * buffer_size, 4096); /* room for growth of non-video streams */
   if (size == 0)
     return TRUE; /* not yet */
-  if (!(self->producer = create_block (self, NULL, size)))
+  DatahubProducerRef *block = create_block (self, NULL, size);
+  if (!block || !use_block (self, block))
     return FALSE;
   self->metadata_dirty = TRUE;
   flush_metadata (self);
@@ -323,6 +389,12 @@ remember_caps (GstDatahubSink *self, GstCaps *caps)
 {
   gst_caps_replace (&self->caps, caps);
   self->is_video = caps && gst_video_info_from_caps (&self->vinfo, caps);
+  gchar *schema = caps ? datahub_discovery_schema (caps) : NULL;
+  gboolean changed = g_strcmp0 (schema, self->schema) != 0;
+  g_free (self->schema);
+  self->schema = schema;
+  if (changed && caps)
+    register_block (self);
 }
 
 static gboolean
@@ -618,8 +690,12 @@ static gboolean
 gst_datahub_sink_start (GstBaseSink *bs)
 {
   GstDatahubSink *self = GST_DATAHUB_SINK (bs);
-  if (!datahub_common_check_broker (GST_ELEMENT (self), &self->common))
+  if (!datahub_discovery_connect (GST_ELEMENT (self), &self->common, &self->broker))
     return FALSE;
+  GST_OBJECT_LOCK (self);
+  self->broker_channel = g_strdup (self->common.channel);
+  GST_OBJECT_UNLOCK (self);
+  self->registered = FALSE;
   self->caps_gen = 0;
   self->bytes_copied = 0;
   self->buffers_zero_copy = 0;
@@ -631,7 +707,10 @@ gst_datahub_sink_start (GstBaseSink *bs)
   GST_OBJECT_UNLOCK (self);
   /* a known slot size creates the block now, so consumers can attach and
    * wait-for-consumer can work before the first buffer */
-  return size == 0 || (self->producer = create_block (self, NULL, size)) != NULL;
+  if (size == 0)
+    return TRUE;
+  DatahubProducerRef *block = create_block (self, NULL, size);
+  return block && use_block (self, block);
 }
 
 static gboolean
@@ -654,6 +733,14 @@ gst_datahub_sink_stop (GstBaseSink *bs)
   }
   self->handovers = 0;
   self->followers = 0;
+  if (self->broker) {
+    /* consumers hear "producer-down" now instead of after the expiry */
+    if (self->registered)
+      dhb_deregister (self->broker, self->broker_channel, 0, BROKER_TIMEOUT_MS / 2);
+    dhb_client_free (self->broker);
+    self->broker = NULL;
+  }
+  g_clear_pointer (&self->broker_channel, g_free);
   return TRUE;
 }
 

@@ -23,6 +23,7 @@
 
 #include "datahub-enums.h"
 #include "datahub-common.h"
+#include "datahub-discovery.h"
 #include "datahub-wire.h"
 
 GST_DEBUG_CATEGORY_STATIC (datahub_src_debug);
@@ -46,6 +47,7 @@ enum {
   PROP_MAX_HELD_SLOTS,
   PROP_COPY,
   PROP_METADATA,
+  PROP_SCHEMA,
 };
 
 /* The consumer handle, shared with every buffer that wraps one of its
@@ -95,6 +97,7 @@ struct _GstDatahubSrc {
   guint timeout_ms, max_held;
   DatahubTimestampMode ts_mode;
   GstStructure *metadata;
+  gchar *schema;
 
   /* streaming state */
   ConsumerRef *conn;
@@ -112,6 +115,12 @@ struct _GstDatahubSrc {
   DatahubTimestampMode mode;
   gboolean copy_always;
   guint held_limit;
+  /* broker: set in start(), used by the streaming thread */
+  dhb_client *broker;
+  gchar *broker_channel, *expected_schema;
+  gboolean keeping_alive;
+  gchar *discovered_shm;   /* what datahub-discovered last said */
+  gint64 discovered_pid;
 };
 
 G_DEFINE_TYPE (GstDatahubSrc, gst_datahub_src, GST_TYPE_PUSH_SRC);
@@ -217,6 +226,77 @@ report_attach_error (GstDatahubSrc *self, const gchar *name, int rc)
         ("%s", dh_error_detail ()));
 }
 
+/* Asks the broker which block serves the channel.  Returns FLOW_OK with
+ * *@name set, FLOW_CUSTOM_SUCCESS when there is no producer (yet; retry),
+ * or FLOW_ERROR for a refusal, which is posted. */
+static GstFlowReturn
+discover (GstDatahubSrc *self, const guint8 *secret, gchar **name)
+{
+  dhb_discovery d;
+  dhb_status st = dhb_discover (self->broker, self->broker_channel, secret,
+      self->expected_schema, SLICE_MS, &d);
+  if (st == DHB_NOT_FOUND || st == DHB_TIMEOUT)
+    return GST_FLOW_CUSTOM_SUCCESS;
+  char why[256];
+  dhb_client_last_error (self->broker, why, sizeof why);
+  if (st == DHB_AUTH_FAILED) {
+    GST_ELEMENT_ERROR (self, RESOURCE, OPEN_READ,
+        ("The broker refused channel '%s': wrong or missing secret.", self->broker_channel),
+        ("%s", why));
+    return GST_FLOW_ERROR;
+  }
+  if (st == DHB_SCHEMA_MISMATCH) {
+    GST_ELEMENT_ERROR (self, STREAM, WRONG_TYPE,
+        ("Channel '%s' carries '%s', not the expected schema '%s'.", self->broker_channel,
+            d.schema[0] ? d.schema : "?", self->expected_schema), ("%s", why));
+    return GST_FLOW_ERROR;
+  }
+  if (st != DHB_OK) {
+    GST_ELEMENT_ERROR (self, RESOURCE, OPEN_READ,
+        ("The broker refused to look up channel '%s' (%s).", self->broker_channel,
+            dhb_status_name (st)), ("%s", why));
+    return GST_FLOW_ERROR;
+  }
+  g_free (*name);
+  *name = g_strdup (d.shm_name);
+  if (!self->keeping_alive)
+    self->keeping_alive = dhb_client_keep_alive (self->broker, NULL,
+        self->broker_channel) == 0;
+  if (g_strcmp0 (self->discovered_shm, d.shm_name) != 0 || self->discovered_pid != d.pid) {
+    g_free (self->discovered_shm);
+    self->discovered_shm = g_strdup (d.shm_name);
+    self->discovered_pid = d.pid;
+    GST_INFO_OBJECT (self, "channel %s is %s (pid %" G_GINT64_FORMAT ")", d.channel,
+        d.shm_name, d.pid);
+    gst_element_post_message (GST_ELEMENT (self), gst_message_new_element (
+            GST_OBJECT (self), gst_structure_new ("datahub-discovered",
+                "channel", G_TYPE_STRING, d.channel,
+                "shm-name", G_TYPE_STRING, d.shm_name,
+                "pid", G_TYPE_INT64, d.pid,
+                "schema", G_TYPE_STRING, d.schema,
+                "secured", G_TYPE_BOOLEAN, d.secured, NULL)));
+  }
+  return GST_FLOW_OK;
+}
+
+/* Broker events arrive on the client's thread: they become bus messages. */
+static void
+on_broker_event (const dhb_event *ev, void *user_data)
+{
+  GstDatahubSrc *self = user_data;
+  GST_INFO_OBJECT (self, "broker event %s", ev->json);
+  gst_element_post_message (GST_ELEMENT (self), gst_message_new_element (GST_OBJECT (self),
+          gst_structure_new ("datahub-broker-event",
+              "event", G_TYPE_STRING, ev->event,
+              "channel", G_TYPE_STRING, ev->channel,
+              "shm-name", G_TYPE_STRING, ev->shm_name,
+              "pid", G_TYPE_INT64, ev->pid,
+              "schema", G_TYPE_STRING, ev->schema,
+              "reason", G_TYPE_STRING, ev->reason,
+              "from", G_TYPE_STRING, ev->from,
+              "client-id", G_TYPE_STRING, ev->client_id, NULL)));
+}
+
 /* Attaches, waiting for a producer (of a session other than @avoid_session,
  * after a producer died).  Returns FLOW_OK, FLUSHING or ERROR. */
 static GstFlowReturn
@@ -234,7 +314,6 @@ attach (GstDatahubSrc *self, guint64 avoid_session, const gchar *successor)
   if (datahub_common_secret (&self->common, secret))
     cc.secret = secret;
   GST_OBJECT_UNLOCK (self);
-  cc.name = name;
   cc.attach_timeout_ms = SLICE_MS;
   GstClockTime started = gst_util_get_timestamp ();
   GstFlowReturn ret = GST_FLOW_OK;
@@ -243,8 +322,19 @@ attach (GstDatahubSrc *self, guint64 avoid_session, const gchar *successor)
       ret = GST_FLOW_FLUSHING;
       break;
     }
-    dh_consumer *c;
-    int rc = dh_consumer_attach (&cc, &c);
+    /* with a broker the block is looked up every time: a restarted
+     * producer may serve the channel from another block */
+    int rc = -ENOENT;
+    GstFlowReturn found = self->broker && !successor
+        ? discover (self, cc.secret, &name) : GST_FLOW_OK;
+    if (found == GST_FLOW_ERROR) {
+      ret = GST_FLOW_ERROR;
+      break;
+    }
+    cc.name = name;
+    dh_consumer *c = NULL;
+    if (found == GST_FLOW_OK)
+      rc = dh_consumer_attach (&cc, &c);
     if (rc == 0 && dh_consumer_session_id (c) == avoid_session) {
       dh_consumer_detach (c); /* still the dead producer's block */
       g_usleep (10000);
@@ -551,8 +641,15 @@ static gboolean
 gst_datahub_src_start (GstBaseSrc *bs)
 {
   GstDatahubSrc *self = GST_DATAHUB_SRC (bs);
-  if (!datahub_common_check_broker (GST_ELEMENT (self), &self->common))
+  if (!datahub_discovery_connect (GST_ELEMENT (self), &self->common, &self->broker))
     return FALSE;
+  GST_OBJECT_LOCK (self);
+  self->broker_channel = g_strdup (self->common.channel);
+  self->expected_schema = self->schema && *self->schema ? g_strdup (self->schema) : NULL;
+  GST_OBJECT_UNLOCK (self);
+  self->keeping_alive = FALSE;
+  if (self->broker)
+    dhb_client_subscribe (self->broker, self->broker_channel, on_broker_event, self);
   self->flushing = FALSE;
   self->session = 0;
   self->bytes_copied = 0;
@@ -575,6 +672,16 @@ gst_datahub_src_stop (GstBaseSrc *bs)
   GstDatahubSrc *self = GST_DATAHUB_SRC (bs);
   drop_connection (self);
   gst_caps_replace (&self->caps, NULL);
+  if (self->broker) {
+    if (self->keeping_alive) /* producers hear "consumer-drop" now */
+      dhb_deregister (self->broker, self->broker_channel, 1, SLICE_MS);
+    dhb_client_free (self->broker);
+    self->broker = NULL;
+  }
+  g_clear_pointer (&self->broker_channel, g_free);
+  g_clear_pointer (&self->expected_schema, g_free);
+  g_clear_pointer (&self->discovered_shm, g_free);
+  self->discovered_pid = 0;
   return TRUE;
 }
 
@@ -622,6 +729,10 @@ gst_datahub_src_set_property (GObject *object, guint prop_id, const GValue *valu
     case PROP_TIMESTAMP_MODE: self->ts_mode = g_value_get_enum (value); break;
     case PROP_MAX_HELD_SLOTS: self->max_held = g_value_get_uint (value); break;
     case PROP_COPY: self->copy = g_value_get_boolean (value); break;
+    case PROP_SCHEMA:
+      g_free (self->schema);
+      self->schema = g_value_dup_string (value);
+      break;
     default: G_OBJECT_WARN_INVALID_PROPERTY_ID (object, prop_id, pspec); break;
   }
   GST_OBJECT_UNLOCK (self);
@@ -667,6 +778,7 @@ gst_datahub_src_get_property (GObject *object, guint prop_id, GValue *value,
     case PROP_MAX_HELD_SLOTS: g_value_set_uint (value, self->max_held); break;
     case PROP_COPY: g_value_set_boolean (value, self->copy); break;
     case PROP_METADATA: gst_value_set_structure (value, self->metadata); break;
+    case PROP_SCHEMA: g_value_set_string (value, self->schema); break;
     default: G_OBJECT_WARN_INVALID_PROPERTY_ID (object, prop_id, pspec); break;
   }
   GST_OBJECT_UNLOCK (self);
@@ -679,6 +791,7 @@ gst_datahub_src_finalize (GObject *object)
   datahub_common_clear (&self->common);
   if (self->metadata)
     gst_structure_free (self->metadata);
+  g_free (self->schema);
   G_OBJECT_CLASS (gst_datahub_src_parent_class)->finalize (object);
 }
 
@@ -728,6 +841,11 @@ gst_datahub_src_class_init (GstDatahubSrcClass *klass)
       g_param_spec_boxed ("metadata", "Metadata",
           "Latest application metadata set on the sink (read-only)",
           GST_TYPE_STRUCTURE, G_PARAM_READABLE | G_PARAM_STATIC_STRINGS));
+  g_object_class_install_property (gobject_class, PROP_SCHEMA,
+      g_param_spec_string ("schema", "Schema",
+          "With a broker: the schema the producer must have, as the media type and "
+          "format of its caps (e.g. video/x-raw,format=RGBA); another one fails with "
+          "a schema error (empty = any)", NULL, rw));
 
   gst_element_class_add_static_pad_template (element_class, &src_template);
   gst_element_class_set_static_metadata (element_class, "Datahub source",

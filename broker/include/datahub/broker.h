@@ -85,7 +85,8 @@ typedef struct {
 DH_API dhb_status dhb_register (dhb_client *client, const dhb_registration *reg,
     int timeout_ms);
 
-/* DEREG of the producer (@consumer 0) or of this consumer (1). */
+/* DEREG of the producer (@consumer 0) or of this consumer (1); the
+ * keep-alive of that registration stops. */
 DH_API dhb_status dhb_deregister (dhb_client *client, const char *channel, int consumer,
     int timeout_ms);
 
@@ -119,14 +120,32 @@ DH_API dhb_status dhb_discover (dhb_client *client, const char *channel,
  * a consumer.  One keep-alive per client.  Returns 0 or -errno. */
 DH_API int dhb_client_keep_alive (dhb_client *client, const dhb_registration *reg,
     const char *channel);
-/* Replaces the registration the keep-alive thread re-sends (after a
- * handover or a schema change); call after a successful dhb_register. */
+/* Replaces the registration of the keep-alive thread, which sends it to
+ * the broker at once, without blocking the caller (a handover or a schema
+ * change on a streaming thread).  -EINVAL without a producer keep-alive. */
 DH_API int dhb_client_update_registration (dhb_client *client, const dhb_registration *reg);
 
-/* Events of @channel: @fn gets the event JSON (see docs/broker.md) from the
- * client's event thread.  The endpoint is asked from the broker, so this
- * works before the broker is up.  One subscription per client. */
-typedef void (*dhb_event_fn) (const char *channel, const char *event_json, void *user_data);
+/* A lifecycle event, valid during the callback.  Strings the event does
+ * not carry are "". */
+typedef struct {
+  const char *event;      /* producer-up, producer-down, handover,
+                           * schema-changed, consumer-drop */
+  const char *channel;
+  const char *shm_name;   /* the producer's block (the new one on handover) */
+  const char *schema;
+  const char *reason;     /* producer-down: deregistered, expired,
+                           * process-exited, replaced; consumer-drop: left,
+                           * expired */
+  const char *from;       /* handover: the previous block */
+  const char *client_id;  /* consumer-drop: the consumer */
+  int64_t pid;            /* the producer's */
+  const char *json;       /* the whole event as sent (docs/broker.md) */
+} dhb_event;
+
+/* Events of @channel: @fn is called from the client's event thread.  The
+ * endpoint is asked from the broker, so this works before the broker is
+ * up, and follows a restarted broker.  One subscription per client. */
+typedef void (*dhb_event_fn) (const dhb_event *event, void *user_data);
 DH_API int dhb_client_subscribe (dhb_client *client, const char *channel, dhb_event_fn fn,
     void *user_data);
 
