@@ -3,6 +3,7 @@
 #include "datahub/broker.h"
 
 #include <errno.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -27,7 +28,9 @@ typedef struct {
 } OwnedRegistration;
 
 struct dhb_client {
-  GMutex lock;                  /* the request socket and the fields below */
+  /* pthread primitives, not GMutex: GLib's futex-based locks are invisible
+   * to ThreadSanitizer, which checks this client in CI */
+  pthread_mutex_t lock;         /* the request socket and the fields below */
   void *ctx, *req;
   gchar *endpoint;
   gchar id[64];
@@ -37,13 +40,15 @@ struct dhb_client {
   guint heartbeat_ms;
 
   /* the background threads stop when @stopping is set (under @lock) */
-  GCond stop_cond;
+  pthread_cond_t stop_cond;     /* CLOCK_MONOTONIC */
   gboolean stopping;
-  GThread *keeper;
+  pthread_t keeper;
+  gboolean has_keeper;
   OwnedRegistration keep_reg;   /* producer keep-alive when channel is set */
   gboolean keep_reg_dirty;      /* keep_reg changed: send it now */
   gchar *keep_consumer_channel; /* consumer keep-alive */
-  GThread *event_thread;
+  pthread_t event_thread;
+  gboolean has_event_thread;
   gchar *sub_channel;
   dhb_event_fn event_fn;
   void *event_user_data;
@@ -77,23 +82,28 @@ status_from_name (const char *name)
   return DHB_ERROR;
 }
 
+static gchar *default_endpoint;
+
+static void
+compute_default_endpoint (void)
+{
+  const char *env = getenv ("DATAHUB_BROKER");
+  const char *runtime = getenv ("XDG_RUNTIME_DIR");
+  if (env && *env)
+    default_endpoint = g_strdup (env);
+  else if (runtime && *runtime)
+    default_endpoint = g_strdup_printf ("ipc://%s/datahub-broker.sock", runtime);
+  else
+    default_endpoint = g_strdup_printf ("ipc:///tmp/datahub-broker-%u.sock",
+        (unsigned) getuid ());
+}
+
 const char *
 dhb_default_endpoint (void)
 {
-  static gchar *endpoint; /* computed once; the environment is read then */
-  static gsize once;
-  if (g_once_init_enter (&once)) {
-    const char *env = getenv ("DATAHUB_BROKER");
-    const char *runtime = getenv ("XDG_RUNTIME_DIR");
-    if (env && *env)
-      endpoint = g_strdup (env);
-    else if (runtime && *runtime)
-      endpoint = g_strdup_printf ("ipc://%s/datahub-broker.sock", runtime);
-    else
-      endpoint = g_strdup_printf ("ipc:///tmp/datahub-broker-%u.sock", (unsigned) getuid ());
-    g_once_init_leave (&once, 1);
-  }
-  return endpoint;
+  static pthread_once_t once = PTHREAD_ONCE_INIT; /* the environment is read once */
+  pthread_once (&once, compute_default_endpoint);
+  return default_endpoint;
 }
 
 void
@@ -123,9 +133,9 @@ set_error (dhb_client *c, const char *fmt, ...)
 void
 dhb_client_last_error (dhb_client *c, char *buf, size_t len)
 {
-  g_mutex_lock (&c->lock);
+  pthread_mutex_lock (&c->lock);
   g_strlcpy (buf, c->last_error, len);
-  g_mutex_unlock (&c->lock);
+  pthread_mutex_unlock (&c->lock);
 }
 
 const char *
@@ -141,8 +151,12 @@ dhb_client_new (const char *endpoint, dhb_client **out)
   if (sodium_init () < 0)
     return -EIO;
   dhb_client *c = g_new0 (dhb_client, 1);
-  g_mutex_init (&c->lock);
-  g_cond_init (&c->stop_cond);
+  pthread_mutex_init (&c->lock, NULL);
+  pthread_condattr_t attr;
+  pthread_condattr_init (&attr);
+  pthread_condattr_setclock (&attr, CLOCK_MONOTONIC);
+  pthread_cond_init (&c->stop_cond, &attr);
+  pthread_condattr_destroy (&attr);
   c->endpoint = g_strdup (endpoint && *endpoint ? endpoint : dhb_default_endpoint ());
   g_snprintf (c->id, sizeof c->id, "%d-%08x", (int) getpid (), randombytes_random ());
   c->next_id = 1;
@@ -179,14 +193,14 @@ dhb_client_free (dhb_client *c)
 {
   if (!c)
     return;
-  g_mutex_lock (&c->lock);
+  pthread_mutex_lock (&c->lock);
   c->stopping = TRUE;
-  g_cond_broadcast (&c->stop_cond);
-  g_mutex_unlock (&c->lock);
-  if (c->keeper)
-    g_thread_join (c->keeper);
-  if (c->event_thread)
-    g_thread_join (c->event_thread);
+  pthread_cond_broadcast (&c->stop_cond);
+  pthread_mutex_unlock (&c->lock);
+  if (c->has_keeper)
+    pthread_join (c->keeper, NULL);
+  if (c->has_event_thread)
+    pthread_join (c->event_thread, NULL);
   if (c->req)
     zmq_close (c->req);
   if (c->ctx)
@@ -195,8 +209,8 @@ dhb_client_free (dhb_client *c)
   g_free (c->keep_consumer_channel);
   g_free (c->sub_channel);
   g_free (c->endpoint);
-  g_mutex_clear (&c->lock);
-  g_cond_clear (&c->stop_cond);
+  pthread_mutex_destroy (&c->lock);
+  pthread_cond_destroy (&c->stop_cond);
   g_free (c);
 }
 
@@ -314,9 +328,9 @@ request_locked (dhb_client *c, JsonNode *request, int timeout_ms, char **reply)
 static dhb_status
 request_node (dhb_client *c, JsonNode *request, int timeout_ms, char **reply)
 {
-  g_mutex_lock (&c->lock);
+  pthread_mutex_lock (&c->lock);
   dhb_status st = request_locked (c, request, timeout_ms, reply);
-  g_mutex_unlock (&c->lock);
+  pthread_mutex_unlock (&c->lock);
   json_node_unref (request);
   return st;
 }
@@ -326,9 +340,9 @@ dhb_request (dhb_client *c, const char *json, int timeout_ms, char **reply)
 {
   JsonNode *node = json_from_string (json, NULL);
   if (!node || !JSON_NODE_HOLDS_OBJECT (node)) {
-    g_mutex_lock (&c->lock);
+    pthread_mutex_lock (&c->lock);
     set_error (c, "the request is not a JSON object");
-    g_mutex_unlock (&c->lock);
+    pthread_mutex_unlock (&c->lock);
     if (node)
       json_node_unref (node);
     return DHB_ERROR;
@@ -403,7 +417,7 @@ client_request (dhb_client *c, const char *type, const char *channel, int consum
 dhb_status
 dhb_deregister (dhb_client *c, const char *channel, int consumer, int timeout_ms)
 {
-  g_mutex_lock (&c->lock);
+  pthread_mutex_lock (&c->lock);
   /* a keep-alive must not register again what is being removed */
   if (!consumer && c->keep_reg.channel && strcmp (c->keep_reg.channel, channel) == 0)
     registration_clear (&c->keep_reg);
@@ -411,7 +425,7 @@ dhb_deregister (dhb_client *c, const char *channel, int consumer, int timeout_ms
     g_clear_pointer (&c->keep_consumer_channel, g_free);
   JsonNode *n = client_request (c, "DEREG", channel, consumer);
   dhb_status st = request_locked (c, n, timeout_ms, NULL);
-  g_mutex_unlock (&c->lock);
+  pthread_mutex_unlock (&c->lock);
   json_node_unref (n);
   return st;
 }
@@ -490,27 +504,34 @@ dhb_discover (dhb_client *c, const char *channel, const uint8_t *secret,
 static gboolean
 pause_unless_stopping (dhb_client *c, guint ms, const gboolean *wake)
 {
-  g_mutex_lock (&c->lock);
-  gint64 until = g_get_monotonic_time () + (gint64) ms * 1000;
+  pthread_mutex_lock (&c->lock);
+  struct timespec until;
+  clock_gettime (CLOCK_MONOTONIC, &until);
+  until.tv_sec += ms / 1000;
+  until.tv_nsec += (long) (ms % 1000) * 1000000L;
+  if (until.tv_nsec >= 1000000000L) {
+    until.tv_sec++;
+    until.tv_nsec -= 1000000000L;
+  }
   while (!c->stopping && !(wake && *wake)
-      && g_cond_wait_until (&c->stop_cond, &c->lock, until))
+      && pthread_cond_timedwait (&c->stop_cond, &c->lock, &until) == 0)
     ;
   gboolean go_on = !c->stopping;
-  g_mutex_unlock (&c->lock);
+  pthread_mutex_unlock (&c->lock);
   return go_on;
 }
 
-static gpointer
-keeper_main (gpointer data)
+static void *
+keeper_main (void *data)
 {
   dhb_client *c = data;
   for (;;) {
-    g_mutex_lock (&c->lock);
+    pthread_mutex_lock (&c->lock);
     guint interval = c->heartbeat_ms;
-    g_mutex_unlock (&c->lock);
+    pthread_mutex_unlock (&c->lock);
     if (!pause_unless_stopping (c, interval, &c->keep_reg_dirty))
       return NULL;
-    g_mutex_lock (&c->lock);
+    pthread_mutex_lock (&c->lock);
     dhb_status st = DHB_OK;
     if (c->keep_consumer_channel) {
       JsonNode *hb = client_request (c, "HB", c->keep_consumer_channel, 1);
@@ -529,36 +550,37 @@ keeper_main (gpointer data)
       request_locked (c, reg, (int) interval, NULL);
       json_node_unref (reg);
     }
-    g_mutex_unlock (&c->lock);
+    pthread_mutex_unlock (&c->lock);
   }
 }
 
 int
 dhb_client_keep_alive (dhb_client *c, const dhb_registration *reg, const char *channel)
 {
-  if ((!reg && !channel) || c->keeper)
+  if ((!reg && !channel) || c->has_keeper)
     return -EINVAL;
-  g_mutex_lock (&c->lock);
+  pthread_mutex_lock (&c->lock);
   if (reg)
     registration_copy (&c->keep_reg, reg);
   else
     c->keep_consumer_channel = g_strdup (channel);
-  g_mutex_unlock (&c->lock);
-  c->keeper = g_thread_new ("dhb-keepalive", keeper_main, c);
-  return 0;
+  pthread_mutex_unlock (&c->lock);
+  int rc = pthread_create (&c->keeper, NULL, keeper_main, c);
+  c->has_keeper = rc == 0;
+  return -rc;
 }
 
 int
 dhb_client_update_registration (dhb_client *c, const dhb_registration *reg)
 {
-  g_mutex_lock (&c->lock);
+  pthread_mutex_lock (&c->lock);
   int rc = c->keep_reg.channel ? 0 : -EINVAL;
   if (rc == 0) {
     registration_copy (&c->keep_reg, reg);
     c->keep_reg_dirty = TRUE;
-    g_cond_broadcast (&c->stop_cond);
+    pthread_cond_broadcast (&c->stop_cond);
   }
-  g_mutex_unlock (&c->lock);
+  pthread_mutex_unlock (&c->lock);
   return rc;
 }
 
@@ -566,14 +588,14 @@ dhb_client_update_registration (dhb_client *c, const dhb_registration *reg)
 static gboolean
 learn_events_endpoint (dhb_client *c, char *buf, size_t len)
 {
-  g_mutex_lock (&c->lock);
+  pthread_mutex_lock (&c->lock);
   if (!c->events[0]) {
     JsonNode *list = new_request (c, "LIST", NULL);
     request_locked (c, list, 500, NULL);
     json_node_unref (list);
   }
   g_strlcpy (buf, c->events, len);
-  g_mutex_unlock (&c->lock);
+  pthread_mutex_unlock (&c->lock);
   return buf[0] != '\0';
 }
 
@@ -623,8 +645,8 @@ deliver_event (dhb_client *c, void *sub)
   g_free (json);
 }
 
-static gpointer
-event_main (gpointer data)
+static void *
+event_main (void *data)
 {
   dhb_client *c = data;
   char endpoint[sizeof c->events];
@@ -638,17 +660,17 @@ event_main (gpointer data)
   zmq_setsockopt (sub, ZMQ_LINGER, &zero, sizeof zero);
   zmq_setsockopt (sub, ZMQ_SUBSCRIBE, c->sub_channel, strlen (c->sub_channel));
   if (zmq_connect (sub, endpoint) != 0) {
-    g_mutex_lock (&c->lock);
+    pthread_mutex_lock (&c->lock);
     set_error (c, "cannot connect to the broker's events at %s: %s", endpoint,
         zmq_strerror (errno));
-    g_mutex_unlock (&c->lock);
+    pthread_mutex_unlock (&c->lock);
     zmq_close (sub);
     return NULL;
   }
   for (;;) {
-    g_mutex_lock (&c->lock);
+    pthread_mutex_lock (&c->lock);
     gboolean stop = c->stopping;
-    g_mutex_unlock (&c->lock);
+    pthread_mutex_unlock (&c->lock);
     if (stop)
       break;
     zmq_pollitem_t item = { sub, 0, ZMQ_POLLIN, 0 };
@@ -662,11 +684,12 @@ event_main (gpointer data)
 int
 dhb_client_subscribe (dhb_client *c, const char *channel, dhb_event_fn fn, void *user_data)
 {
-  if (!channel || !fn || c->event_thread)
+  if (!channel || !fn || c->has_event_thread)
     return -EINVAL;
   c->sub_channel = g_strdup (channel);
   c->event_fn = fn;
   c->event_user_data = user_data;
-  c->event_thread = g_thread_new ("dhb-events", event_main, c);
-  return 0;
+  int rc = pthread_create (&c->event_thread, NULL, event_main, c);
+  c->has_event_thread = rc == 0;
+  return -rc;
 }

@@ -245,7 +245,11 @@ reply_error (JsonObject *request, const gchar *status, const gchar *error)
 {
   JsonBuilder *b = reply_begin (request, status);
   json_builder_set_member_name (b, "error");
-  json_builder_add_string_value (b, error);
+  /* json-glib's parse errors quote the offending input, which may not be
+   * UTF-8 (an escape like \371): the reply must stay valid JSON */
+  gchar *valid = g_utf8_make_valid (error, -1);
+  json_builder_add_string_value (b, valid);
+  g_free (valid);
   return reply_end (b);
 }
 

@@ -109,7 +109,7 @@ reg (dhb_client *c, const char *channel, const char *shm, const char *schema,
 /* ---- events, recorded from the client's event thread ---------------------- */
 
 typedef struct {
-  GMutex lock;
+  pthread_mutex_t lock;
   GPtrArray *events;   /* JSON strings */
 } event_log;
 
@@ -119,9 +119,9 @@ on_event (const dhb_event *ev, void *user_data)
   event_log *l = user_data;
   /* the parsed fields agree with the JSON */
   CHECK (strstr (ev->json, ev->event) && strstr (ev->json, ev->channel) && ev->pid > 0);
-  g_mutex_lock (&l->lock);
+  pthread_mutex_lock (&l->lock);
   g_ptr_array_add (l->events, g_strdup (ev->json));
-  g_mutex_unlock (&l->lock);
+  pthread_mutex_unlock (&l->lock);
 }
 
 /* Index of the first event from @from with @name (and @reason, if given). */
@@ -129,7 +129,7 @@ static int
 find_event (event_log *l, guint from, const char *name, const char *reason)
 {
   int found = -1;
-  g_mutex_lock (&l->lock);
+  pthread_mutex_lock (&l->lock);
   for (guint i = from; i < l->events->len && found < 0; i++) {
     JsonNode *n = json_from_string (l->events->pdata[i], NULL);
     JsonObject *o = json_node_get_object (n);
@@ -139,7 +139,7 @@ find_event (event_log *l, guint from, const char *name, const char *reason)
       found = (int) i;
     json_node_unref (n);
   }
-  g_mutex_unlock (&l->lock);
+  pthread_mutex_unlock (&l->lock);
   return found;
 }
 
@@ -156,9 +156,9 @@ wait_event (event_log *l, guint from, const char *name, const char *reason, unsi
 static guint
 event_count (event_log *l)
 {
-  g_mutex_lock (&l->lock);
+  pthread_mutex_lock (&l->lock);
   guint n = l->events->len;
-  g_mutex_unlock (&l->lock);
+  pthread_mutex_unlock (&l->lock);
   return n;
 }
 
@@ -169,7 +169,7 @@ static void
 subscribe_and_sync (dhb_client *sub, dhb_client *producer, const char *channel,
     const char *shm, event_log *l)
 {
-  g_mutex_init (&l->lock);
+  pthread_mutex_init (&l->lock, NULL);
   l->events = g_ptr_array_new_with_free_func (g_free);
   CHECK_OK (dhb_client_subscribe (sub, channel, on_event, l));
   for (int i = 0; find_event (l, 0, "schema-changed", NULL) < 0; i++) {
@@ -598,7 +598,11 @@ expect_bad_request (void *sock, const void *const *frames, const size_t *sizes, 
     const char *what)
 {
   char *reply = raw_exchange (sock, frames, sizes, n, 5000);
-  if (!reply || !strstr (reply, "\"status\":\"BAD_REQUEST\"") || !strstr (reply, "\"error\"")) {
+  JsonNode *parsed = reply ? json_from_string (reply, NULL) : NULL;
+  gboolean valid = parsed && JSON_NODE_HOLDS_OBJECT (parsed);
+  if (parsed)
+    json_node_unref (parsed);
+  if (!valid || !strstr (reply, "\"status\":\"BAD_REQUEST\"") || !strstr (reply, "\"error\"")) {
     fprintf (stderr, "%s: expected BAD_REQUEST, got %s\n", what, reply ? reply : "(none)");
     exit (1);
   }
