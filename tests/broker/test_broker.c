@@ -328,6 +328,19 @@ scenario_expiry (test_broker *b)
   char kept[160], dead[160];
   snprintf (kept, sizeof kept, "%s-kept", channel);
   snprintf (dead, sizeof dead, "%s-dead", channel);
+  /* the producer that will exit without DEREG, forked before this process
+   * has client threads (fork and threads do not mix) */
+  test_shared *sh = test_shared_new (1);
+  pid_t child = fork ();
+  CHECK (child >= 0);
+  if (child == 0) {
+    test_die_with_parent ();
+    while (sh->values[0] == 0)
+      test_sleep_ms (1);
+    dhb_client *c = client (b);
+    CHECK_ST (reg (c, dead, "/datahub.dead", "", NULL), DHB_OK);
+    _exit (0); /* no DEREG, no free */
+  }
   dhb_client *silent = client (b), *alive = client (b), *sub = client (b),
       *consumer = client (b);
   event_log log;
@@ -359,13 +372,7 @@ scenario_expiry (test_broker *b)
   CHECK_ST (dhb_discover (consumer, kept, NULL, NULL, 0, &d), DHB_OK);
 
   /* a producer process that exits without DEREG: gone before the expiry */
-  pid_t child = fork ();
-  CHECK (child >= 0);
-  if (child == 0) {
-    dhb_client *c = client (b);
-    CHECK_ST (reg (c, dead, "/datahub.dead", "", NULL), DHB_OK);
-    _exit (0); /* no DEREG, no free */
-  }
+  sh->values[0] = 1;
   CHECK (test_wait (child) == 0);
   t0 = test_now_ns ();
   dhb_client *next = client (b);
