@@ -4,6 +4,7 @@
 #include <inttypes.h>
 #include <signal.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
 #include <unistd.h>
@@ -12,6 +13,7 @@
 #include <json-glib/json-glib.h>
 
 #include "datahub/admin.h"
+#include "datahub/broker.h"
 
 /* Exit codes (docs/admin.md). */
 enum {
@@ -27,6 +29,7 @@ enum {
 
 static gboolean opt_force, opt_apply, opt_json, opt_prometheus, opt_reset;
 static gint opt_interval = 1000, opt_count = 0;
+static gchar *opt_broker;
 
 static const GOptionEntry entries[] = {
   { "force", 'f', 0, G_OPTION_ARG_NONE, &opt_force, "Act even while the owner lives", NULL },
@@ -36,6 +39,8 @@ static const GOptionEntry entries[] = {
   { "reset", 0, 0, G_OPTION_ARG_NONE, &opt_reset, "metrics: zero the counters after printing", NULL },
   { "interval", 'i', 0, G_OPTION_ARG_INT, &opt_interval, "watch: refresh period in ms", "MS" },
   { "count", 'n', 0, G_OPTION_ARG_INT, &opt_count, "watch: stop after N refreshes", "N" },
+  { "broker", 'b', 0, G_OPTION_ARG_STRING, &opt_broker,
+    "channels: the broker's endpoint (default: as the elements)", "ENDPOINT" },
   { NULL, 0, 0, 0, NULL, NULL, NULL },
 };
 
@@ -161,6 +166,63 @@ cmd_list (void)
     g_object_unref (jb);
   }
   return n < 0 ? fail ("list", n) : EXIT_OK;
+}
+
+/* ---- channels: the broker's registry --------------------------------------- */
+
+static int
+cmd_channels (void)
+{
+  dhb_client *c;
+  int rc = dhb_client_new (opt_broker, &c);
+  if (rc != 0) {
+    g_printerr ("datahub-admin: cannot use broker endpoint '%s': %s\n",
+        opt_broker ? opt_broker : dhb_default_endpoint (), g_strerror (-rc));
+    return EXIT_USAGE;
+  }
+  char *reply = NULL;
+  dhb_status st = dhb_request (c, "{\"type\":\"LIST\"}", 2000, &reply);
+  if (st != DHB_OK) {
+    char why[256];
+    dhb_client_last_error (c, why, sizeof why);
+    g_printerr ("datahub-admin: channels: %s (%s)\n", dhb_status_name (st), why);
+    dhb_client_free (c);
+    return EXIT_FAILED;
+  }
+  dhb_client_free (c);
+  JsonNode *root = json_from_string (reply, NULL);
+  free (reply);
+  if (opt_json) {
+    JsonGenerator *gen = json_generator_new ();
+    json_generator_set_pretty (gen, TRUE);
+    json_generator_set_root (gen, json_object_get_member (json_node_get_object (root),
+            "channels"));
+    gchar *text = json_generator_to_data (gen, NULL);
+    g_print ("%s\n", text);
+    g_free (text);
+    g_object_unref (gen);
+    json_node_unref (root);
+    return EXIT_OK;
+  }
+  g_print ("%-24s %-28s %7s %-26s %-7s %9s %9s %9s\n", "CHANNEL", "SHM NAME", "PID",
+      "SCHEMA", "SECRET", "CONSUMERS", "AGE", "SEEN");
+  JsonArray *channels = json_object_get_array_member (json_node_get_object (root), "channels");
+  for (guint i = 0; channels && i < json_array_get_length (channels); i++) {
+    JsonObject *o = json_array_get_object_element (channels, i);
+    g_print ("%-24s %-28s %7" G_GINT64_FORMAT " %-26s %-7s %9" G_GINT64_FORMAT
+        " %8.1fs %8.1fs\n",
+        json_object_get_string_member (o, "channel"),
+        json_object_get_string_member (o, "shm_name"),
+        json_object_get_int_member (o, "pid"),
+        *json_object_get_string_member (o, "schema")
+            ? json_object_get_string_member (o, "schema") : "-",
+        json_object_get_boolean_member (o, "secured") ? "yes" : "no",
+        json_object_get_int_member (o, "consumers"),
+        (double) json_object_get_int_member (o, "age_ms") / 1000.0,
+        (double) json_object_get_int_member (o, "last_seen_ms") / 1000.0);
+  }
+  json_node_unref (root);
+  return EXIT_OK;
 }
 
 /* ---- status -------------------------------------------------------------- */
@@ -491,6 +553,7 @@ static const char usage[] =
     "COMMAND [NAME] [ARGS] - inspect and recover datahub blocks\n\n"
     "Commands (NAME is a channel or a /shm-name):\n"
     "  list                        every datahub block on this machine\n"
+    "  channels [--broker EP]      the channels registered at the broker\n"
     "  status NAME (inspect)       header, configuration, metrics, consumers\n"
     "  diagnose NAME               every slot, and findings with advice\n"
     "  validate NAME               invariants; exit 0 healthy, 1 not\n"
@@ -529,6 +592,8 @@ main (int argc, char **argv)
   const char *name = argc > 2 ? argv[2] : NULL;
   if (cmd && g_str_equal (cmd, "list"))
     return cmd_list ();
+  if (cmd && g_str_equal (cmd, "channels"))
+    return cmd_channels ();
   if (!cmd || !name) {
     g_printerr ("usage: datahub-admin %s\n", usage);
     return EXIT_USAGE;

@@ -237,6 +237,24 @@ scenario_discovery (test_broker *b)
   printf ("discovery: %" PRIu64 " records through the discovered block\n", records);
 }
 
+/* datahub-admin channels (DATAHUB_ADMIN_EXE) shows the registration. */
+static void
+check_admin_channels (const test_broker *b, const char *channel, const char *shm)
+{
+  const char *admin = getenv ("DATAHUB_ADMIN_EXE");
+  CHECK (admin != NULL);
+  char cmd[1024];
+  snprintf (cmd, sizeof cmd, "%s channels --broker %s", admin, b->endpoint);
+  FILE *f = popen (cmd, "r");
+  CHECK (f != NULL);
+  char line[512];
+  bool found = false;
+  while (fgets (line, sizeof line, f))
+    found |= strncmp (line, channel, strlen (channel)) == 0 && strstr (line, shm) != NULL;
+  CHECK (pclose (f) == 0);
+  CHECK (found);
+}
+
 static void
 scenario_conflict (test_broker *b)
 {
@@ -246,6 +264,7 @@ scenario_conflict (test_broker *b)
   CHECK_ST (reg (first, channel, "/datahub.one", "s", NULL), DHB_OK);
   subscribe_and_sync (sub, first, channel, "/datahub.one", &log);
   CHECK_ST (reg (second, channel, "/datahub.two", "s", NULL), DHB_CONFLICT);
+  check_admin_channels (b, channel, "/datahub.one");
   char why[256];
   dhb_client_last_error (second, why, sizeof why);
   CHECK (strstr (why, "another live producer") != NULL);
