@@ -271,14 +271,34 @@ receive_reply (dhb_client *c, JsonParser *parser)
   return obj;
 }
 
+/* A string member, or @fallback when it is absent or not a string (the
+ * broker's replies are checked like any input). */
+static const gchar *
+member_string (JsonObject *o, const gchar *name, const gchar *fallback)
+{
+  JsonNode *n = json_object_get_member (o, name);
+  if (n && JSON_NODE_HOLDS_VALUE (n) && json_node_get_value_type (n) == G_TYPE_STRING)
+    return json_node_get_string (n);
+  return fallback;
+}
+
+static gint64
+member_int (JsonObject *o, const gchar *name, gint64 fallback)
+{
+  JsonNode *n = json_object_get_member (o, name);
+  if (n && JSON_NODE_HOLDS_VALUE (n) && json_node_get_value_type (n) == G_TYPE_INT64)
+    return json_node_get_int (n);
+  return fallback;
+}
+
 /* Remembers the timing and event endpoint that OK replies carry. */
 static void
 learn_from_reply (dhb_client *c, JsonObject *obj)
 {
-  const gchar *events = json_object_get_string_member_with_default (obj, "events", NULL);
+  const gchar *events = member_string (obj, "events", NULL);
   if (events && *events)
     g_strlcpy (c->events, events, sizeof c->events);
-  gint64 hb = json_object_get_int_member_with_default (obj, "heartbeat_ms", 0);
+  gint64 hb = member_int (obj, "heartbeat_ms", 0);
   if (hb >= 10 && hb <= 3600000)
     c->heartbeat_ms = (guint) hb;
 }
@@ -309,14 +329,13 @@ request_locked (dhb_client *c, JsonNode *request, int timeout_ms, char **reply)
   while (wait_socket (c, ZMQ_POLLIN, deadline)) {
     JsonObject *obj = receive_reply (c, parser);
     /* replies to earlier requests that timed out are skipped */
-    if (!obj || json_object_get_int_member_with_default (obj, "id", 0) != id)
+    if (!obj || member_int (obj, "id", 0) != id)
       continue;
-    const gchar *name = json_object_get_string_member_with_default (obj, "status", "");
+    const gchar *name = member_string (obj, "status", "");
     status = status_from_name (name);
     if (status == DHB_OK)
       learn_from_reply (c, obj);
-    set_error (c, "%s", json_object_get_string_member_with_default (obj, "error",
-            status == DHB_OK ? "" : name));
+    set_error (c, "%s", member_string (obj, "error", status == DHB_OK ? "" : name));
     if (reply)
       *reply = json_to_string (json_parser_get_root (parser), FALSE);
     break;
@@ -439,7 +458,7 @@ dhb_heartbeat (dhb_client *c, const char *channel, int consumer, int timeout_ms)
 static void
 copy_member (JsonObject *o, const char *name, char *dst, size_t len)
 {
-  g_strlcpy (dst, json_object_get_string_member_with_default (o, name, ""), len);
+  g_strlcpy (dst, member_string (o, name, ""), len);
 }
 
 static dhb_status
@@ -464,10 +483,10 @@ discover_once (dhb_client *c, const char *channel, const char *proof,
     copy_member (r, "schema", out->schema, sizeof out->schema);
     copy_member (r, "schema_hash", out->schema_hash, sizeof out->schema_hash);
     copy_member (r, "events", out->events, sizeof out->events);
-    out->pid = json_object_get_int_member_with_default (r, "pid", 0);
-    out->secured = json_object_get_boolean_member_with_default (r, "secured", FALSE);
-    out->heartbeat_ms = (unsigned) json_object_get_int_member_with_default (r, "heartbeat_ms", 0);
-    out->expiry_ms = (unsigned) json_object_get_int_member_with_default (r, "expiry_ms", 0);
+    out->pid = member_int (r, "pid", 0);
+    out->secured = json_object_get_boolean_member_with_default (r, "secured", FALSE) ? 1 : 0;
+    out->heartbeat_ms = (unsigned) CLAMP (member_int (r, "heartbeat_ms", 0), 0, G_MAXUINT);
+    out->expiry_ms = (unsigned) CLAMP (member_int (r, "expiry_ms", 0), 0, G_MAXUINT);
     json_node_unref (root);
   }
   free (reply);
@@ -624,7 +643,7 @@ deliver_event (dhb_client *c, void *sub)
       ? json_from_string (json, NULL) : NULL;
   if (root && JSON_NODE_HOLDS_OBJECT (root)) {
     JsonObject *o = json_node_get_object (root);
-#define MEMBER(name) json_object_get_string_member_with_default (o, name, "")
+#define MEMBER(name) member_string (o, name, "")
     dhb_event ev = {
       .event = MEMBER ("event"),
       .channel = MEMBER ("channel"),
@@ -633,7 +652,7 @@ deliver_event (dhb_client *c, void *sub)
       .reason = MEMBER ("reason"),
       .from = MEMBER ("from"),
       .client_id = MEMBER ("client_id"),
-      .pid = json_object_get_int_member_with_default (o, "pid", 0),
+      .pid = member_int (o, "pid", 0),
       .json = json,
     };
 #undef MEMBER
