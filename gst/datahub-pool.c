@@ -28,32 +28,103 @@ datahub_producer_unref (DatahubProducerRef *r)
   }
 }
 
-/* What a pool memory knows about its slot. */
+/* Pool memory: a GstMemory that points at whatever slot its buffer holds.
+ * Each pool buffer owns one for its whole life and gets a new slot at every
+ * acquire, so a buffer going round the pool allocates nothing. */
 typedef struct {
+  GstMemory mem;
   DatahubProducerRef *producer;
   dh_slot slot;
-  gboolean committed;
+  gboolean holds_slot;     /* acquired, and neither committed nor aborted */
 } SlotMemory;
 
-/* The qdata key marking a memory as one of our slots. */
-static GQuark
-slot_quark (void)
+typedef struct {
+  GstAllocator parent;
+} DatahubSlotAllocator;
+
+typedef struct {
+  GstAllocatorClass parent_class;
+} DatahubSlotAllocatorClass;
+
+static GType datahub_slot_allocator_get_type (void);
+G_DEFINE_TYPE (DatahubSlotAllocator, datahub_slot_allocator, GST_TYPE_ALLOCATOR);
+
+static gpointer
+slot_memory_map (GstMemory *mem, gsize maxsize, GstMapFlags flags)
 {
-  static gsize q;
-  if (g_once_init_enter (&q))
-    g_once_init_leave (&q, g_quark_from_static_string ("datahub-slot"));
-  return (GQuark) q;
+  (void) maxsize;
+  (void) flags;
+  return ((SlotMemory *) mem)->slot.data;
 }
 
 static void
-slot_memory_free (gpointer data)
+slot_memory_unmap (GstMemory *mem)
 {
-  SlotMemory *sm = data;
-  /* Unpushed (or pushed elsewhere and dropped): give the slot back. */
-  if (!sm->committed)
+  (void) mem;
+}
+
+/* Never called: the memories are NO_SHARE, so sub-buffers are copies. */
+static GstMemory *
+slot_memory_share (GstMemory *mem, gssize offset, gssize size)
+{
+  (void) mem;
+  (void) offset;
+  (void) size;
+  return NULL;
+}
+
+static GstMemory *
+slot_allocator_alloc (GstAllocator *allocator, gsize size, GstAllocationParams *params)
+{
+  /* pool memory only: nobody allocates from this allocator directly */
+  (void) allocator;
+  (void) size;
+  (void) params;
+  return NULL;
+}
+
+static void
+slot_allocator_free (GstAllocator *allocator, GstMemory *mem)
+{
+  (void) allocator;
+  SlotMemory *sm = (SlotMemory *) mem;
+  /* a buffer dropped unpushed (or discarded by the pool): slot back */
+  if (sm->holds_slot)
     dh_producer_abort (sm->producer->producer, &sm->slot);
   datahub_producer_unref (sm->producer);
   g_free (sm);
+}
+
+static void
+datahub_slot_allocator_class_init (DatahubSlotAllocatorClass *klass)
+{
+  GstAllocatorClass *ac = GST_ALLOCATOR_CLASS (klass);
+  ac->alloc = slot_allocator_alloc;
+  ac->free = slot_allocator_free;
+}
+
+static void
+datahub_slot_allocator_init (DatahubSlotAllocator *self)
+{
+  GstAllocator *a = GST_ALLOCATOR_CAST (self);
+  a->mem_type = "DatahubSlot";
+  a->mem_map = slot_memory_map;
+  a->mem_unmap = slot_memory_unmap;
+  a->mem_share = slot_memory_share;
+  GST_OBJECT_FLAG_SET (self, GST_ALLOCATOR_FLAG_CUSTOM_ALLOC);
+}
+
+static GstAllocator *
+slot_allocator (void)
+{
+  static GstAllocator *allocator;
+  static gsize once;
+  if (g_once_init_enter (&once)) {
+    allocator = g_object_new (datahub_slot_allocator_get_type (), NULL);
+    gst_object_ref_sink (allocator);
+    g_once_init_leave (&once, 1);
+  }
+  return allocator;
 }
 
 struct _GstDatahubPool {
@@ -96,15 +167,37 @@ pool_set_config (GstBufferPool *pool, GstStructure *config)
   return GST_BUFFER_POOL_CLASS (gst_datahub_pool_parent_class)->set_config (pool, config);
 }
 
-/* Pool buffers are empty shells; a slot is attached at acquire. */
+/* A pool buffer: one slot memory (no slot yet) and, for video, a video
+ * meta, both kept for the buffer's life. */
 static GstFlowReturn
 pool_alloc_buffer (GstBufferPool *pool, GstBuffer **buffer,
     GstBufferPoolAcquireParams *params)
 {
-  (void) pool;
+  GstDatahubPool *self = GST_DATAHUB_POOL (pool);
   (void) params;
+  SlotMemory *sm = g_new0 (SlotMemory, 1);
+  gst_memory_init (GST_MEMORY_CAST (sm), GST_MEMORY_FLAG_NO_SHARE, slot_allocator (), NULL,
+      (gsize) dh_producer_slot_size (self->producer->producer), 0, 0, self->size);
+  sm->producer = datahub_producer_ref (self->producer);
   *buffer = gst_buffer_new ();
+  gst_buffer_append_memory (*buffer, GST_MEMORY_CAST (sm));
+  if (self->add_video_meta) {
+    GstVideoMeta *meta = gst_buffer_add_video_meta_full (*buffer, GST_VIDEO_FRAME_FLAG_NONE,
+        GST_VIDEO_INFO_FORMAT (&self->info), GST_VIDEO_INFO_WIDTH (&self->info),
+        GST_VIDEO_INFO_HEIGHT (&self->info), GST_VIDEO_INFO_N_PLANES (&self->info),
+        self->info.offset, self->info.stride);
+    GST_META_FLAG_SET (meta, GST_META_FLAG_POOLED);
+  }
   return GST_FLOW_OK;
+}
+
+static SlotMemory *
+buffer_slot_memory (GstBuffer *buffer)
+{
+  if (gst_buffer_n_memory (buffer) != 1)
+    return NULL;
+  GstMemory *mem = gst_buffer_peek_memory (buffer, 0);
+  return mem->allocator == slot_allocator () ? (SlotMemory *) mem : NULL;
 }
 
 static GstFlowReturn
@@ -116,12 +209,12 @@ pool_acquire_buffer (GstBufferPool *pool, GstBuffer **buffer,
       buffer, params);
   if (ret != GST_FLOW_OK)
     return ret;
-  SlotMemory *sm = g_new0 (SlotMemory, 1);
+  SlotMemory *sm = buffer_slot_memory (*buffer);
+  g_assert (sm != NULL && !sm->holds_slot); /* reset_buffer left it so */
   /* Waits for a free slot (back-pressure from slow consumers in block
    * mode); set_flushing interrupts the wait. */
   int rc = dh_producer_acquire (self->producer->producer, -1, &sm->slot);
   if (rc != 0) {
-    g_free (sm);
     gst_buffer_pool_release_buffer (pool, *buffer);
     *buffer = NULL;
     if (rc == -ECANCELED)
@@ -129,28 +222,24 @@ pool_acquire_buffer (GstBufferPool *pool, GstBuffer **buffer,
     GST_ERROR_OBJECT (pool, "no slot: %s (%s)", dh_strerror (rc), dh_error_detail ());
     return GST_FLOW_ERROR;
   }
-  sm->producer = datahub_producer_ref (self->producer);
-  GstMemory *mem = gst_memory_new_wrapped (0, sm->slot.data, (gsize) sm->slot.capacity,
-      0, self->size, NULL, NULL);
-  gst_mini_object_set_qdata (GST_MINI_OBJECT_CAST (mem), slot_quark (), sm,
-      slot_memory_free);
-  gst_buffer_append_memory (*buffer, mem);
-  if (self->add_video_meta)
-    gst_buffer_add_video_meta_full (*buffer, GST_VIDEO_FRAME_FLAG_NONE,
-        GST_VIDEO_INFO_FORMAT (&self->info), GST_VIDEO_INFO_WIDTH (&self->info),
-        GST_VIDEO_INFO_HEIGHT (&self->info), GST_VIDEO_INFO_N_PLANES (&self->info),
-        self->info.offset, self->info.stride);
+  sm->holds_slot = TRUE;
   return GST_FLOW_OK;
 }
 
-/* A buffer coming back drops its slot memory (committed or aborted by
- * slot_memory_free), so idle pool buffers never pin slots. */
+/* A buffer coming back gives its slot back unless it was committed, and
+ * gets its full size again (the pool discards buffers whose memory was
+ * replaced or is still shared: their memory frees itself). */
 static void
 pool_reset_buffer (GstBufferPool *pool, GstBuffer *buffer)
 {
-  gst_buffer_remove_all_memory (buffer);
-  /* an empty shell is what alloc_buffer makes: keep it pooled */
-  GST_BUFFER_FLAG_UNSET (buffer, GST_BUFFER_FLAG_TAG_MEMORY);
+  GstDatahubPool *self = GST_DATAHUB_POOL (pool);
+  SlotMemory *sm = buffer_slot_memory (buffer);
+  if (sm && sm->holds_slot) {
+    dh_producer_abort (sm->producer->producer, &sm->slot);
+    sm->holds_slot = FALSE;
+  }
+  if (sm && gst_memory_is_writable (GST_MEMORY_CAST (sm)))
+    gst_memory_resize (GST_MEMORY_CAST (sm), -(gssize) sm->mem.offset, self->size);
   GST_BUFFER_POOL_CLASS (gst_datahub_pool_parent_class)->reset_buffer (pool, buffer);
 }
 
@@ -203,24 +292,12 @@ gst_datahub_pool_new (DatahubProducerRef *producer)
   return GST_BUFFER_POOL (self);
 }
 
-static SlotMemory *
-buffer_slot_memory (GstBuffer *buffer)
-{
-  if (gst_buffer_n_memory (buffer) != 1)
-    return NULL;
-  GstMemory *mem = gst_buffer_peek_memory (buffer, 0);
-  return gst_mini_object_get_qdata (GST_MINI_OBJECT_CAST (mem), slot_quark ());
-}
-
 const dh_slot *
 datahub_pool_buffer_slot (GstBuffer *buffer, DatahubProducerRef *producer)
 {
   SlotMemory *sm = buffer_slot_memory (buffer);
-  if (!sm || sm->committed || sm->producer != producer)
-    return NULL;
   /* the payload must start at the slot start (no resize offset) */
-  GstMemory *mem = gst_buffer_peek_memory (buffer, 0);
-  if (mem->offset != 0)
+  if (!sm || !sm->holds_slot || sm->producer != producer || sm->mem.offset != 0)
     return NULL;
   return &sm->slot;
 }
@@ -230,5 +307,5 @@ datahub_pool_buffer_committed (GstBuffer *buffer)
 {
   SlotMemory *sm = buffer_slot_memory (buffer);
   if (sm)
-    sm->committed = TRUE;
+    sm->holds_slot = FALSE;
 }

@@ -24,6 +24,7 @@
 #include "datahub-enums.h"
 #include "datahub-common.h"
 #include "datahub-discovery.h"
+#include "datahub-record-pool.h"
 #include "datahub-wire.h"
 
 GST_DEBUG_CATEGORY_STATIC (datahub_src_debug);
@@ -50,43 +51,6 @@ enum {
   PROP_SCHEMA,
 };
 
-/* The consumer handle, shared with every buffer that wraps one of its
- * slots: it stays attached until the last such buffer is freed. */
-typedef struct {
-  gint refcount;
-  dh_consumer *consumer;
-} ConsumerRef;
-
-static ConsumerRef *
-consumer_ref (ConsumerRef *r)
-{
-  g_atomic_int_inc (&r->refcount);
-  return r;
-}
-
-static void
-consumer_unref (ConsumerRef *r)
-{
-  if (r && g_atomic_int_dec_and_test (&r->refcount)) {
-    dh_consumer_detach (r->consumer);
-    g_free (r);
-  }
-}
-
-typedef struct {
-  ConsumerRef *ref;
-  dh_record record;
-} HeldRecord;
-
-static void
-held_record_free (gpointer data)
-{
-  HeldRecord *h = data;
-  dh_consumer_release (h->ref->consumer, &h->record);
-  consumer_unref (h->ref);
-  g_free (h);
-}
-
 struct _GstDatahubSrc {
   GstPushSrc parent;
 
@@ -100,7 +64,7 @@ struct _GstDatahubSrc {
   gchar *schema;
 
   /* streaming state */
-  ConsumerRef *conn;
+  DatahubConsumerRef *conn;
   gboolean flushing;
   guint64 session;
   GstCaps *caps;
@@ -115,6 +79,7 @@ struct _GstDatahubSrc {
   DatahubTimestampMode mode;
   gboolean copy_always;
   guint held_limit;
+  GstBufferPool *records;  /* buffers wrapping held records (start..stop) */
   /* broker: set in start(), used by the streaming thread */
   dhb_client *broker;
   gchar *broker_channel, *expected_schema;
@@ -340,9 +305,7 @@ attach (GstDatahubSrc *self, guint64 avoid_session, const gchar *successor)
       g_usleep (10000);
       rc = -ENOENT;
     } else if (rc == 0) {
-      self->conn = g_new0 (ConsumerRef, 1);
-      self->conn->refcount = 1;
-      self->conn->consumer = c;
+      self->conn = datahub_consumer_ref_new (c);
       self->session = dh_consumer_session_id (c);
       self->metadata_version = 0;
       GST_INFO_OBJECT (self, "attached to %s", dh_consumer_shm_name (c));
@@ -370,7 +333,7 @@ attach (GstDatahubSrc *self, guint64 avoid_session, const gchar *successor)
 static void
 drop_connection (GstDatahubSrc *self)
 {
-  consumer_unref (self->conn);
+  datahub_consumer_unref (self->conn);
   self->conn = NULL;
 }
 
@@ -458,6 +421,34 @@ set_timestamps (GstDatahubSrc *self, GstBuffer *buf, const dh_record *r)
   GST_BUFFER_OFFSET_END (buf) = r->info.offset_end;
 }
 
+/* The default layout of the caps as a video meta, or none.  A pool buffer
+ * keeps its meta (POOLED) and gets it updated in place: no allocation. */
+static void
+set_video_meta (GstDatahubSrc *self, GstBuffer *buf, gboolean wanted)
+{
+  GstVideoMeta *meta = gst_buffer_get_video_meta (buf);
+  if (!self->is_video || !wanted) {
+    if (meta)
+      gst_buffer_remove_meta (buf, (GstMeta *) meta);
+    return;
+  }
+  const GstVideoInfo *vi = &self->vinfo;
+  if (!meta) {
+    meta = gst_buffer_add_video_meta_full (buf, GST_VIDEO_FRAME_FLAG_NONE,
+        GST_VIDEO_INFO_FORMAT (vi), GST_VIDEO_INFO_WIDTH (vi), GST_VIDEO_INFO_HEIGHT (vi),
+        GST_VIDEO_INFO_N_PLANES (vi), (gsize *) vi->offset, (gint *) vi->stride);
+    GST_META_FLAG_SET (meta, GST_META_FLAG_POOLED);
+    return;
+  }
+  meta->flags = GST_VIDEO_FRAME_FLAG_NONE;
+  meta->format = GST_VIDEO_INFO_FORMAT (vi);
+  meta->width = GST_VIDEO_INFO_WIDTH (vi);
+  meta->height = GST_VIDEO_INFO_HEIGHT (vi);
+  meta->n_planes = GST_VIDEO_INFO_N_PLANES (vi);
+  memcpy (meta->offset, vi->offset, sizeof meta->offset);
+  memcpy (meta->stride, vi->stride, sizeof meta->stride);
+}
+
 static GstBuffer *
 buffer_from_record (GstDatahubSrc *self, const dh_record *r)
 {
@@ -466,28 +457,18 @@ buffer_from_record (GstDatahubSrc *self, const dh_record *r)
   gboolean copy = self->copy_always || st.held > self->held_limit;
   guint64 now = (guint64) g_get_monotonic_time () * 1000; /* CLOCK_MONOTONIC */
   datahub_latency_add (&self->latency, now > r->commit_ns ? now - r->commit_ns : 0);
-  GstBuffer *buf;
-  if (copy) {
+  /* the pool only fails when inactive, outside start..stop: copy then */
+  GstBuffer *buf = copy ? NULL : datahub_record_pool_wrap (self->records, self->conn, r);
+  if (!buf) {
     buf = gst_buffer_new_memdup (r->data, r->info.size);
     self->bytes_copied += r->info.size;
     dh_consumer_release (self->conn->consumer, r);
-  } else {
-    HeldRecord *h = g_new (HeldRecord, 1);
-    h->ref = consumer_ref (self->conn);
-    h->record = *r;
-    buf = gst_buffer_new ();
-    gst_buffer_append_memory (buf, gst_memory_new_wrapped (GST_MEMORY_FLAG_READONLY,
-            (gpointer) r->data, r->info.size, 0, r->info.size, h, held_record_free));
   }
   /* flags the producer set (delta unit, discont, ...), minus the ones that
    * describe memory on the other side */
   GST_BUFFER_FLAGS (buf) = r->info.flags & ~(GST_BUFFER_FLAG_TAG_MEMORY);
   set_timestamps (self, buf, r);
-  if (self->is_video && r->info.size == self->vinfo.size)
-    gst_buffer_add_video_meta_full (buf, GST_VIDEO_FRAME_FLAG_NONE,
-        GST_VIDEO_INFO_FORMAT (&self->vinfo), GST_VIDEO_INFO_WIDTH (&self->vinfo),
-        GST_VIDEO_INFO_HEIGHT (&self->vinfo), GST_VIDEO_INFO_N_PLANES (&self->vinfo),
-        self->vinfo.offset, self->vinfo.stride);
+  set_video_meta (self, buf, r->info.size == self->vinfo.size);
   return buf;
 }
 
@@ -648,6 +629,7 @@ gst_datahub_src_start (GstBaseSrc *bs)
   self->expected_schema = self->schema && *self->schema ? g_strdup (self->schema) : NULL;
   GST_OBJECT_UNLOCK (self);
   self->keeping_alive = FALSE;
+  self->records = datahub_record_pool_new ();
   if (self->broker)
     dhb_client_subscribe (self->broker, self->broker_channel, on_broker_event, self);
   self->flushing = FALSE;
@@ -672,6 +654,12 @@ gst_datahub_src_stop (GstBaseSrc *bs)
   GstDatahubSrc *self = GST_DATAHUB_SRC (bs);
   drop_connection (self);
   gst_caps_replace (&self->caps, NULL);
+  if (self->records) {
+    /* buffers still downstream come back to an inactive pool: freed then,
+     * releasing their holds */
+    gst_buffer_pool_set_active (self->records, FALSE);
+    gst_clear_object (&self->records);
+  }
   if (self->broker) {
     if (self->keeping_alive) /* producers hear "consumer-drop" now */
       dhb_deregister (self->broker, self->broker_channel, 1, SLICE_MS);

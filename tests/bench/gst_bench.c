@@ -1,22 +1,77 @@
 /* datahub-gst-bench: datahubsink/datahubsrc next to shmsink/shmsrc, same
- * harness, same run.  A producer process pushes buffers from fakesrc
- * (filled in its streaming thread) that carry a sequence number, a send
- * time and a fill pattern; a consumer
- * process checks every byte and measures throughput and latency in the
- * src's streaming thread (fakesink handoff), so no queue hand-off hides the
- * transport.
+ * harness, same run, with the same work done in one process as the ceiling.
  *
- *   datahub-gst-bench [--quick]
+ * A producer process pushes buffers stamped with a sequence number and a
+ * send time; consumer processes (1, 4 or 16) check every byte and measure
+ * throughput and latency in the src's streaming thread (fakesink handoff),
+ * so no queue hand-off hides the transport.  Upstream is either plain
+ * (fakesrc: buffers in its own memory, like an appsrc fed by an
+ * application) or renders into the pool the sink offers (videotestsrc).
  *
- * Needs the datahub plugin on GST_PLUGIN_PATH_1_0 (scripts/bench sets it).
- * Prints a markdown table; asserts nothing. */
+ *   datahub-gst-bench [--quick] [--csv FILE]
+ *
+ * Per case it prints: the slowest consumer's rate, latency p50/p99/max,
+ * CPU time per buffer on each side, heap allocations per buffer in steady
+ * state on each side (run with G_SLICE=always-malloc so GLib's slices are
+ * counted: scripts/bench does) and the bytes the sink copied.  Needs the
+ * datahub plugin on GST_PLUGIN_PATH_1_0 (scripts/bench sets it).  Asserts
+ * nothing. */
 #include <gst/gst.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
+
+/* ---- counting heap allocations --------------------------------------------
+ * The executable's malloc family interposes on every library's: each call
+ * is counted, then handed to glibc. */
+extern void *__libc_malloc (size_t size);
+extern void *__libc_calloc (size_t n, size_t size);
+extern void *__libc_realloc (void *p, size_t size);
+extern void *__libc_memalign (size_t align, size_t size);
+
+static atomic_ulong allocations;
+
+void *
+malloc (size_t size)
+{
+  atomic_fetch_add_explicit (&allocations, 1, memory_order_relaxed);
+  return __libc_malloc (size);
+}
+
+void *
+calloc (size_t n, size_t size)
+{
+  atomic_fetch_add_explicit (&allocations, 1, memory_order_relaxed);
+  return __libc_calloc (n, size);
+}
+
+void *
+realloc (void *p, size_t size)
+{
+  atomic_fetch_add_explicit (&allocations, 1, memory_order_relaxed);
+  return __libc_realloc (p, size);
+}
+
+int
+posix_memalign (void **out, size_t align, size_t size)
+{
+  atomic_fetch_add_explicit (&allocations, 1, memory_order_relaxed);
+  *out = __libc_memalign (align, size);
+  return *out ? 0 : 12 /* ENOMEM */;
+}
+
+static unsigned long
+allocations_now (void)
+{
+  return atomic_load_explicit (&allocations, memory_order_relaxed);
+}
+
+/* ---- common ------------------------------------------------------------------ */
 
 static guint64
 now_ns (void)
@@ -26,13 +81,59 @@ now_ns (void)
   return (guint64) ts.tv_sec * 1000000000u + (guint64) ts.tv_nsec;
 }
 
+static double
+cpu_seconds (void)
+{
+  struct rusage ru;
+  getrusage (RUSAGE_SELF, &ru);
+  return (double) ru.ru_utime.tv_sec + (double) ru.ru_utime.tv_usec / 1e6
+      + (double) ru.ru_stime.tv_sec + (double) ru.ru_stime.tv_usec / 1e6;
+}
+
+/* Steady state starts after the first fifth of the buffers (caps, pools,
+ * first-touch page faults and late joiners are behind us by then). */
+static guint
+warm_up (guint count)
+{
+  return count / 5;
+}
+
+/* The video size of @size bytes of RGBA, or FALSE if it is not one. */
+static gboolean
+video_dims (gsize size, guint *w, guint *h)
+{
+  static const guint dims[][2] = { { 1920, 1080 }, { 3840, 2160 }, { 1280, 720 } };
+  for (guint i = 0; i < G_N_ELEMENTS (dims); i++)
+    if ((gsize) dims[i][0] * dims[i][1] * 4 == size) {
+      *w = dims[i][0];
+      *h = dims[i][1];
+      return TRUE;
+    }
+  return FALSE;
+}
+
+/* The source part of the producer pipeline, named "in".  videotestsrc
+ * renders white RGBA (every byte 0xff) into the pool downstream offers. */
+static gchar *
+upstream_desc (const char *upstream, gsize size, guint count, guint rate)
+{
+  guint w, h;
+  if (g_str_equal (upstream, "videotestsrc") && video_dims (size, &w, &h))
+    return g_strdup_printf ("videotestsrc name=in num-buffers=%u pattern=solid-color "
+        "foreground-color=0xffffffff is-live=%s ! video/x-raw,format=RGBA,width=%u,"
+        "height=%u,framerate=%u/1", count, rate ? "true" : "false", w, h, rate);
+  return g_strdup_printf ("fakesrc name=in num-buffers=%u sizetype=fixed sizemax=%"
+      G_GSIZE_FORMAT " filltype=nothing can-activate-pull=false signal-handoffs=true ! "
+      "application/x-bench", count, size);
+}
+
 static gchar *
 sink_desc (const char *transport, const char *channel, gsize size)
 {
   if (g_str_equal (transport, "datahub"))
-    return g_strdup_printf ("datahubsink channel=%s slots=16 slot-size=%" G_GSIZE_FORMAT
-        " wait-for-consumer=true", channel, size);
-  return g_strdup_printf ("shmsink socket-path=/tmp/%s shm-size=%" G_GSIZE_FORMAT
+    return g_strdup_printf ("datahubsink name=out channel=%s slots=16 slot-size=%"
+        G_GSIZE_FORMAT " wait-for-consumer=true max-consumers=16", channel, size);
+  return g_strdup_printf ("shmsink name=out socket-path=/tmp/%s shm-size=%" G_GSIZE_FORMAT
       " wait-for-connection=true sync=false", channel, size * 32 + (1u << 20));
 }
 
@@ -44,58 +145,118 @@ src_desc (const char *transport, const char *channel)
   return g_strdup_printf ("shmsrc socket-path=/tmp/%s is-live=true", channel);
 }
 
-/* Fills each buffer in fakesrc's streaming thread (no queue hand-off):
- * sequence number, send time, then the pattern; paced if @rate. */
+/* ---- the producer side ----------------------------------------------------- */
+
+/* Stamps each buffer in the producer's streaming thread: sequence number
+ * and send time in the first 16 bytes; the rest is the fill pattern
+ * (fakesrc, which has no content of its own) or videotestsrc's white.
+ * Paced to @period ns for fakesrc (videotestsrc paces itself when live). */
 typedef struct {
   guint64 next, period, seq;
-} Filler;
+  gboolean fill;
+  guint warm;
+  unsigned long allocs_at_warm;
+  double cpu_at_warm;
+} Stamper;
+
+static void
+stamp (Stamper *st, GstBuffer *b)
+{
+  if (st->seq == st->warm) {
+    st->allocs_at_warm = allocations_now ();
+    st->cpu_at_warm = cpu_seconds ();
+  }
+  if (st->period) {
+    st->next += st->period;
+    struct timespec ts = { (time_t) (st->next / 1000000000u),
+      (long) (st->next % 1000000000u) };
+    clock_nanosleep (CLOCK_MONOTONIC, TIMER_ABSTIME, &ts, NULL);
+  }
+  GstMapInfo map;
+  if (!gst_buffer_map (b, &map, GST_MAP_WRITE))
+    return;
+  if (st->fill)
+    memset (map.data + 16, (int) (st->seq & 0xff), map.size - 16);
+  guint64 hdr[2] = { st->seq++, now_ns () };
+  memcpy (map.data, hdr, sizeof hdr);
+  gst_buffer_unmap (b, &map);
+}
 
 static void
 on_fill (GstElement *src, GstBuffer *b, GstPad *pad, gpointer user)
 {
   (void) src;
   (void) pad;
-  Filler *f = user;
-  if (f->period) {
-    f->next += f->period;
-    struct timespec ts = { (time_t) (f->next / 1000000000u), (long) (f->next % 1000000000u) };
-    clock_nanosleep (CLOCK_MONOTONIC, TIMER_ABSTIME, &ts, NULL);
-  }
-  GstMapInfo map;
-  gst_buffer_map (b, &map, GST_MAP_WRITE);
-  memset (map.data + 16, (int) (f->seq & 0xff), map.size - 16);
-  guint64 hdr[2] = { f->seq++, now_ns () };
-  memcpy (map.data, hdr, sizeof hdr);
-  gst_buffer_unmap (b, &map);
+  stamp (user, b);
 }
 
+static GstPadProbeReturn
+on_rendered (GstPad *pad, GstPadProbeInfo *info, gpointer user)
+{
+  (void) pad;
+  stamp (user, GST_PAD_PROBE_INFO_BUFFER (info));
+  return GST_PAD_PROBE_OK;
+}
+
+/* Prints "cpu_ns_per_buffer allocs_per_buffer bytes_copied" (bytes copied
+ * by the sink: datahub only, -1 for shm). */
 static int
-produce (const char *transport, gsize size, guint count, guint rate, const char *channel)
+produce (const char *transport, const char *upstream, gsize size, guint count, guint rate,
+    const char *channel)
 {
   gchar *sink = sink_desc (transport, channel, size);
-  /* a few extra buffers: shmsrc never sees EOS, and the consumer stops at
-   * its count */
-  gchar *desc = g_strdup_printf ("fakesrc name=in num-buffers=%u sizetype=fixed "
-      "sizemax=%" G_GSIZE_FORMAT " filltype=nothing can-activate-pull=false "
-      "signal-handoffs=true ! application/x-bench ! %s", count + 16, size, sink);
+  /* a few extra buffers: shmsrc never sees EOS, and consumers stop at
+   * their count */
+  gchar *up = upstream_desc (upstream, size, count + 16, rate);
+  gchar *desc = g_strdup_printf ("%s ! %s", up, sink);
   GstElement *pipe = gst_parse_launch (desc, NULL);
   GstElement *in = gst_bin_get_by_name (GST_BIN (pipe), "in");
-  Filler f = { now_ns (), rate ? 1000000000u / rate : 0, 0 };
-  g_signal_connect (in, "handoff", G_CALLBACK (on_fill), &f);
+  GstElement *out = gst_bin_get_by_name (GST_BIN (pipe), "out");
+  gboolean video = g_str_equal (upstream, "videotestsrc");
+  Stamper st = { now_ns (), !video && rate ? 1000000000u / rate : 0, 0, !video,
+    warm_up (count), 0, 0 };
+  if (video) {
+    GstPad *pad = gst_element_get_static_pad (in, "src");
+    gst_pad_add_probe (pad, GST_PAD_PROBE_TYPE_BUFFER, on_rendered, &st, NULL);
+    gst_object_unref (pad);
+  } else {
+    g_signal_connect (in, "handoff", G_CALLBACK (on_fill), &st);
+  }
   gst_element_set_state (pipe, GST_STATE_PLAYING);
-  GstMessage *m = gst_bus_timed_pop_filtered (GST_ELEMENT_BUS (pipe), 120 * GST_SECOND,
+  GstMessage *m = gst_bus_timed_pop_filtered (GST_ELEMENT_BUS (pipe), 300 * GST_SECOND,
       GST_MESSAGE_EOS | GST_MESSAGE_ERROR);
   if (m)
     gst_message_unref (m);
-  /* shmsrc never sees EOS: keep the producer up until the consumer is done */
-  g_usleep (G_USEC_PER_SEC / 2);
+  guint64 steady = st.seq > st.warm ? st.seq - st.warm : 1;
+  double cpu_ns = (cpu_seconds () - st.cpu_at_warm) * 1e9 / (double) steady;
+  double allocs = (double) (allocations_now () - st.allocs_at_warm) / (double) steady;
+  gint64 copied = -1;
+  if (g_str_equal (transport, "datahub")) {
+    GstStructure *stats;
+    guint64 v = 0;
+    g_object_get (out, "stats", &stats, NULL);
+    gst_structure_get_uint64 (stats, "bytes-copied", &v);
+    gst_structure_free (stats);
+    copied = (gint64) v;
+  }
+  printf ("%.0f %.2f %" G_GINT64_FORMAT "\n", cpu_ns, allocs, copied);
+  fflush (stdout);
+  /* shmsrc never sees EOS: keep the producer up until the consumers are
+   * done (the parent closes our stdin then) */
+  char c;
+  while (read (0, &c, 1) > 0)
+    ;
   gst_element_set_state (pipe, GST_STATE_NULL);
   gst_object_unref (in);
+  gst_object_unref (out);
   gst_object_unref (pipe);
   g_free (desc);
+  g_free (up);
   g_free (sink);
   return 0;
 }
+
+/* ---- the consumer side ------------------------------------------------------ */
 
 static int
 cmp_u64 (const void *a, const void *b)
@@ -107,8 +268,12 @@ cmp_u64 (const void *a, const void *b)
 /* What the consumer's streaming thread records per buffer. */
 typedef struct {
   gsize size;
-  guint count, got, bad;
+  guint count, bad;
+  atomic_uint got;
+  gboolean white;             /* videotestsrc: every byte after the header is 0xff */
   guint64 *lat, *arrival;
+  unsigned long allocs_at_warm, allocs_at_end;
+  double cpu_at_warm, cpu_at_end;
 } Tally;
 
 /* Runs in the src's streaming thread (fakesink handoff): no hand-off to
@@ -119,8 +284,13 @@ on_handoff (GstElement *sink, GstBuffer *b, GstPad *pad, gpointer user)
   (void) sink;
   (void) pad;
   Tally *t = user;
-  if (t->got >= t->count)
+  guint got = atomic_load (&t->got);
+  if (got >= t->count)
     return;
+  if (got == warm_up (t->count)) {
+    t->allocs_at_warm = allocations_now ();
+    t->cpu_at_warm = cpu_seconds ();
+  }
   GstMapInfo map;
   gst_buffer_map (b, &map, GST_MAP_READ);
   guint64 now = now_ns (), hdr[2] = { 0, now };
@@ -128,7 +298,7 @@ on_handoff (GstElement *sink, GstBuffer *b, GstPad *pad, gpointer user)
     t->bad++;
   } else {
     memcpy (hdr, map.data, sizeof hdr);
-    guint8 want = (guint8) (hdr[0] & 0xff);
+    guint8 want = t->white ? 0xff : (guint8) (hdr[0] & 0xff);
     for (gsize k = 16; k < map.size; k++)
       if (map.data[k] != want) {
         t->bad++;
@@ -136,115 +306,321 @@ on_handoff (GstElement *sink, GstBuffer *b, GstPad *pad, gpointer user)
       }
   }
   gst_buffer_unmap (b, &map);
-  t->lat[t->got] = now - hdr[1];
-  t->arrival[t->got] = now;
-  g_atomic_int_inc (&t->got);
+  t->lat[got] = now - hdr[1];
+  t->arrival[got] = now;
+  if (got + 1 == t->count) {
+    t->allocs_at_end = allocations_now ();
+    t->cpu_at_end = cpu_seconds ();
+  }
+  atomic_store (&t->got, got + 1);
 }
 
-/* Prints "received rate p50_us p99_us max_us bad cpu_ns_per_buffer". */
-static int
-consume (const char *transport, gsize size, guint count, const char *channel)
+/* Prints "received rate p50_us p99_us max_us bad cpu_ns allocs" for the
+ * steady state. */
+static void
+report_tally (Tally *t)
 {
-  gchar *src = src_desc (transport, channel);
-  gchar *desc = g_strdup_printf ("%s ! fakesink name=out sync=false signal-handoffs=true", src);
-  GstElement *pipe = gst_parse_launch (desc, NULL);
-  GstElement *out = gst_bin_get_by_name (GST_BIN (pipe), "out");
-  Tally t = { size, count, 0, 0, g_new0 (guint64, count), g_new0 (guint64, count) };
-  g_signal_connect (out, "handoff", G_CALLBACK (on_handoff), &t);
-  clock_t cpu0 = clock ();
-  gst_element_set_state (pipe, GST_STATE_PLAYING);
+  guint got = atomic_load (&t->got);
+  if (got < t->count) {
+    t->allocs_at_end = allocations_now ();
+    t->cpu_at_end = cpu_seconds ();
+  }
+  guint warm = warm_up (t->count);
+  if (got <= warm + 1) {
+    printf ("%u 0 0 0 0 %u 0 0\n", got, t->bad);
+    return;
+  }
+  guint n = got - warm;
+  double rate = (double) (n - 1) / ((double) (t->arrival[got - 1] - t->arrival[warm]) / 1e9);
+  guint64 *l = t->lat + warm;
+  qsort (l, n, sizeof l[0], cmp_u64);
+  printf ("%u %.0f %.1f %.1f %.1f %u %.0f %.2f\n", got, rate, (double) l[n / 2] / 1e3,
+      (double) l[n * 99 / 100] / 1e3, (double) l[n - 1] / 1e3, t->bad,
+      (t->cpu_at_end - t->cpu_at_warm) * 1e9 / n,
+      (double) (t->allocs_at_end - t->allocs_at_warm) / n);
+}
+
+static Tally *
+tally_new (gsize size, guint count, gboolean white)
+{
+  Tally *t = g_new0 (Tally, 1);
+  t->size = size;
+  t->count = count;
+  t->white = white;
+  t->lat = g_new0 (guint64, count);
+  t->arrival = g_new0 (guint64, count);
+  return t;
+}
+
+static void
+tally_free (Tally *t)
+{
+  g_free (t->lat);
+  g_free (t->arrival);
+  g_free (t);
+}
+
+/* Waits until @t has @count buffers or nothing arrived for 5 s. */
+static void
+wait_tally (Tally *t)
+{
   guint last_seen = 0;
   guint64 last_change = now_ns ();
-  while ((guint) g_atomic_int_get (&t.got) < count && now_ns () - last_change < 5000000000u) {
+  while (atomic_load (&t->got) < t->count && now_ns () - last_change < 5000000000u) {
     g_usleep (1000);
-    guint g = (guint) g_atomic_int_get (&t.got);
+    guint g = atomic_load (&t->got);
     if (g != last_seen) {
       last_seen = g;
       last_change = now_ns ();
     }
   }
+}
+
+static int
+consume (const char *transport, gsize size, guint count, const char *channel,
+    gboolean white)
+{
+  gchar *src = src_desc (transport, channel);
+  gchar *desc = g_strdup_printf ("%s ! fakesink name=check sync=false signal-handoffs=true",
+      src);
+  GstElement *pipe = gst_parse_launch (desc, NULL);
+  GstElement *check = gst_bin_get_by_name (GST_BIN (pipe), "check");
+  Tally *t = tally_new (size, count, white);
+  g_signal_connect (check, "handoff", G_CALLBACK (on_handoff), t);
+  gst_element_set_state (pipe, GST_STATE_PLAYING);
+  wait_tally (t);
+  report_tally (t);
   gst_element_set_state (pipe, GST_STATE_NULL);
-  guint got = (guint) g_atomic_int_get (&t.got);
-  double cpu_ns = (double) (clock () - cpu0) / CLOCKS_PER_SEC * 1e9 / (got ? got : 1);
-  /* the first fifth is warm-up (buffers queued while the consumer started):
-   * rate and latency come from the rest */
-  guint warm = got / 5;
-  double rate = got - warm > 1 ? (double) (got - warm - 1)
-      / ((double) (t.arrival[got - 1] - t.arrival[warm]) / 1e9) : 0;
-  guint n = got - warm;
-  guint64 *l = t.lat + warm;
-  qsort (l, n, sizeof l[0], cmp_u64);
-  printf ("%u %.0f %.1f %.1f %.1f %u %.0f\n", got, rate,
-      n ? (double) l[n / 2] / 1e3 : 0.0, n ? (double) l[n * 99 / 100] / 1e3 : 0.0,
-      n ? (double) l[n - 1] / 1e3 : 0.0, t.bad, cpu_ns);
-  gst_object_unref (out);
+  gst_object_unref (check);
   gst_object_unref (pipe);
-  g_free (t.lat);
-  g_free (t.arrival);
+  tally_free (t);
   g_free (desc);
   g_free (src);
   return 0;
 }
 
-/* Runs one case: producer and consumer as separate processes. */
+/* The ceiling: the same source and the same checks in one pipeline, no
+ * transport in between.  Prints a consumer line, then a producer line. */
+static int
+in_process (const char *upstream, gsize size, guint count, guint rate)
+{
+  gchar *up = upstream_desc (upstream, size, count, rate);
+  gchar *desc = g_strdup_printf ("%s ! fakesink name=check sync=false signal-handoffs=true",
+      up);
+  GstElement *pipe = gst_parse_launch (desc, NULL);
+  GstElement *in = gst_bin_get_by_name (GST_BIN (pipe), "in");
+  GstElement *check = gst_bin_get_by_name (GST_BIN (pipe), "check");
+  gboolean video = g_str_equal (upstream, "videotestsrc");
+  Stamper st = { now_ns (), !video && rate ? 1000000000u / rate : 0, 0, !video,
+    warm_up (count), 0, 0 };
+  if (video) {
+    GstPad *pad = gst_element_get_static_pad (in, "src");
+    gst_pad_add_probe (pad, GST_PAD_PROBE_TYPE_BUFFER, on_rendered, &st, NULL);
+    gst_object_unref (pad);
+  } else {
+    g_signal_connect (in, "handoff", G_CALLBACK (on_fill), &st);
+  }
+  Tally *t = tally_new (size, count, video);
+  g_signal_connect (check, "handoff", G_CALLBACK (on_handoff), t);
+  gst_element_set_state (pipe, GST_STATE_PLAYING);
+  wait_tally (t);
+  report_tally (t);
+  printf ("0 0 0\n"); /* one process: the consumer line has the CPU and allocations */
+  gst_element_set_state (pipe, GST_STATE_NULL);
+  gst_object_unref (in);
+  gst_object_unref (check);
+  gst_object_unref (pipe);
+  tally_free (t);
+  g_free (desc);
+  g_free (up);
+  return 0;
+}
+
+/* ---- the driver ------------------------------------------------------------- */
+
+typedef struct {
+  guint got;
+  double rate, p50, p99, max, cpu, allocs;
+  guint bad;
+} ConsumerResult;
+
+static gboolean
+parse_consumer (const gchar *line, ConsumerResult *r)
+{
+  return line && sscanf (line, "%u %lf %lf %lf %lf %u %lf %lf", &r->got, &r->rate, &r->p50,
+      &r->p99, &r->max, &r->bad, &r->cpu, &r->allocs) == 8;
+}
+
+static FILE *csv;
+
+static GPid
+spawn (gchar **argv, gint *in_fd, gint *out_fd)
+{
+  GPid pid = 0;
+  GError *err = NULL;
+  if (!g_spawn_async_with_pipes (NULL, argv, NULL, G_SPAWN_DO_NOT_REAP_CHILD, NULL, NULL,
+          &pid, in_fd, out_fd, NULL, &err)) {
+    fprintf (stderr, "spawn %s: %s\n", argv[1], err->message);
+    exit (1);
+  }
+  return pid;
+}
+
+static gchar *
+read_all_fd (gint fd)
+{
+  GString *s = g_string_new (NULL);
+  char buf[512];
+  ssize_t n;
+  while ((n = read (fd, buf, sizeof buf)) > 0)
+    g_string_append_len (s, buf, n);
+  close (fd);
+  return g_string_free (s, FALSE);
+}
+
+/* One case: a producer process and @consumers consumer processes, or the
+ * in-process ceiling (@transport "in-process"). */
 static void
-run_case (const char *self, const char *transport, const char *label, gsize size,
-    guint count, guint rate)
+run_case (const char *self, const char *transport, const char *upstream, const char *label,
+    gsize size, guint count, guint rate, guint consumers)
 {
   gchar *channel = g_strdup_printf ("gstbench-%d-%s", (int) getpid (), transport);
   gchar *sz = g_strdup_printf ("%" G_GSIZE_FORMAT, size), *n = g_strdup_printf ("%u", count);
   gchar *r = g_strdup_printf ("%u", rate);
-  gchar *pargv[] = { (gchar *) self, (gchar *) "produce", (gchar *) transport, sz, n, r, channel, NULL };
-  gchar *cargv[] = { (gchar *) self, (gchar *) "consume", (gchar *) transport, sz, n, channel, NULL };
-  GPid prod;
-  g_spawn_async (NULL, pargv, NULL, G_SPAWN_DO_NOT_REAP_CHILD, NULL, NULL, &prod, NULL);
-  g_usleep (G_USEC_PER_SEC / 2); /* shmsrc needs the socket to exist */
-  gchar *out = NULL;
-  g_spawn_sync (NULL, cargv, NULL, 0, NULL, NULL, &out, NULL, NULL, NULL);
-  int status;
-  waitpid (prod, &status, 0);
-  guint got = 0, bad = 0;
-  double rate_v = 0, p50 = 0, p99 = 0, max = 0, cpu = 0;
-  if (out)
-    sscanf (out, "%u %lf %lf %lf %lf %u %lf", &got, &rate_v, &p50, &p99, &max, &bad, &cpu);
-  printf ("| %-8s | %-18s | %9u/%-9u | %12.0f | %9.1f | %9.1f | %9.1f | %9.1f | %6.0f | %u |\n",
-      transport, label, got, count, rate_v, rate_v * (double) size / 1e6, p50, p99, max,
-      cpu, bad);
+  const char *white = g_str_equal (upstream, "videotestsrc") ? "white" : "pattern";
+  ConsumerResult worst = { G_MAXUINT, 1e30, 0, 0, 0, 0, 0, 0 };
+  double prod_cpu = 0, prod_allocs = 0;
+  gint64 copied = -1;
+  if (g_str_equal (transport, "in-process")) {
+    gchar *argv[] = { (gchar *) self, (gchar *) "inproc", (gchar *) upstream, sz, n, r, NULL };
+    gint out_fd;
+    GPid pid = spawn (argv, NULL, &out_fd);
+    gchar *out = read_all_fd (out_fd);
+    waitpid (pid, NULL, 0);
+    parse_consumer (out, &worst);
+    g_free (out);
+  } else {
+    gchar *pargv[] = { (gchar *) self, (gchar *) "produce", (gchar *) transport,
+      (gchar *) upstream, sz, n, r, channel, NULL };
+    gchar *cargv[] = { (gchar *) self, (gchar *) "consume", (gchar *) transport, sz, n,
+      channel, (gchar *) white, NULL };
+    gint prod_in, prod_out;
+    GPid prod = spawn (pargv, &prod_in, &prod_out);
+    g_usleep (G_USEC_PER_SEC / 2); /* shmsrc needs the socket to exist */
+    GPid *kids = g_new0 (GPid, consumers);
+    gint *outs = g_new0 (gint, consumers);
+    for (guint i = 0; i < consumers; i++)
+      kids[i] = spawn (cargv, NULL, &outs[i]);
+    ConsumerResult sum = { 0 };
+    for (guint i = 0; i < consumers; i++) {
+      gchar *out = read_all_fd (outs[i]);
+      waitpid (kids[i], NULL, 0);
+      ConsumerResult c = { 0 };
+      if (parse_consumer (out, &c)) {
+        worst.got = MIN (worst.got, c.got);
+        worst.rate = MIN (worst.rate, c.rate);
+        worst.p50 = MAX (worst.p50, c.p50);
+        worst.p99 = MAX (worst.p99, c.p99);
+        worst.max = MAX (worst.max, c.max);
+        worst.bad += c.bad;
+        sum.cpu += c.cpu;
+        sum.allocs += c.allocs;
+      } else {
+        worst.got = 0;
+        worst.rate = 0;
+      }
+      g_free (out);
+    }
+    worst.cpu = sum.cpu / consumers;
+    worst.allocs = sum.allocs / consumers;
+    close (prod_in); /* the producer may stop now */
+    gchar *pout = read_all_fd (prod_out);
+    waitpid (prod, NULL, 0);
+    if (sscanf (pout, "%lf %lf %" G_GINT64_FORMAT, &prod_cpu, &prod_allocs, &copied) != 3)
+      prod_cpu = prod_allocs = -1;
+    g_free (pout);
+    g_free (kids);
+    g_free (outs);
+  }
+  if (worst.got == G_MAXUINT)
+    worst.got = 0;
+  gchar *copied_text = copied < 0 ? g_strdup ("–")
+      : g_strdup_printf ("%" G_GINT64_FORMAT, copied);
+  printf ("| %-10s | %-26s | %2u | %7u/%-7u | %10.0f | %8.1f | %7.1f | %7.1f | %8.1f "
+      "| %8.0f | %8.0f | %6.2f | %6.2f | %s | %u |\n", transport, label, consumers, worst.got,
+      count, worst.rate, worst.rate * (double) size / 1e6, worst.p50, worst.p99, worst.max,
+      prod_cpu, worst.cpu, prod_allocs, worst.allocs, copied_text, worst.bad);
   fflush (stdout);
-  g_free (out);
+  if (csv) {
+    fprintf (csv, "%s,%s,%u,%" G_GSIZE_FORMAT ",%u,%.0f,%.1f,%.1f,%.1f,%.0f,%.0f,%.2f,%.2f,"
+        "%" G_GINT64_FORMAT ",%u\n", transport, label, consumers, size, worst.got,
+        worst.rate, worst.p50, worst.p99, worst.max, prod_cpu, worst.cpu, prod_allocs,
+        worst.allocs, copied, worst.bad);
+    fflush (csv);
+  }
+  g_free (copied_text);
   g_free (channel);
   g_free (sz);
   g_free (n);
   g_free (r);
 }
 
+static void
+run_all (const char *self, const char *upstream, const char *label, gsize size,
+    guint count, guint rate, guint consumers)
+{
+  run_case (self, "datahub", upstream, label, size, count, rate, consumers);
+  run_case (self, "shm", upstream, label, size, count, rate, consumers);
+  if (consumers == 1)
+    run_case (self, "in-process", upstream, label, size, count, rate, 1);
+}
+
 int
 main (int argc, char **argv)
 {
   gst_init (&argc, &argv);
-  if (argc >= 7 && g_str_equal (argv[1], "produce"))
-    return produce (argv[2], (gsize) g_ascii_strtoull (argv[3], NULL, 10),
-        (guint) atoi (argv[4]), (guint) atoi (argv[5]), argv[6]);
-  if (argc >= 6 && g_str_equal (argv[1], "consume"))
+  if (argc >= 8 && g_str_equal (argv[1], "produce"))
+    return produce (argv[2], argv[3], (gsize) g_ascii_strtoull (argv[4], NULL, 10),
+        (guint) atoi (argv[5]), (guint) atoi (argv[6]), argv[7]);
+  if (argc >= 7 && g_str_equal (argv[1], "consume"))
     return consume (argv[2], (gsize) g_ascii_strtoull (argv[3], NULL, 10),
-        (guint) atoi (argv[4]), argv[5]);
-  gboolean quick = argc > 1 && g_str_equal (argv[1], "--quick");
+        (guint) atoi (argv[4]), argv[5], g_str_equal (argv[6], "white"));
+  if (argc >= 6 && g_str_equal (argv[1], "inproc"))
+    return in_process (argv[2], (gsize) g_ascii_strtoull (argv[3], NULL, 10),
+        (guint) atoi (argv[4]), (guint) atoi (argv[5]));
+  gboolean quick = FALSE;
+  for (int i = 1; i < argc; i++) {
+    if (g_str_equal (argv[i], "--quick"))
+      quick = TRUE;
+    else if (g_str_equal (argv[i], "--csv") && i + 1 < argc)
+      csv = fopen (argv[++i], "w");
+  }
+  if (csv)
+    fprintf (csv, "transport,case,consumers,size,received,rate,p50_us,p99_us,max_us,"
+        "producer_cpu_ns,consumer_cpu_ns,producer_allocs,consumer_allocs,bytes_copied,bad\n");
   guint small = quick ? 20000 : 100000, frames = quick ? 120 : 600;
-  printf ("| transport | case | received | buffers/s | MB/s | p50 µs | p99 µs | max µs "
-      "| consumer CPU ns/buf | bad |\n|---|---|---|---|---|---|---|---|---|---|\n");
-  /* rate and latency exclude the first fifth of each run (warm-up) */
-  const char *transports[] = { "datahub", "shm" };
-  for (int t = 0; t < 2; t++)
-    run_case (argv[0], transports[t], "4 KiB flat out", 4096, small, 0);
-  for (int t = 0; t < 2; t++)
-    run_case (argv[0], transports[t], "64 KiB flat out", 65536, small / 4, 0);
-  for (int t = 0; t < 2; t++)
-    run_case (argv[0], transports[t], "1080p RGBA flat out", 1920 * 1080 * 4, frames, 0);
-  for (int t = 0; t < 2; t++)
-    run_case (argv[0], transports[t], "2160p RGBA flat out", 3840 * 2160 * 4, frames / 4, 0);
-  for (int t = 0; t < 2; t++)
-    run_case (argv[0], transports[t], "4 KiB at 1 kHz", 4096, quick ? 1000 : 3000, 1000);
-  for (int t = 0; t < 2; t++)
-    run_case (argv[0], transports[t], "1080p at 60 fps", 1920 * 1080 * 4, quick ? 60 : 300, 60);
+  const gsize k4 = 4096, k64 = 65536, hd = 1920 * 1080 * 4, uhd = 3840 * 2160 * 4;
+  printf ("| transport | case | consumers | received (slowest) | buffers/s (slowest) | MB/s "
+      "| p50 µs | p99 µs | max µs | producer CPU ns/buf | consumer CPU ns/buf "
+      "| producer allocs/buf | consumer allocs/buf | bytes copied by sink | bad |\n"
+      "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n");
+  /* rates, latency, CPU and allocations are steady state: the first fifth
+   * of each run is warm-up */
+  guint fan[] = { 1, 4, 16 };
+  for (guint i = 0; i < G_N_ELEMENTS (fan); i++)
+    run_all (argv[0], "fakesrc", "4 KiB flat out", k4, small, 0, fan[i]);
+  for (guint i = 0; i < G_N_ELEMENTS (fan); i++)
+    run_all (argv[0], "fakesrc", "64 KiB flat out", k64, small / 4, 0, fan[i]);
+  for (guint i = 0; i < G_N_ELEMENTS (fan); i++)
+    run_all (argv[0], "videotestsrc", "1080p RGBA, videotestsrc", hd,
+        frames / fan[i] * 2 + 20, 0, fan[i]);
+  run_all (argv[0], "fakesrc", "1080p RGBA, plain upstream", hd, frames, 0, 1);
+  for (guint i = 0; i < 2; i++)
+    run_all (argv[0], "videotestsrc", "2160p RGBA, videotestsrc", uhd,
+        frames / 4 / fan[i] * 2 + 20, 0, fan[i]);
+  run_all (argv[0], "fakesrc", "4 KiB at 1 kHz", k4, quick ? 1000 : 3000, 1000, 1);
+  run_all (argv[0], "videotestsrc", "1080p at 60 fps", hd, quick ? 60 : 300, 60, 1);
+  if (csv)
+    fclose (csv);
   return 0;
 }
