@@ -8,7 +8,7 @@
  * (fakesrc: buffers in its own memory, like an appsrc fed by an
  * application) or renders into the pool the sink offers (videotestsrc).
  *
- *   datahub-gst-bench [--quick] [--csv FILE]
+ *   datahub-gst-bench [--quick] [--csv FILE] [--only SUBSTRING-OF-CASE]
  *
  * Per case it prints: the slowest consumer's rate, latency p50/p99/max,
  * CPU time per buffer on each side, heap allocations per buffer in steady
@@ -21,6 +21,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <poll.h>
 #include <sys/resource.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -141,8 +142,8 @@ static gchar *
 src_desc (const char *transport, const char *channel)
 {
   if (g_str_equal (transport, "datahub"))
-    return g_strdup_printf ("datahubsrc channel=%s", channel);
-  return g_strdup_printf ("shmsrc socket-path=/tmp/%s is-live=true", channel);
+    return g_strdup_printf ("datahubsrc name=src channel=%s", channel);
+  return g_strdup_printf ("shmsrc name=src socket-path=/tmp/%s is-live=true", channel);
 }
 
 /* ---- the producer side ----------------------------------------------------- */
@@ -223,10 +224,19 @@ produce (const char *transport, const char *upstream, gsize size, guint count, g
     g_signal_connect (in, "handoff", G_CALLBACK (on_fill), &st);
   }
   gst_element_set_state (pipe, GST_STATE_PLAYING);
-  GstMessage *m = gst_bus_timed_pop_filtered (GST_ELEMENT_BUS (pipe), 300 * GST_SECOND,
-      GST_MESSAGE_EOS | GST_MESSAGE_ERROR);
-  if (m)
-    gst_message_unref (m);
+  /* until EOS, or until the driver closes our stdin (the consumers are
+   * done: with wait-for-consumer the last buffers would wait for ever) */
+  for (;;) {
+    GstMessage *m = gst_bus_timed_pop_filtered (GST_ELEMENT_BUS (pipe), 50 * GST_MSECOND,
+        GST_MESSAGE_EOS | GST_MESSAGE_ERROR);
+    if (m) {
+      gst_message_unref (m);
+      break;
+    }
+    struct pollfd in_fd = { 0, POLLIN, 0 };
+    if (poll (&in_fd, 1, 0) > 0)
+      break;
+  }
   guint64 steady = st.seq > st.warm ? st.seq - st.warm : 1;
   double cpu_ns = (cpu_seconds () - st.cpu_at_warm) * 1e9 / (double) steady;
   double allocs = (double) (allocations_now () - st.allocs_at_warm) / (double) steady;
@@ -242,7 +252,7 @@ produce (const char *transport, const char *upstream, gsize size, guint count, g
   printf ("%.0f %.2f %" G_GINT64_FORMAT "\n", cpu_ns, allocs, copied);
   fflush (stdout);
   /* shmsrc never sees EOS: keep the producer up until the consumers are
-   * done (the parent closes our stdin then) */
+   * done (the driver closes our stdin then) */
   char c;
   while (read (0, &c, 1) > 0)
     ;
@@ -299,11 +309,15 @@ on_handoff (GstElement *sink, GstBuffer *b, GstPad *pad, gpointer user)
   } else {
     memcpy (hdr, map.data, sizeof hdr);
     guint8 want = t->white ? 0xff : (guint8) (hdr[0] & 0xff);
-    for (gsize k = 16; k < map.size; k++)
-      if (map.data[k] != want) {
+    /* every byte, eight at a time (sizes are multiples of 8) */
+    guint64 word = want * G_GUINT64_CONSTANT (0x0101010101010101), w;
+    for (gsize k = 16; k + 8 <= map.size; k += 8) {
+      memcpy (&w, map.data + k, 8);
+      if (w != word) {
         t->bad++;
         break;
       }
+    }
   }
   gst_buffer_unmap (b, &map);
   t->lat[got] = now - hdr[1];
@@ -315,10 +329,12 @@ on_handoff (GstElement *sink, GstBuffer *b, GstPad *pad, gpointer user)
   atomic_store (&t->got, got + 1);
 }
 
-/* Prints "received rate p50_us p99_us max_us bad cpu_ns allocs" for the
- * steady state. */
+/* Prints "received rate p50_us p99_us max_us bad cpu_ns allocs
+ * transport_p50 transport_p99" for the steady state; the transport's part
+ * of the latency (commit -> src received, from datahubsrc's stats over its
+ * last 256 buffers) is -1 where unknown. */
 static void
-report_tally (Tally *t)
+report_tally (Tally *t, double transport_p50, double transport_p99)
 {
   guint got = atomic_load (&t->got);
   if (got < t->count) {
@@ -327,17 +343,17 @@ report_tally (Tally *t)
   }
   guint warm = warm_up (t->count);
   if (got <= warm + 1) {
-    printf ("%u 0 0 0 0 %u 0 0\n", got, t->bad);
+    printf ("%u 0 0 0 0 %u 0 0 -1 -1\n", got, t->bad);
     return;
   }
   guint n = got - warm;
   double rate = (double) (n - 1) / ((double) (t->arrival[got - 1] - t->arrival[warm]) / 1e9);
   guint64 *l = t->lat + warm;
   qsort (l, n, sizeof l[0], cmp_u64);
-  printf ("%u %.0f %.1f %.1f %.1f %u %.0f %.2f\n", got, rate, (double) l[n / 2] / 1e3,
-      (double) l[n * 99 / 100] / 1e3, (double) l[n - 1] / 1e3, t->bad,
-      (t->cpu_at_end - t->cpu_at_warm) * 1e9 / n,
-      (double) (t->allocs_at_end - t->allocs_at_warm) / n);
+  printf ("%u %.0f %.1f %.1f %.1f %u %.0f %.2f %.1f %.1f\n", got, rate,
+      (double) l[n / 2] / 1e3, (double) l[n * 99 / 100] / 1e3, (double) l[n - 1] / 1e3,
+      t->bad, (t->cpu_at_end - t->cpu_at_warm) * 1e9 / n,
+      (double) (t->allocs_at_end - t->allocs_at_warm) / n, transport_p50, transport_p99);
 }
 
 static Tally *
@@ -389,7 +405,17 @@ consume (const char *transport, gsize size, guint count, const char *channel,
   g_signal_connect (check, "handoff", G_CALLBACK (on_handoff), t);
   gst_element_set_state (pipe, GST_STATE_PLAYING);
   wait_tally (t);
-  report_tally (t);
+  double p50 = -1, p99 = -1;
+  if (g_str_equal (transport, "datahub")) {
+    GstElement *dh = gst_bin_get_by_name (GST_BIN (pipe), "src");
+    GstStructure *stats;
+    g_object_get (dh, "stats", &stats, NULL);
+    gst_structure_get_double (stats, "latency-p50-us", &p50);
+    gst_structure_get_double (stats, "latency-p99-us", &p99);
+    gst_structure_free (stats);
+    gst_object_unref (dh);
+  }
+  report_tally (t, p50, p99);
   gst_element_set_state (pipe, GST_STATE_NULL);
   gst_object_unref (check);
   gst_object_unref (pipe);
@@ -424,7 +450,7 @@ in_process (const char *upstream, gsize size, guint count, guint rate)
   g_signal_connect (check, "handoff", G_CALLBACK (on_handoff), t);
   gst_element_set_state (pipe, GST_STATE_PLAYING);
   wait_tally (t);
-  report_tally (t);
+  report_tally (t, -1, -1);
   printf ("0 0 0\n"); /* one process: the consumer line has the CPU and allocations */
   gst_element_set_state (pipe, GST_STATE_NULL);
   gst_object_unref (in);
@@ -440,16 +466,21 @@ in_process (const char *upstream, gsize size, guint count, guint rate)
 
 typedef struct {
   guint got;
-  double rate, p50, p99, max, cpu, allocs;
+  double rate, p50, p99, max, cpu, allocs, transport_p50, transport_p99;
   guint bad;
 } ConsumerResult;
 
 static gboolean
 parse_consumer (const gchar *line, ConsumerResult *r)
 {
-  return line && sscanf (line, "%u %lf %lf %lf %lf %u %lf %lf", &r->got, &r->rate, &r->p50,
-      &r->p99, &r->max, &r->bad, &r->cpu, &r->allocs) == 8;
+  return line && sscanf (line, "%u %lf %lf %lf %lf %u %lf %lf %lf %lf", &r->got, &r->rate,
+      &r->p50, &r->p99, &r->max, &r->bad, &r->cpu, &r->allocs, &r->transport_p50,
+      &r->transport_p99) == 10;
 }
+
+/* Latency breakdowns of the rate-limited datahub cases, printed after the
+ * table. */
+static GString *breakdown;
 
 static FILE *csv;
 
@@ -488,7 +519,7 @@ run_case (const char *self, const char *transport, const char *upstream, const c
   gchar *sz = g_strdup_printf ("%" G_GSIZE_FORMAT, size), *n = g_strdup_printf ("%u", count);
   gchar *r = g_strdup_printf ("%u", rate);
   const char *white = g_str_equal (upstream, "videotestsrc") ? "white" : "pattern";
-  ConsumerResult worst = { G_MAXUINT, 1e30, 0, 0, 0, 0, 0, 0 };
+  ConsumerResult worst = { G_MAXUINT, 1e30, 0, 0, 0, 0, 0, -1, -1, 0 };
   double prod_cpu = 0, prod_allocs = 0;
   gint64 copied = -1;
   if (g_str_equal (transport, "in-process")) {
@@ -523,6 +554,8 @@ run_case (const char *self, const char *transport, const char *upstream, const c
         worst.p99 = MAX (worst.p99, c.p99);
         worst.max = MAX (worst.max, c.max);
         worst.bad += c.bad;
+        worst.transport_p50 = c.transport_p50;
+        worst.transport_p99 = c.transport_p99;
         sum.cpu += c.cpu;
         sum.allocs += c.allocs;
       } else {
@@ -544,6 +577,10 @@ run_case (const char *self, const char *transport, const char *upstream, const c
   }
   if (worst.got == G_MAXUINT)
     worst.got = 0;
+  if (rate && consumers == 1 && worst.transport_p50 >= 0)
+    g_string_append_printf (breakdown, "| %s | %.1f / %.1f | %.1f / %.1f | %.1f |\n", label,
+        worst.p50, worst.p99, worst.transport_p50, worst.transport_p99,
+        worst.p50 - worst.transport_p50);
   gchar *copied_text = copied < 0 ? g_strdup ("–")
       : g_strdup_printf ("%" G_GINT64_FORMAT, copied);
   printf ("| %-10s | %-26s | %2u | %7u/%-7u | %10.0f | %8.1f | %7.1f | %7.1f | %8.1f "
@@ -552,7 +589,7 @@ run_case (const char *self, const char *transport, const char *upstream, const c
       prod_cpu, worst.cpu, prod_allocs, worst.allocs, copied_text, worst.bad);
   fflush (stdout);
   if (csv) {
-    fprintf (csv, "%s,%s,%u,%" G_GSIZE_FORMAT ",%u,%.0f,%.1f,%.1f,%.1f,%.0f,%.0f,%.2f,%.2f,"
+    fprintf (csv, "%s,\"%s\",%u,%" G_GSIZE_FORMAT ",%u,%.0f,%.1f,%.1f,%.1f,%.0f,%.0f,%.2f,%.2f,"
         "%" G_GINT64_FORMAT ",%u\n", transport, label, consumers, size, worst.got,
         worst.rate, worst.p50, worst.p99, worst.max, prod_cpu, worst.cpu, prod_allocs,
         worst.allocs, copied, worst.bad);
@@ -565,10 +602,15 @@ run_case (const char *self, const char *transport, const char *upstream, const c
   g_free (r);
 }
 
+/* --only SUBSTRING: run the cases whose label contains it */
+static const char *only;
+
 static void
 run_all (const char *self, const char *upstream, const char *label, gsize size,
     guint count, guint rate, guint consumers)
 {
+  if (only && !strstr (label, only))
+    return;
   run_case (self, "datahub", upstream, label, size, count, rate, consumers);
   run_case (self, "shm", upstream, label, size, count, rate, consumers);
   if (consumers == 1)
@@ -588,12 +630,15 @@ main (int argc, char **argv)
   if (argc >= 6 && g_str_equal (argv[1], "inproc"))
     return in_process (argv[2], (gsize) g_ascii_strtoull (argv[3], NULL, 10),
         (guint) atoi (argv[4]), (guint) atoi (argv[5]));
+  breakdown = g_string_new (NULL);
   gboolean quick = FALSE;
   for (int i = 1; i < argc; i++) {
     if (g_str_equal (argv[i], "--quick"))
       quick = TRUE;
     else if (g_str_equal (argv[i], "--csv") && i + 1 < argc)
       csv = fopen (argv[++i], "w");
+    else if (g_str_equal (argv[i], "--only") && i + 1 < argc)
+      only = argv[++i];
   }
   if (csv)
     fprintf (csv, "transport,case,consumers,size,received,rate,p50_us,p99_us,max_us,"
@@ -620,6 +665,11 @@ main (int argc, char **argv)
         frames / 4 / fan[i] * 2 + 20, 0, fan[i]);
   run_all (argv[0], "fakesrc", "4 KiB at 1 kHz", k4, quick ? 1000 : 3000, 1000, 1);
   run_all (argv[0], "videotestsrc", "1080p at 60 fps", hd, quick ? 60 : 300, 60, 1);
+  printf ("\nWhere datahub's latency goes at a fixed rate (one consumer):\n\n"
+      "| case | stamp → consumer handoff p50 / p99 µs | of which commit → src received "
+      "(transport) p50 / p99 µs | the rest, p50 µs (producer pipeline before commit, "
+      "consumer pipeline after create) |\n|---|---|---|---|\n%s", breakdown->str);
+  g_string_free (breakdown, TRUE);
   if (csv)
     fclose (csv);
   return 0;
