@@ -686,6 +686,8 @@ gst_datahub_sink_unlock_stop (GstBaseSink *bs)
   return TRUE;
 }
 
+static gboolean gst_datahub_sink_stop (GstBaseSink *bs);
+
 static gboolean
 gst_datahub_sink_start (GstBaseSink *bs)
 {
@@ -710,7 +712,11 @@ gst_datahub_sink_start (GstBaseSink *bs)
   if (size == 0)
     return TRUE;
   DatahubProducerRef *block = create_block (self, NULL, size);
-  return block && use_block (self, block);
+  if (block && use_block (self, block))
+    return TRUE;
+  /* basesink does not call stop() after a failed start(): undo it here */
+  gst_datahub_sink_stop (bs);
+  return FALSE;
 }
 
 static gboolean
