@@ -175,3 +175,51 @@ error_of (GstElement *pipe)
   return text;
 }
 
+static GstElement *
+launch_playing (const gchar *desc)
+{
+  GError *err = NULL;
+  GstElement *pipe = gst_parse_launch (desc, &err);
+  fail_unless (pipe != NULL, "%s: %s", desc, err ? err->message : "?");
+  gst_element_set_state (pipe, GST_STATE_PLAYING);
+  return pipe;
+}
+
+void
+app_pair_start (AppPair *p, const gchar *what, const gchar *src_props,
+    const gchar *sink_props)
+{
+  p->channel = channel (what);
+  gchar *cl = g_strdup_printf ("datahubsrc name=src channel=%s timeout=20000 %s ! "
+      "appsink name=out sync=false", p->channel, src_props);
+  p->cons = launch_playing (cl);
+  p->src = gst_bin_get_by_name (GST_BIN (p->cons), "src");
+  p->out = gst_bin_get_by_name (GST_BIN (p->cons), "out");
+  gchar *pl = g_strdup_printf ("appsrc name=in format=time ! datahubsink name=sink "
+      "channel=%s %s", p->channel, sink_props);
+  p->prod = launch_playing (pl);
+  p->in = gst_bin_get_by_name (GST_BIN (p->prod), "in");
+  p->sink = gst_bin_get_by_name (GST_BIN (p->prod), "sink");
+  g_free (cl);
+  g_free (pl);
+}
+
+void
+app_pair_stop (AppPair *p)
+{
+  gst_element_set_state (p->prod, GST_STATE_NULL);
+  gst_element_set_state (p->cons, GST_STATE_NULL);
+}
+
+void
+app_pair_free (AppPair *p)
+{
+  app_pair_stop (p);
+  gst_object_unref (p->in);
+  gst_object_unref (p->sink);
+  gst_object_unref (p->prod);
+  gst_object_unref (p->src);
+  gst_object_unref (p->out);
+  gst_object_unref (p->cons);
+  g_free (p->channel);
+}

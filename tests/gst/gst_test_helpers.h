@@ -25,4 +25,22 @@ GstMessage *wait_message (GstElement *pipe, GstMessageType types, GstClockTime t
 /* Waits for an error (failing on EOS or after 20 s); returns its text. */
 gchar *error_of (GstElement *pipe);
 
+/* Two pipelines in this process on one channel: the consumer
+ * "datahubsrc name=src channel=CH timeout=20000 SRC_PROPS ! appsink
+ * name=out sync=false" is started first, then the producer "appsrc
+ * name=in format=time ! datahubsink name=sink channel=CH SINK_PROPS";
+ * both PLAYING. */
+typedef struct {
+  gchar *channel;
+  GstElement *cons, *src, *out;
+  GstElement *prod, *in, *sink;
+} AppPair;
+
+void app_pair_start (AppPair *p, const gchar *what, const gchar *src_props,
+    const gchar *sink_props);
+/* Both pipelines to NULL (again is harmless). */
+void app_pair_stop (AppPair *p);
+/* Stops and releases everything. */
+void app_pair_free (AppPair *p);
+
 #endif

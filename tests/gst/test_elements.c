@@ -152,17 +152,9 @@ gray_buffer (guint size, guint8 value, GstClockTime pts)
  * first buffer of the new size on, in order. */
 GST_START_TEST (test_caps_change)
 {
-  gchar *ch = channel ("capschange");
-  gchar *cl = g_strdup_printf ("datahubsrc channel=%s timeout=20000 ! appsink name=out "
-      "sync=false", ch);
-  GstElement *cons = gst_parse_launch (cl, NULL);
-  GstElement *out = gst_bin_get_by_name (GST_BIN (cons), "out");
-  gst_element_set_state (cons, GST_STATE_PLAYING);
-  gchar *pl = g_strdup_printf ("appsrc name=in format=time ! datahubsink channel=%s "
-      "slot-size=4096 wait-for-consumer=true", ch);
-  GstElement *prod = gst_parse_launch (pl, NULL);
-  GstElement *in = gst_bin_get_by_name (GST_BIN (prod), "in");
-  gst_element_set_state (prod, GST_STATE_PLAYING);
+  AppPair p;
+  app_pair_start (&p, "capschange", "", "slot-size=4096 wait-for-consumer=true");
+  GstElement *in = p.in, *out = p.out;
   GstCaps *a = gst_caps_from_string ("video/x-raw,format=GRAY8,width=4,height=4,framerate=0/1");
   GstCaps *b = gst_caps_from_string ("video/x-raw,format=GRAY8,width=8,height=8,framerate=0/1");
   gst_app_src_set_caps (GST_APP_SRC (in), a);
@@ -185,18 +177,10 @@ GST_START_TEST (test_caps_change)
     fail_unless_equals_int (value, i);
     gst_sample_unref (smp);
   }
-  run_to_eos (cons);
-  gst_element_set_state (prod, GST_STATE_NULL);
-  gst_element_set_state (cons, GST_STATE_NULL);
+  run_to_eos (p.cons);
   gst_caps_unref (a);
   gst_caps_unref (b);
-  gst_object_unref (in);
-  gst_object_unref (out);
-  gst_object_unref (prod);
-  gst_object_unref (cons);
-  g_free (pl);
-  g_free (cl);
-  g_free (ch);
+  app_pair_free (&p);
 }
 GST_END_TEST;
 
@@ -452,17 +436,9 @@ GST_END_TEST;
  * lost, both post datahub-handover, and nothing is left in /dev/shm. */
 GST_START_TEST (test_handover)
 {
-  gchar *ch = channel ("handover");
-  gchar *cl = g_strdup_printf ("datahubsrc channel=%s timeout=20000 ! appsink name=out "
-      "sync=false", ch);
-  GstElement *cons = gst_parse_launch (cl, NULL);
-  GstElement *out = gst_bin_get_by_name (GST_BIN (cons), "out");
-  gst_element_set_state (cons, GST_STATE_PLAYING);
-  gchar *pl = g_strdup_printf ("appsrc name=in format=time ! datahubsink channel=%s "
-      "wait-for-consumer=true", ch);
-  GstElement *prod = gst_parse_launch (pl, NULL);
-  GstElement *in = gst_bin_get_by_name (GST_BIN (prod), "in");
-  gst_element_set_state (prod, GST_STATE_PLAYING);
+  AppPair p;
+  app_pair_start (&p, "handover", "", "wait-for-consumer=true");
+  GstElement *in = p.in, *out = p.out;
   const guint sizes[3] = { 16 * 16, 64 * 64, 256 * 256 };
   for (guint step = 0, n = 0; step < 3; step++) {
     guint side = step == 0 ? 16 : step == 1 ? 64 : 256;
@@ -490,7 +466,7 @@ GST_START_TEST (test_handover)
   }
   guint handovers = 0;
   GstMessage *m;
-  while ((m = wait_message (cons, GST_MESSAGE_ELEMENT | GST_MESSAGE_EOS, 20 * GST_SECOND))) {
+  while ((m = wait_message (p.cons, GST_MESSAGE_ELEMENT | GST_MESSAGE_EOS, 20 * GST_SECOND))) {
     gboolean eos = GST_MESSAGE_TYPE (m) == GST_MESSAGE_EOS;
     handovers += gst_message_has_name (m, "datahub-handover");
     gst_message_unref (m);
@@ -498,22 +474,15 @@ GST_START_TEST (test_handover)
       break;
   }
   fail_unless_equals_int (handovers, 2);
-  run_to_eos (prod);
-  gst_element_set_state (prod, GST_STATE_NULL);
-  gst_element_set_state (cons, GST_STATE_NULL);
+  run_to_eos (p.prod);
+  app_pair_stop (&p);
   for (int i = 0; i < 3; i++) {
-    gchar *path = i == 0 ? g_strdup_printf ("/dev/shm/datahub.%s", ch)
-        : g_strdup_printf ("/dev/shm/datahub.%s.h%d", ch, i);
+    gchar *path = i == 0 ? g_strdup_printf ("/dev/shm/datahub.%s", p.channel)
+        : g_strdup_printf ("/dev/shm/datahub.%s.h%d", p.channel, i);
     fail_if (g_file_test (path, G_FILE_TEST_EXISTS), "%s left behind", path);
     g_free (path);
   }
-  gst_object_unref (in);
-  gst_object_unref (out);
-  gst_object_unref (prod);
-  gst_object_unref (cons);
-  g_free (pl);
-  g_free (cl);
-  g_free (ch);
+  app_pair_free (&p);
 }
 GST_END_TEST;
 
@@ -521,17 +490,9 @@ GST_END_TEST;
  * default layout, pixels intact. */
 GST_START_TEST (test_video_meta_strides)
 {
-  gchar *ch = channel ("strides");
-  gchar *cl = g_strdup_printf ("datahubsrc channel=%s timeout=20000 ! appsink name=out "
-      "sync=false", ch);
-  GstElement *cons = gst_parse_launch (cl, NULL);
-  GstElement *out = gst_bin_get_by_name (GST_BIN (cons), "out");
-  gst_element_set_state (cons, GST_STATE_PLAYING);
-  gchar *pl = g_strdup_printf ("appsrc name=in format=time ! datahubsink channel=%s "
-      "wait-for-consumer=true", ch);
-  GstElement *prod = gst_parse_launch (pl, NULL);
-  GstElement *in = gst_bin_get_by_name (GST_BIN (prod), "in");
-  gst_element_set_state (prod, GST_STATE_PLAYING);
+  AppPair p;
+  app_pair_start (&p, "strides", "", "wait-for-consumer=true");
+  GstElement *in = p.in, *out = p.out;
   GstCaps *caps = gst_caps_from_string ("video/x-raw,format=GRAY8,width=6,height=3,"
       "framerate=0/1");
   gst_app_src_set_caps (GST_APP_SRC (in), caps);
@@ -564,16 +525,8 @@ GST_START_TEST (test_video_meta_strides)
       fail_unless_equals_int (px[y * stride + x], 10 * y + x);
   gst_video_frame_unmap (&frame);
   gst_sample_unref (smp);
-  gst_element_set_state (prod, GST_STATE_NULL);
-  gst_element_set_state (cons, GST_STATE_NULL);
   gst_caps_unref (caps);
-  gst_object_unref (in);
-  gst_object_unref (out);
-  gst_object_unref (prod);
-  gst_object_unref (cons);
-  g_free (pl);
-  g_free (cl);
-  g_free (ch);
+  app_pair_free (&p);
 }
 GST_END_TEST;
 
@@ -594,20 +547,13 @@ catch_custom (GstPad *pad, GstPadProbeInfo *info, gpointer user)
  * the metadata every src reports; integrity=checksum verifies each buffer. */
 GST_START_TEST (test_custom_events_and_checksum)
 {
-  gchar *ch = channel ("custom");
-  gchar *cl = g_strdup_printf ("datahubsrc name=src channel=%s timeout=20000 ! "
-      "appsink name=out sync=false", ch);
-  GstElement *cons = gst_parse_launch (cl, NULL);
-  GstElement *out = gst_bin_get_by_name (GST_BIN (cons), "out");
+  AppPair p;
+  app_pair_start (&p, "custom", "", "slot-size=4096 integrity=checksum wait-for-consumer=true");
+  GstElement *in = p.in, *out = p.out;
+  /* before anything is pushed, so the marker event cannot pass unseen */
   GstPad *pad = gst_element_get_static_pad (out, "sink");
   gint marker = 0;
   gst_pad_add_probe (pad, GST_PAD_PROBE_TYPE_EVENT_DOWNSTREAM, catch_custom, &marker, NULL);
-  gst_element_set_state (cons, GST_STATE_PLAYING);
-  gchar *pl = g_strdup_printf ("appsrc name=in format=time ! datahubsink channel=%s "
-      "slot-size=4096 integrity=checksum wait-for-consumer=true", ch);
-  GstElement *prod = gst_parse_launch (pl, NULL);
-  GstElement *in = gst_bin_get_by_name (GST_BIN (prod), "in");
-  gst_element_set_state (prod, GST_STATE_PLAYING);
   GstCaps *caps = gst_caps_from_string ("application/x-test");
   gst_app_src_set_caps (GST_APP_SRC (in), caps);
   gst_app_src_push_buffer (GST_APP_SRC (in), gray_buffer (100, 1, 0));
@@ -629,26 +575,16 @@ GST_START_TEST (test_custom_events_and_checksum)
       fail_unless_equals_int (g_atomic_int_get (&marker), 42);
     gst_sample_unref (smp);
   }
-  run_to_eos (cons);
-  GstElement *src = gst_bin_get_by_name (GST_BIN (cons), "src");
+  run_to_eos (p.cons);
   GstStructure *got = NULL;
-  g_object_get (src, "metadata", &got, NULL);
+  g_object_get (p.src, "metadata", &got, NULL);
   fail_unless (got && gst_structure_is_equal (got, md), "metadata from the event missing");
-  fail_unless_equals_uint64 (stat_u64 (src, "checksum-failures"), 0);
+  fail_unless_equals_uint64 (stat_u64 (p.src, "checksum-failures"), 0);
   gst_structure_free (got);
   gst_structure_free (md);
   gst_caps_unref (caps);
-  gst_element_set_state (prod, GST_STATE_NULL);
-  gst_element_set_state (cons, GST_STATE_NULL);
   gst_object_unref (pad);
-  gst_object_unref (src);
-  gst_object_unref (in);
-  gst_object_unref (out);
-  gst_object_unref (prod);
-  gst_object_unref (cons);
-  g_free (pl);
-  g_free (cl);
-  g_free (ch);
+  app_pair_free (&p);
 }
 GST_END_TEST;
 
