@@ -168,6 +168,11 @@ stamp (Stamper *st, GstBuffer *b)
     st->cpu_at_warm = cpu_seconds ();
   }
   if (st->period) {
+    /* a producer held back (wait-for-consumer, a slow start) must not
+     * burst to catch up: re-anchor when more than a period late */
+    guint64 now = now_ns ();
+    if (st->next + st->period < now)
+      st->next = now;
     st->next += st->period;
     struct timespec ts = { (time_t) (st->next / 1000000000u),
       (long) (st->next % 1000000000u) };
@@ -199,6 +204,22 @@ on_rendered (GstPad *pad, GstPadProbeInfo *info, gpointer user)
   return GST_PAD_PROBE_OK;
 }
 
+/* Stamps what @in produces: fakesrc fills and paces its buffers in its
+ * handoff; videotestsrc's rendered buffers are stamped by a pad probe. */
+static void
+attach_stamper (Stamper *st, GstElement *in, gboolean video, guint count, guint rate)
+{
+  *st = (Stamper) { 0, !video && rate ? 1000000000u / rate : 0, 0, !video,
+    warm_up (count), 0, 0 };
+  if (video) {
+    GstPad *pad = gst_element_get_static_pad (in, "src");
+    gst_pad_add_probe (pad, GST_PAD_PROBE_TYPE_BUFFER, on_rendered, st, NULL);
+    gst_object_unref (pad);
+  } else {
+    g_signal_connect (in, "handoff", G_CALLBACK (on_fill), st);
+  }
+}
+
 /* Prints "cpu_ns_per_buffer allocs_per_buffer bytes_copied" (bytes copied
  * by the sink: datahub only, -1 for shm). */
 static int
@@ -214,15 +235,8 @@ produce (const char *transport, const char *upstream, gsize size, guint count, g
   GstElement *in = gst_bin_get_by_name (GST_BIN (pipe), "in");
   GstElement *out = gst_bin_get_by_name (GST_BIN (pipe), "out");
   gboolean video = g_str_equal (upstream, "videotestsrc");
-  Stamper st = { now_ns (), !video && rate ? 1000000000u / rate : 0, 0, !video,
-    warm_up (count), 0, 0 };
-  if (video) {
-    GstPad *pad = gst_element_get_static_pad (in, "src");
-    gst_pad_add_probe (pad, GST_PAD_PROBE_TYPE_BUFFER, on_rendered, &st, NULL);
-    gst_object_unref (pad);
-  } else {
-    g_signal_connect (in, "handoff", G_CALLBACK (on_fill), &st);
-  }
+  Stamper st;
+  attach_stamper (&st, in, video, count, rate);
   gst_element_set_state (pipe, GST_STATE_PLAYING);
   /* until EOS, or until the driver closes our stdin (the consumers are
    * done: with wait-for-consumer the last buffers would wait for ever) */
@@ -437,15 +451,8 @@ in_process (const char *upstream, gsize size, guint count, guint rate)
   GstElement *in = gst_bin_get_by_name (GST_BIN (pipe), "in");
   GstElement *check = gst_bin_get_by_name (GST_BIN (pipe), "check");
   gboolean video = g_str_equal (upstream, "videotestsrc");
-  Stamper st = { now_ns (), !video && rate ? 1000000000u / rate : 0, 0, !video,
-    warm_up (count), 0, 0 };
-  if (video) {
-    GstPad *pad = gst_element_get_static_pad (in, "src");
-    gst_pad_add_probe (pad, GST_PAD_PROBE_TYPE_BUFFER, on_rendered, &st, NULL);
-    gst_object_unref (pad);
-  } else {
-    g_signal_connect (in, "handoff", G_CALLBACK (on_fill), &st);
-  }
+  Stamper st;
+  attach_stamper (&st, in, video, count, rate);
   Tally *t = tally_new (size, count, video);
   g_signal_connect (check, "handoff", G_CALLBACK (on_handoff), t);
   gst_element_set_state (pipe, GST_STATE_PLAYING);
