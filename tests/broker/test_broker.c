@@ -200,6 +200,25 @@ subscribe_and_sync (dhb_client *sub, dhb_client *producer, const char *channel,
 
 /* ---- scenarios ------------------------------------------------------------ */
 
+/* In a producer process: a block "<channel>-block" registered for
+ * @channel (kept alive if @keep_alive), with its broker client in *@out. */
+static dh_producer *
+registered_producer (const test_broker *b, const char *channel, uint64_t size,
+    uint32_t slots, const char *schema, bool keep_alive, dhb_client **out)
+{
+  char shm[64];
+  snprintf (shm, sizeof shm, "%s-block", channel);
+  dh_producer *p = test_producer (shm, size, slots, DH_POLICY_RING, DH_ON_FULL_BLOCK);
+  dhb_client *c = client (b);
+  dhb_registration r = { .channel = channel, .shm_name = dh_producer_shm_name (p),
+    .schema = schema };
+  CHECK_ST (dhb_register (c, &r, REPLY_MS), DHB_OK);
+  if (keep_alive)
+    CHECK_OK (dhb_client_keep_alive (c, &r, NULL));
+  *out = c;
+  return p;
+}
+
 /* A producer process registers and streams; this process discovers the
  * shm name through the broker, attaches and checks every record. */
 static void
@@ -212,12 +231,9 @@ scenario_discovery (test_broker *b)
   CHECK (child >= 0);
   if (child == 0) {
     test_die_with_parent ();
-    char shm[64];
-    snprintf (shm, sizeof shm, "%s-block", channel);
-    dh_producer *p = test_producer (shm, size, 8, DH_POLICY_RING, DH_ON_FULL_BLOCK);
-    dhb_client *c = client (b);
-    CHECK_ST (reg (c, channel, dh_producer_shm_name (p), "video/x-raw,format=RGBA", NULL),
-        DHB_OK);
+    dhb_client *c;
+    dh_producer *p = registered_producer (b, channel, size, 8, "video/x-raw,format=RGBA",
+        false, &c);
     test_barrier (sh); /* the consumer attached */
     for (uint64_t seq = 1; seq <= records; seq++)
       test_write_record (p, size, seq, 5000);
@@ -539,13 +555,8 @@ scenario_restart (test_broker *b)
   CHECK (child >= 0);
   if (child == 0) {
     test_die_with_parent ();
-    char shm[64];
-    snprintf (shm, sizeof shm, "%s-block", channel);
-    dh_producer *p = test_producer (shm, size, 16, DH_POLICY_RING, DH_ON_FULL_BLOCK);
-    dhb_client *c = client (b);
-    dhb_registration r = { .channel = channel, .shm_name = dh_producer_shm_name (p) };
-    CHECK_ST (dhb_register (c, &r, REPLY_MS), DHB_OK);
-    CHECK_OK (dhb_client_keep_alive (c, &r, NULL));
+    dhb_client *c;
+    dh_producer *p = registered_producer (b, channel, size, 16, NULL, true, &c);
     test_barrier (sh);
     for (uint64_t seq = 1; sh->values[0] == 0; seq++) {
       test_write_record (p, size, seq, 10000);
