@@ -1,5 +1,7 @@
 #include "datahub-pool.h"
 
+#include "datahub-memory.h"
+
 GST_DEBUG_CATEGORY_STATIC (datahub_pool_debug);
 #define GST_CAT_DEFAULT datahub_pool_debug
 
@@ -58,32 +60,6 @@ slot_memory_map (GstMemory *mem, gsize maxsize, GstMapFlags flags)
 }
 
 static void
-slot_memory_unmap (GstMemory *mem)
-{
-  (void) mem;
-}
-
-/* Never called: the memories are NO_SHARE, so sub-buffers are copies. */
-static GstMemory *
-slot_memory_share (GstMemory *mem, gssize offset, gssize size)
-{
-  (void) mem;
-  (void) offset;
-  (void) size;
-  return NULL;
-}
-
-static GstMemory *
-slot_allocator_alloc (GstAllocator *allocator, gsize size, GstAllocationParams *params)
-{
-  /* pool memory only: nobody allocates from this allocator directly */
-  (void) allocator;
-  (void) size;
-  (void) params;
-  return NULL;
-}
-
-static void
 slot_allocator_free (GstAllocator *allocator, GstMemory *mem)
 {
   (void) allocator;
@@ -99,19 +75,14 @@ static void
 datahub_slot_allocator_class_init (DatahubSlotAllocatorClass *klass)
 {
   GstAllocatorClass *ac = GST_ALLOCATOR_CLASS (klass);
-  ac->alloc = slot_allocator_alloc;
+  datahub_memory_allocator_class_init (ac);
   ac->free = slot_allocator_free;
 }
 
 static void
 datahub_slot_allocator_init (DatahubSlotAllocator *self)
 {
-  GstAllocator *a = GST_ALLOCATOR_CAST (self);
-  a->mem_type = "DatahubSlot";
-  a->mem_map = slot_memory_map;
-  a->mem_unmap = slot_memory_unmap;
-  a->mem_share = slot_memory_share;
-  GST_OBJECT_FLAG_SET (self, GST_ALLOCATOR_FLAG_CUSTOM_ALLOC);
+  datahub_memory_allocator_init (GST_ALLOCATOR_CAST (self), "DatahubSlot", slot_memory_map);
 }
 
 static GstAllocator *

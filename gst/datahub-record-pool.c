@@ -1,5 +1,7 @@
 #include "datahub-record-pool.h"
 
+#include "datahub-memory.h"
+
 GST_DEBUG_CATEGORY_STATIC (datahub_record_pool_debug);
 #define GST_CAT_DEFAULT datahub_record_pool_debug
 
@@ -58,32 +60,6 @@ record_memory_map (GstMemory *mem, gsize maxsize, GstMapFlags flags)
 }
 
 static void
-record_memory_unmap (GstMemory *mem)
-{
-  (void) mem;
-}
-
-/* Never called: the memories are NO_SHARE, so sub-buffers are copies. */
-static GstMemory *
-record_memory_share (GstMemory *mem, gssize offset, gssize size)
-{
-  (void) mem;
-  (void) offset;
-  (void) size;
-  return NULL;
-}
-
-static GstMemory *
-record_allocator_alloc (GstAllocator *allocator, gsize size, GstAllocationParams *params)
-{
-  /* pool memory only: nobody allocates from this allocator directly */
-  (void) allocator;
-  (void) size;
-  (void) params;
-  return NULL;
-}
-
-static void
 release_hold (RecordMemory *rm)
 {
   if (!rm->ref)
@@ -105,19 +81,14 @@ static void
 datahub_record_allocator_class_init (DatahubRecordAllocatorClass *klass)
 {
   GstAllocatorClass *ac = GST_ALLOCATOR_CLASS (klass);
-  ac->alloc = record_allocator_alloc;
+  datahub_memory_allocator_class_init (ac);
   ac->free = record_allocator_free;
 }
 
 static void
 datahub_record_allocator_init (DatahubRecordAllocator *self)
 {
-  GstAllocator *a = GST_ALLOCATOR_CAST (self);
-  a->mem_type = "DatahubRecord";
-  a->mem_map = record_memory_map;
-  a->mem_unmap = record_memory_unmap;
-  a->mem_share = record_memory_share;
-  GST_OBJECT_FLAG_SET (self, GST_ALLOCATOR_FLAG_CUSTOM_ALLOC);
+  datahub_memory_allocator_init (GST_ALLOCATOR_CAST (self), "DatahubRecord", record_memory_map);
 }
 
 static GstAllocator *
