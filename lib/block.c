@@ -1,5 +1,7 @@
-/* Naming, creating, attaching to and validating DataBlocks, and the OFD
- * locks that tell whether a participant is alive. */
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/* Creating, replacing, opening and validating blocks (docs/protocol.md §2,
+ * §3 and §11 "validation").  A block is written by its producer only;
+ * everyone else maps it read-only. */
 
 #include <fcntl.h>
 #include <stdio.h>
@@ -12,12 +14,11 @@
 
 #include "dh_internal.h"
 
-#define DH_CHANNEL_PREFIX "/datahub."
-
 #ifndef MADV_POPULATE_READ
 #define MADV_POPULATE_READ 22  /* Linux 5.14 */
 #define MADV_POPULATE_WRITE 23
 #endif
+
 
 /* Faults the slots in now (after any huge-page advice), so the first
  * records do not pay a page fault per page: measured in docs/performance.md.
@@ -28,110 +29,12 @@ prefault (uint8_t *start, uint64_t len, bool write)
   (void) madvise (start, len, write ? MADV_POPULATE_WRITE : MADV_POPULATE_READ);
 }
 
-/* Internal: DH_ECORRUPT because the magic is missing (maybe still being
- * created); reported to callers as DH_ECORRUPT. */
-#define DH_ECORRUPT_NO_MAGIC (-1999)
+/* ---- seqlock word copies -------------------------------------------------- */
 
-int
-dh_shm_name (const char *name, char *buf, size_t buflen)
-{
-  if (!name || !*name || !buf)
-    return dh_fail (-EINVAL, "empty channel name");
-  if (name[0] == '/') {
-    size_t n = strlen (name);
-    if (n >= buflen || n > DH_NAME_MAX)
-      return dh_fail (-ENAMETOOLONG, "shm name '%s' is too long", name);
-    if (n == 1 || strchr (name + 1, '/'))
-      return dh_fail (-EINVAL, "shm name '%s' must be '/' and one path element", name);
-    memcpy (buf, name, n + 1);
-    return 0;
-  }
-  size_t n = strlen (DH_CHANNEL_PREFIX) + strlen (name);
-  if (n >= buflen || n > DH_NAME_MAX)
-    return dh_fail (-ENAMETOOLONG, "channel name '%s' is too long", name);
-  /* Channel names become one path element: anything but [A-Za-z0-9._-]
-   * becomes '_' so "cam 0/left" cannot escape /dev/shm. */
-  char *out = buf + strlen (DH_CHANNEL_PREFIX);
-  memcpy (buf, DH_CHANNEL_PREFIX, strlen (DH_CHANNEL_PREFIX));
-  for (const char *s = name; *s; s++) {
-    char ch = *s;
-    bool ok = (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z')
-        || (ch >= '0' && ch <= '9') || ch == '.' || ch == '_' || ch == '-';
-    *out++ = ok ? ch : '_';
-  }
-  *out = '\0';
-  return 0;
-}
-
-/* ---- liveness: one OFD lock byte per participant ------------------------ */
-
-static int
-ofd_lock_op (int fd, int cmd, short type, off_t byte, struct flock *fl)
-{
-  memset (fl, 0, sizeof *fl);
-  fl->l_type = type;
-  fl->l_whence = SEEK_SET;
-  fl->l_start = byte;
-  fl->l_len = 1;
-  return fcntl (fd, cmd, fl);
-}
-
-int
-dh_lock_byte (int fd, off_t byte)
-{
-  struct flock fl;
-  if (ofd_lock_op (fd, F_OFD_SETLK, F_WRLCK, byte, &fl) == 0)
-    return 0;
-  return (errno == EACCES || errno == EAGAIN) ? -EAGAIN : -errno;
-}
-
-void
-dh_unlock_byte (int fd, off_t byte)
-{
-  struct flock fl;
-  (void) ofd_lock_op (fd, F_OFD_SETLK, F_UNLCK, byte, &fl);
-}
-
-/* True when an open file description other than ours holds @byte: the
- * kernel drops the lock when its owner dies, so there is no PID reuse race. */
-bool
-dh_byte_locked (int fd, off_t byte)
-{
-  struct flock fl;
-  /* a read-lock query conflicts with the participants' write locks and
-   * works on read-only descriptors too (admin inspection) */
-  if (ofd_lock_op (fd, F_OFD_GETLK, F_RDLCK, byte, &fl) != 0)
-    return true; /* cannot tell: assume alive, never reclaim wrongly */
-  return fl.l_type != F_UNLCK;
-}
-
-bool
-dh_consumer_alive (const dh_block *b, uint32_t i)
-{
-  return dh_byte_locked (b->fd, DH_LOCK_CONSUMER (i));
-}
-
-bool
-dh_producer_alive (const dh_block *b)
-{
-  return dh_byte_locked (b->fd, DH_LOCK_PRODUCER);
-}
-
-/* Clears consumer @i's hold bit on every slot (detach, reap, or a new owner
- * cleaning a dead one's entry).  Release: pairs with try_claim's acquire
- * load of readers. */
-void
-dh_clear_holds (dh_block *b, uint32_t i)
-{
-  uint64_t bit = UINT64_C (1) << i;
-  for (uint32_t s = 0; s < b->slot_count; s++)
-    atomic_fetch_and_explicit (&b->slots[s].readers, ~bit, memory_order_release);
-}
-
-/* Seqlock payload copies: atomic 8-byte words (release stores, acquire
- * loads: plain moves on x86) so readers racing a writer are defined
- * behaviour; a reader that sees any new word also sees the odd sequence
- * stored before it.  @dst/@src are 8-byte aligned; the tail word is padded. */
+/* Atomic 8-byte words (release stores, acquire loads: plain moves on x86)
+ * so readers racing a writer are defined behaviour; a reader that sees any
+ * new word also sees the odd sequence stored before it.  @dst/@src are
+ * 8-byte aligned; the tail word is padded. */
 void
 dh_store_words (uint8_t *dst, const uint8_t *src, size_t len)
 {
@@ -164,48 +67,95 @@ dh_load_words (uint8_t *dst, const uint8_t *src, size_t len)
   }
 }
 
-/* Process start time in clock ticks since boot (field 22 of
- * /proc/PID/stat), shown next to the PID; 0 if unknown. */
-uint64_t
-dh_proc_start_ticks (pid_t pid)
+/* ---- producer side: exclusive creation ------------------------------------ */
+
+static uint64_t
+read_magic (int fd)
 {
-  char path[64], buf[1024];
-  snprintf (path, sizeof path, "/proc/%d/stat", (int) pid);
-  int fd = open (path, O_RDONLY | O_CLOEXEC);
-  if (fd < 0)
+  uint64_t magic = 0;
+  if (pread (fd, &magic, sizeof magic, 0) != (ssize_t) sizeof magic)
     return 0;
-  ssize_t n = read (fd, buf, sizeof buf - 1);
-  close (fd);
-  if (n <= 0)
-    return 0;
-  buf[n] = '\0';
-  char *p = strrchr (buf, ')'); /* the command name may contain spaces */
-  if (!p)
-    return 0;
-  unsigned long long ticks = 0;
-  /* after ")": state is field 3, starttime field 22 */
-  if (sscanf (p + 1, " %*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %*u %*u %*d %*d"
-              " %*d %*d %*d %*d %llu", &ticks) != 1)
-    return 0;
-  return ticks;
+  return magic;
 }
 
-/* ---- producer side: create ------------------------------------------------ */
-
-/* Opens the name exclusively, reclaiming a stale object whose producer is
- * dead.  The producer lock is taken before the object is sized, so a
- * second producer racing us sees "busy", never a half-made block. */
+/* The lock on a fresh object can be refused for a moment by another
+ * producer examining it (step 5 of §2): retry briefly. */
 static int
-create_exclusive (dh_block *b, mode_t mode)
+lock_new_object (int fd)
+{
+  uint64_t give_up = dh_now_ns () + 100u * 1000000u;
+  for (;;) {
+    int rc = dh_lock_byte (fd, DH_LOCK_PRODUCER);
+    if (rc != -EAGAIN || dh_now_ns () >= give_up)
+      return rc;
+    dh_sleep_ns (200000);
+  }
+}
+
+/* The name exists: replace it if its producer is dead and it is one of
+ * ours.  Returns 0 when it was removed (try creating again), or an error. */
+static int
+replace_stale (dh_block *b)
+{
+  /* O_NONBLOCK: a FIFO planted at the name must not hang us */
+  int old = shm_open (b->name, O_RDWR | O_CLOEXEC | O_NONBLOCK, 0);
+  if (old < 0) {
+    if (errno == ENOENT)
+      return 0; /* unlinked meanwhile: try again */
+    return dh_fail (-errno, "shm object %s exists and cannot be opened: %s",
+        b->name, strerror (errno));
+  }
+  struct stat st;
+  int rc = 0;
+  if (fstat (old, &st) != 0 || !S_ISREG (st.st_mode)) {
+    rc = dh_fail (DH_ENOTDATAHUB, "%s exists and is not a regular shm object; "
+        "refusing to replace it", b->name);
+    goto out;
+  }
+  /* The lock proves its producer is dead, and is held across the checks
+   * and the unlink: a producer that locks it meanwhile cannot exist. */
+  if (dh_lock_byte (old, DH_LOCK_PRODUCER) != 0) {
+    uint32_t pid = 0;
+    if (pread (old, &pid, sizeof pid, offsetof (dh_shm_header, producer_pid))
+        != (ssize_t) sizeof pid)
+      pid = 0;
+    rc = dh_fail (DH_EBUSY, "%s is owned by a live producer (pid %u)", b->name, pid);
+    goto out;
+  }
+  uint64_t magic = read_magic (old);
+  DH_TEST_POINT ("create.stale_locked");
+  if (st.st_size != 0 && magic != DH_MAGIC && magic != DH_MAGIC_CREATING) {
+    rc = dh_fail (DH_ENOTDATAHUB, "%s exists and is not a datahub block (%lld bytes, "
+        "magic %016llx); refusing to replace it", b->name, (long long) st.st_size,
+        (unsigned long long) magic);
+    goto out;
+  }
+  dh_log (DH_LOG_WARNING, "replacing stale block %s (its producer is dead)", b->name);
+  if (!dh_unlink_if_same (old, b->name) && errno != ENOENT)
+    dh_log (DH_LOG_WARNING, "%s changed while being replaced; trying again", b->name);
+out:
+  close (old);
+  return rc;
+}
+
+/* Opens the name exclusively (docs/protocol.md §2). */
+static int
+create_exclusive (dh_block *b)
 {
   for (int attempt = 0; attempt < 4; attempt++) {
-    int fd = shm_open (b->name, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, mode);
+    int fd = shm_open (b->name, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
     if (fd >= 0) {
-      int rc = dh_lock_byte (fd, DH_LOCK_PRODUCER);
+      DH_TEST_POINT ("create.after_open");
+      int rc = lock_new_object (fd);
       if (rc != 0) {
         close (fd);
-        return dh_fail (rc, "cannot lock new block %s: %s", b->name,
-            dh_strerror (rc));
+        return dh_fail (rc == -EAGAIN ? DH_EBUSY : rc, "cannot lock new block %s: %s",
+            b->name, dh_strerror (rc));
+      }
+      /* replaced before we locked it (another producer took it for stale)? */
+      if (!dh_name_is_fd (b->name, fd)) {
+        close (fd);
+        continue;
       }
       b->fd = fd;
       return 0;
@@ -213,34 +163,15 @@ create_exclusive (dh_block *b, mode_t mode)
     if (errno != EEXIST)
       return dh_fail (-errno, "cannot create shm object %s: %s", b->name,
           strerror (errno));
-    int old = shm_open (b->name, O_RDWR | O_CLOEXEC, 0);
-    if (old < 0) {
-      if (errno == ENOENT)
-        continue; /* unlinked meanwhile: try again */
-      return dh_fail (-errno, "shm object %s exists and cannot be opened: %s",
-          b->name, strerror (errno));
-    }
-    if (dh_byte_locked (old, DH_LOCK_PRODUCER)) {
-      uint32_t pid = 0;
-      if (pread (old, &pid, sizeof pid, offsetof (dh_shm_header, producer_pid))
-          != (ssize_t) sizeof pid)
-        pid = 0;
-      close (old);
-      return dh_fail (DH_EBUSY, "%s is owned by a live producer (pid %u)",
-          b->name, pid);
-    }
-    close (old);
-    dh_log (DH_LOG_WARNING, "reclaiming stale block %s (its producer is dead)",
-        b->name);
-    if (shm_unlink (b->name) != 0 && errno != ENOENT)
-      return dh_fail (-errno, "cannot unlink stale %s: %s", b->name,
-          strerror (errno));
+    int rc = replace_stale (b);
+    if (rc != 0)
+      return rc;
   }
   return dh_fail (DH_EBUSY, "%s keeps being re-created by someone else", b->name);
 }
 
 static void
-cache_config (dh_block *b, const dh_shm_header *h)
+map_regions (dh_block *b, const dh_shm_header *h)
 {
   b->session_id = h->session_id;
   b->slot_size = h->slot_size;
@@ -248,18 +179,16 @@ cache_config (dh_block *b, const dh_shm_header *h)
   b->slot_count = h->slot_count;
   b->ring_mask = h->ring_length - 1;
   b->max_consumers = h->max_consumers;
+  b->max_holds = h->max_holds;
+  b->chain_index = h->chain_index;
   b->policy = (dh_policy) h->policy;
   b->on_full = (dh_on_full) h->on_full;
   b->integrity = (dh_integrity) h->integrity;
   b->check = (dh_check) h->integrity_check;
+  b->has_secret = h->flags & DH_FLAG_HAS_SECRET;
   b->zone_count = h->zone_count;
-  for (uint32_t z = 0; z < h->zone_count && z < DH_MAX_ZONES; z++) {
-    b->zone_offset[z] = h->zones[z].offset;
-    b->zone_size[z] = h->zones[z].size;
-  }
   b->total_size = h->total_size;
-  b->control_size = h->control_size;
-  b->consumers = (dh_shm_consumer *) (b->base + h->off_consumers);
+  b->table = (dh_shm_admission *) (b->base + h->off_table);
   b->slots = (dh_shm_slot *) (b->base + h->off_slots);
   b->ring = (dh_shm_desc *) (b->base + h->off_ring);
   b->payload = b->base + h->off_payload;
@@ -267,7 +196,7 @@ cache_config (dh_block *b, const dh_shm_header *h)
 
 static void
 init_header (dh_block *b, const dh_producer_config *cfg, const dh_layout *l,
-    uint32_t ring_length, uint32_t page_size)
+    uint32_t ring_length, uint32_t page_size, uint32_t max_holds)
 {
   dh_shm_header *h = b->hdr;
   h->layout_major = DH_LAYOUT_MAJOR;
@@ -276,8 +205,8 @@ init_header (dh_block *b, const dh_producer_config *cfg, const dh_layout *l,
   h->total_size = l->total_size;
   randombytes_buf (&h->session_id, sizeof h->session_id);
   h->created_realtime_ns = dh_realtime_ns ();
-  h->control_size = l->control_size;
   h->page_size = page_size;
+  h->chain_index = cfg->chain_index;
   h->slot_size = cfg->slot_size;
   h->slot_stride = l->slot_stride;
   h->slot_count = cfg->slot_count;
@@ -288,8 +217,9 @@ init_header (dh_block *b, const dh_producer_config *cfg, const dh_layout *l,
   h->integrity = cfg->integrity;
   h->integrity_check = cfg->check;
   h->zone_count = cfg->zone_count;
+  h->max_holds = max_holds;
   memcpy (h->zone_size, cfg->zone_sizes, sizeof h->zone_size);
-  h->off_consumers = l->off_consumers;
+  h->off_table = l->off_table;
   h->off_slots = l->off_slots;
   h->off_ring = l->off_ring;
   h->off_zones = l->off_zones;
@@ -304,30 +234,33 @@ init_header (dh_block *b, const dh_producer_config *cfg, const dh_layout *l,
   }
   if (cfg->huge_pages)
     h->flags |= DH_FLAG_HUGE_PAGES;
-  for (uint32_t z = 0; z < cfg->zone_count; z++) {
-    h->zones[z].offset = l->zone_offset[z];
-    h->zones[z].size = cfg->zone_sizes[z];
-  }
+  memcpy (h->origin_name, b->origin, strlen (b->origin) + 1);
   h->producer_pid = (uint32_t) getpid ();
   h->producer_start_ticks = dh_proc_start_ticks (getpid ());
   atomic_store_explicit (&h->producer_heartbeat_ns, dh_now_ns (), memory_order_relaxed);
+  atomic_store_explicit (&h->producer_live, cfg->live ? 1 : 0, memory_order_relaxed);
   atomic_store_explicit (&h->producer_state, DH_PRODUCER_RUNNING, memory_order_relaxed);
-  /* Slot words, consumer entries, cursors and the ring are all zero from
-   * ftruncate: FREE generation 0, FREE epoch 0, empty descriptors. */
+  /* Slot words, admission entries and the ring are all zero from
+   * ftruncate: FREE generation 0, nobody admitted, empty descriptors. */
+}
+
+static uint32_t
+default_ring_length (uint32_t slot_count)
+{
+  /* four descriptors per slot lets late joiners asking for the oldest
+   * record find some history, at 128 bytes each */
+  uint32_t ring_length = 16;
+  while (ring_length < slot_count * 4u && ring_length < DH_MAX_RING)
+    ring_length <<= 1;
+  return ring_length;
 }
 
 int
-dh_block_create (dh_block *b, const dh_producer_config *cfg)
+dh_block_create (dh_block *b, const dh_producer_config *cfg, uint32_t max_holds)
 {
   uint32_t page_size = (uint32_t) sysconf (_SC_PAGESIZE);
-  uint32_t ring_length = cfg->ring_length;
-  if (ring_length == 0) {
-    /* four descriptors per slot lets late joiners asking for the oldest
-     * record find some history, at 128 bytes each */
-    ring_length = 16;
-    while (ring_length < cfg->slot_count * 4u && ring_length < DH_MAX_RING)
-      ring_length <<= 1;
-  }
+  uint32_t ring_length = cfg->ring_length ? cfg->ring_length
+      : default_ring_length (cfg->slot_count);
   dh_layout l;
   int rc = dh_layout_compute (cfg->slot_size, cfg->slot_count, ring_length,
       cfg->max_consumers, cfg->zone_count, cfg->zone_sizes, page_size, &l);
@@ -335,12 +268,16 @@ dh_block_create (dh_block *b, const dh_producer_config *cfg)
     return rc;
   if ((rc = dh_shm_name (cfg->name, b->name, sizeof b->name)) != 0)
     return rc;
-  if ((rc = create_exclusive (b, cfg->mode)) != 0)
+  if ((rc = dh_shm_name (cfg->origin ? cfg->origin : cfg->name, b->origin,
+           sizeof b->origin)) != 0)
+    return rc;
+  if ((rc = create_exclusive (b)) != 0)
     return rc;
   /* shm_open's mode passes through the umask; a group-readable block
-   * (0660) needs the mode set explicitly. */
-  if (fchmod (b->fd, cfg->mode) != 0 || ftruncate (b->fd, (off_t) l.total_size) != 0) {
-    rc = dh_fail (-errno, "cannot size %s to %llu bytes: %s", b->name,
+   * (0640) needs the mode set explicitly. */
+  if (DH_TEST_FAIL ("create.size") || fchmod (b->fd, cfg->mode) != 0
+      || ftruncate (b->fd, (off_t) l.total_size) != 0) {
+    rc = dh_fail (errno ? -errno : -EIO, "cannot size %s to %llu bytes: %s", b->name,
         (unsigned long long) l.total_size, strerror (errno));
     goto fail;
   }
@@ -351,36 +288,74 @@ dh_block_create (dh_block *b, const dh_producer_config *cfg)
   }
   b->base = base;
   b->hdr = base;
-  init_header (b, cfg, &l, ring_length, page_size);
-  cache_config (b, b->hdr);
+  atomic_store_explicit (&b->hdr->magic, DH_MAGIC_CREATING, memory_order_relaxed);
+  init_header (b, cfg, &l, ring_length, page_size, max_holds);
+  map_regions (b, b->hdr);
+  for (uint32_t z = 0; z < cfg->zone_count; z++) {
+    b->zone_offset[z] = l.zone_offset[z];
+    b->zone_size[z] = cfg->zone_sizes[z];
+  }
   if (cfg->secret)
     dh_hmac_key (cfg->secret, b->hmac_key);
   uint64_t huge = DH_HUGEPAGES_OFF;
   if (cfg->huge_pages)
-    huge = madvise (b->base + l.off_payload, l.total_size - l.off_payload,
-               MADV_HUGEPAGE) == 0 ? DH_HUGEPAGES_ADVISED : DH_HUGEPAGES_FALLBACK;
+    huge = madvise (b->payload, l.total_size - l.off_payload, MADV_HUGEPAGE) == 0
+        ? DH_HUGEPAGES_ADVISED : DH_HUGEPAGES_FALLBACK;
   atomic_store_explicit (&b->hdr->metrics.hugepages, huge, memory_order_relaxed);
-  prefault (b->base + l.off_payload, l.total_size - l.off_payload, true);
-  b->tag = 1;
-  /* Pairs with the acquire load of magic in dh_block_attach: everything
-   * above is visible to whoever sees the magic. */
-  atomic_store_explicit (&b->hdr->magic, DH_MAGIC, memory_order_release);
+  prefault (b->payload, l.total_size - l.off_payload, true);
   return 0;
 
 fail:
-  shm_unlink (b->name);
+  dh_unlink_if_same (b->fd, b->name);
   close (b->fd);
   b->fd = -1;
   return rc;
 }
 
-/* ---- consumer side: attach and validate ---------------------------------- */
-
-static void
-sleep_ms (unsigned ms)
+void
+dh_block_publish (dh_block *b)
 {
-  struct timespec ts = { 0, (long) ms * 1000000L };
-  nanosleep (&ts, NULL);
+  /* Pairs with the acquire load of magic in try_open: everything written
+   * before (header, tables, admissions) is visible to whoever sees it. */
+  atomic_store_explicit (&b->hdr->magic, DH_MAGIC, memory_order_release);
+}
+
+/* ---- everyone else: open and validate ------------------------------------ */
+
+static int
+check_credentials (const dh_block *b, const dh_shm_header *h,
+    const dh_consumer_config *cfg)
+{
+  bool has_secret = h->flags & DH_FLAG_HAS_SECRET;
+  if (has_secret && !cfg->secret)
+    return dh_fail (DH_ESECRET, "%s requires a secret and none was given", b->name);
+  if (!has_secret && cfg->secret)
+    return dh_fail (DH_ESECRET, "a secret was given but %s has none", b->name);
+  if (has_secret) {
+    uint8_t v[DH_HASH_SIZE];
+    dh_secret_verifier (cfg->secret, v);
+    if (!dh_hash_equal (v, h->secret_verifier))
+      return dh_fail (DH_ESECRET, "wrong secret for %s", b->name);
+  }
+  if (cfg->expected_schema) {
+    uint8_t want[DH_HASH_SIZE];
+    char want_hex[2 * DH_HASH_SIZE + 1], seen_hex[2 * DH_HASH_SIZE + 1];
+    dh_schema_hash (cfg->expected_schema, want);
+    if (!dh_hash_equal (want, h->schema_hash)) {
+      dh_hex (want, 8, want_hex);
+      dh_hex (h->schema_hash, 8, seen_hex);
+      return dh_fail (DH_ESCHEMA, "%s has schema %s…, expected %s… (\"%s\")",
+          b->name, (h->flags & DH_FLAG_HAS_SCHEMA) ? seen_hex : "(none)",
+          want_hex, cfg->expected_schema);
+    }
+  }
+  if (cfg->min_integrity != DH_INTEGRITY_NONE
+      && (h->integrity < (uint32_t) cfg->min_integrity
+          || h->integrity_check != DH_CHECK_ENFORCED))
+    return dh_fail (DH_EINTEGRITY, "%s has integrity %u (check %u); at least %u, "
+        "enforced, is required", b->name, h->integrity, h->integrity_check,
+        cfg->min_integrity);
+  return 0;
 }
 
 /* Checks a private copy of the header, so nothing the producer (or a
@@ -400,6 +375,12 @@ validate_header (const dh_block *b, const dh_shm_header *h, uint64_t file_size,
     return dh_fail (DH_ECORRUPT, "%s: unknown policy %u / on-full %u / "
         "integrity %u / check %u", b->name, h->policy, h->on_full, h->integrity,
         h->integrity_check);
+  if (h->max_holds == 0 || h->max_holds > DH_MAX_HOLDS)
+    return dh_fail (DH_ECORRUPT, "%s: max holds %u not in 1..%u", b->name,
+        h->max_holds, DH_MAX_HOLDS);
+  if (memchr (h->origin_name, '\0', sizeof h->origin_name) == NULL
+      || h->origin_name[0] != '/')
+    return dh_fail (DH_ECORRUPT, "%s: origin name is not a name", b->name);
   dh_layout l;
   int rc = dh_layout_compute (h->slot_size, h->slot_count, h->ring_length,
       h->max_consumers, h->zone_count, h->zone_size, h->page_size, &l);
@@ -410,9 +391,8 @@ validate_header (const dh_block *b, const dh_shm_header *h, uint64_t file_size,
   }
   struct { const char *what; uint64_t seen, want; } fields[] = {
     { "total size", h->total_size, l.total_size },
-    { "control size", h->control_size, l.control_size },
     { "slot stride", h->slot_stride, l.slot_stride },
-    { "consumer table offset", h->off_consumers, l.off_consumers },
+    { "admission table offset", h->off_table, l.off_table },
     { "slot table offset", h->off_slots, l.off_slots },
     { "ring offset", h->off_ring, l.off_ring },
     { "zone offset", h->off_zones, l.off_zones },
@@ -423,79 +403,28 @@ validate_header (const dh_block *b, const dh_shm_header *h, uint64_t file_size,
       return dh_fail (DH_ECORRUPT, "%s: %s is %llu, the configuration gives %llu",
           b->name, fields[i].what, (unsigned long long) fields[i].seen,
           (unsigned long long) fields[i].want);
-  for (uint32_t z = 0; z < h->zone_count; z++)
-    if (h->zones[z].offset != l.zone_offset[z] || h->zones[z].size != h->zone_size[z])
-      return dh_fail (DH_ECORRUPT, "%s: zone %u table entry disagrees with the "
-          "configuration", b->name, z);
   if (file_size < h->total_size)
     return dh_fail (DH_ETRUNCATED, "%s is %llu bytes, its header says %llu",
         b->name, (unsigned long long) file_size, (unsigned long long) h->total_size);
-  if (!cfg)
-    return 0; /* admin inspection: file permissions are the authority */
-
-  bool has_secret = h->flags & DH_FLAG_HAS_SECRET;
-  if (has_secret && !cfg->secret)
-    return dh_fail (DH_ESECRET, "%s requires a secret and none was given", b->name);
-  if (!has_secret && cfg->secret)
-    return dh_fail (DH_ESECRET, "a secret was given but %s has none", b->name);
-  if (has_secret) {
-    uint8_t v[DH_HASH_SIZE];
-    dh_secret_verifier (cfg->secret, v);
-    if (!dh_hash_equal (v, h->secret_verifier))
-      return dh_fail (DH_ESECRET, "wrong secret for %s", b->name);
-  }
-  if (h->integrity == DH_INTEGRITY_HMAC && !has_secret)
+  if (h->integrity == DH_INTEGRITY_HMAC && !(h->flags & DH_FLAG_HAS_SECRET))
     return dh_fail (DH_ECORRUPT, "%s: HMAC integrity without a secret", b->name);
-  if (cfg->expected_schema) {
-    uint8_t want[DH_HASH_SIZE];
-    char want_hex[2 * DH_HASH_SIZE + 1], seen_hex[2 * DH_HASH_SIZE + 1];
-    dh_schema_hash (cfg->expected_schema, want);
-    if (!dh_hash_equal (want, h->schema_hash)) {
-      dh_hex (want, 8, want_hex);
-      dh_hex (h->schema_hash, 8, seen_hex);
-      return dh_fail (DH_ESCHEMA, "%s has schema %s…, expected %s… (\"%s\")",
-          b->name, (h->flags & DH_FLAG_HAS_SCHEMA) ? seen_hex : "(none)",
-          want_hex, cfg->expected_schema);
-    }
-  }
-  return 0;
+  /* admin inspection: file permissions are the authority */
+  return cfg ? check_credentials (b, h, cfg) : 0;
 }
 
-/* Maps the control region writable and the data region read-only at
- * consecutive addresses, so one base pointer serves both. */
+/* One try at opening and validating. */
 static int
-map_split (dh_block *b, uint64_t control_size, uint64_t total_size, bool writable)
+try_open (dh_block *b, const dh_consumer_config *cfg, bool writable)
 {
-  uint8_t *base = mmap (NULL, total_size, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-  if (base == MAP_FAILED)
-    return dh_fail (-errno, "cannot reserve %llu bytes for %s: %s",
-        (unsigned long long) total_size, b->name, strerror (errno));
-  if (mmap (base, control_size, writable ? PROT_READ | PROT_WRITE : PROT_READ,
-          MAP_SHARED | MAP_FIXED, b->fd, 0) == MAP_FAILED
-      || mmap (base + control_size, total_size - control_size, PROT_READ,
-          MAP_SHARED | MAP_FIXED, b->fd, (off_t) control_size) == MAP_FAILED) {
-    int err = errno;
-    munmap (base, total_size);
-    return dh_fail (-err, "cannot map %s: %s", b->name, strerror (err));
-  }
-  b->base = base;
-  b->hdr = (dh_shm_header *) base;
-  return 0;
-}
-
-/* One try at opening and validating; DH_ENOTREADY / -ENOENT are retried by
- * the caller until the attach timeout. */
-static int
-try_attach (dh_block *b, const dh_consumer_config *cfg, bool writable)
-{
-  int fd = shm_open (b->name, (writable ? O_RDWR : O_RDONLY) | O_CLOEXEC, 0);
+  /* O_NONBLOCK: a FIFO planted at the name must not hang us */
+  int fd = shm_open (b->name, (writable ? O_RDWR : O_RDONLY) | O_CLOEXEC | O_NONBLOCK, 0);
   if (fd < 0)
     return dh_fail (-errno, "cannot open %s: %s", b->name, strerror (errno));
   b->fd = fd;
   struct stat st;
   int rc;
-  if (fstat (fd, &st) != 0) {
-    rc = dh_fail (-errno, "cannot stat %s: %s", b->name, strerror (errno));
+  if (fstat (fd, &st) != 0 || !S_ISREG (st.st_mode)) {
+    rc = dh_fail (DH_ENOTDATAHUB, "%s is not a regular shm object", b->name);
     goto fail;
   }
   if ((uint64_t) st.st_size < DH_HEADER_SIZE) {
@@ -510,18 +439,18 @@ try_attach (dh_block *b, const dh_consumer_config *cfg, bool writable)
     rc = dh_fail (-errno, "cannot map header of %s: %s", b->name, strerror (errno));
     goto fail;
   }
-  /* Pairs with the release store of magic at the end of dh_block_create. */
+  /* Pairs with the release store of magic in dh_block_publish. */
   uint64_t magic = atomic_load_explicit (&live->magic, memory_order_acquire);
   dh_shm_header local;
   memcpy (&local, (const void *) live, sizeof local);
   munmap ((void *) live, DH_HEADER_SIZE);
-  if (magic == 0) {
+  if (magic == 0 || magic == DH_MAGIC_CREATING) {
     rc = dh_producer_alive (b)
         ? dh_fail (DH_ENOTREADY, "%s is still being created", b->name)
-        : dh_fail (DH_ECORRUPT, "%s has no magic and no live producer "
+        : dh_fail (DH_ECORRUPT, "%s was never finished and has no live producer "
               "(creation was interrupted)", b->name);
     if (rc == DH_ECORRUPT)
-      rc = DH_ECORRUPT_NO_MAGIC;
+      rc = DH_EUNFINISHED;
     goto fail;
   }
   if (magic != DH_MAGIC) {
@@ -531,12 +460,26 @@ try_attach (dh_block *b, const dh_consumer_config *cfg, bool writable)
   }
   if ((rc = validate_header (b, &local, (uint64_t) st.st_size, cfg)) != 0)
     goto fail;
-  if ((rc = map_split (b, local.control_size, local.total_size, writable)) != 0)
+  uint8_t *base = mmap (NULL, local.total_size,
+      writable ? PROT_READ | PROT_WRITE : PROT_READ, MAP_SHARED, fd, 0);
+  if (base == MAP_FAILED) {
+    rc = dh_fail (-errno, "cannot map %s: %s", b->name, strerror (errno));
     goto fail;
-  prefault ((uint8_t *) b->base + local.control_size, local.total_size - local.control_size,
-      false);
-  cache_config (b, &local);
-  if (cfg && (local.flags & DH_FLAG_HAS_SECRET))
+  }
+  b->base = base;
+  b->hdr = (dh_shm_header *) base;
+  /* every size and offset from the validated private copy */
+  map_regions (b, &local);
+  memcpy (b->origin, local.origin_name, strlen (local.origin_name) + 1);
+  dh_layout l;
+  (void) dh_layout_compute (local.slot_size, local.slot_count, local.ring_length,
+      local.max_consumers, local.zone_count, local.zone_size, local.page_size, &l);
+  for (uint32_t z = 0; z < local.zone_count; z++) {
+    b->zone_offset[z] = l.zone_offset[z];
+    b->zone_size[z] = local.zone_size[z];
+  }
+  prefault (b->payload, local.total_size - local.off_payload, false);
+  if (cfg && b->has_secret)
     dh_hmac_key (cfg->secret, b->hmac_key);
   return 0;
 
@@ -547,35 +490,15 @@ fail:
 }
 
 int
-dh_block_attach (dh_block *b, const dh_consumer_config *cfg)
+dh_block_open (dh_block *b, const char *name, const dh_consumer_config *cfg,
+    bool writable)
 {
-  int rc = dh_shm_name (cfg->name, b->name, sizeof b->name);
-  if (rc != 0)
-    return rc;
-  uint64_t deadline = dh_deadline (cfg->attach_timeout_ms);
-  for (;;) {
-    rc = try_attach (b, cfg, true);
-    /* A creator passes through "empty, unlocked" and "no magic yet" for a
-     * moment between shm_open and taking its lock: retry those as well,
-     * and report them only when they outlast the timeout. */
-    bool retry = rc == -ENOENT || rc == DH_ENOTREADY || rc == DH_ETRUNCATED
-        || rc == DH_ECORRUPT_NO_MAGIC;
-    if (rc == DH_ECORRUPT_NO_MAGIC)
-      rc = DH_ECORRUPT;
-    if (!retry || dh_now_ns () >= deadline)
-      return rc;
-    sleep_ms (10);
-  }
-}
-
-int
-dh_block_inspect (dh_block *b, const char *name, bool writable)
-{
+  memset (b, 0, sizeof *b);
+  b->fd = -1;
   int rc = dh_shm_name (name, b->name, sizeof b->name);
   if (rc != 0)
     return rc;
-  rc = try_attach (b, NULL, writable);
-  return rc == DH_ECORRUPT_NO_MAGIC ? DH_ECORRUPT : rc;
+  return try_open (b, cfg, writable);
 }
 
 void
@@ -587,4 +510,40 @@ dh_block_unmap (dh_block *b)
   if (b->fd >= 0)
     close (b->fd);
   b->fd = -1;
+  sodium_memzero (b->hmac_key, sizeof b->hmac_key);
+}
+
+int
+dh_block_successor (const dh_block *b, char *out, size_t len)
+{
+  const dh_shm_header *h = b->hdr;
+  uint8_t name[DH_NAME_MAX + 1], mac[DH_HASH_SIZE];
+  for (int attempt = 0; attempt < 1000; attempt++) {
+    /* Pairs with the release store of the even sequence in
+     * dh_producer_handover. */
+    uint64_t s1 = atomic_load_explicit (&h->successor_seq, memory_order_acquire);
+    if (s1 & 1) {
+      dh_cpu_relax ();
+      continue;
+    }
+    dh_load_words (name, (const uint8_t *) h->successor_name, sizeof name);
+    dh_load_words (mac, h->successor_mac, sizeof mac);
+    uint64_t cutover = atomic_load_explicit (&h->cutover_seq, memory_order_acquire);
+    if (atomic_load_explicit (&h->successor_seq, memory_order_relaxed) != s1)
+      continue;
+    if (s1 == 0 || cutover == 0)
+      return dh_fail (-ENOENT, "%s has no successor", b->name);
+    name[DH_NAME_MAX] = '\0'; /* never trust shared memory to terminate it */
+    uint8_t want[DH_HASH_SIZE];
+    dh_successor_mac (b, cutover, (const char *) name, want);
+    if (!dh_hash_equal (want, mac))
+      return dh_fail (DH_ECORRUPT, "%s: the successor announcement fails its "
+          "authentication; not following it", b->name);
+    size_t n = strlen ((const char *) name);
+    if (n + 1 > len)
+      return dh_fail (-ENOBUFS, "successor name needs %zu bytes", n + 1);
+    memcpy (out, name, n + 1);
+    return 0;
+  }
+  return dh_fail (-EAGAIN, "%s: successor name keeps changing", b->name);
 }

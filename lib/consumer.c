@@ -1,156 +1,67 @@
-/* Consumer: registration in the consumer table, reading the commit ring in
- * order, TOCTTOU-safe read holds, waiting, and detaching.
- * docs/protocol.md §5 is the spec. */
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/* Consumer: reading the commit ring in order, TOCTTOU-safe holds recorded
+ * in our own object, waiting, releasing.  docs/protocol.md §5.4, §7 is the
+ * spec; registration and following blocks are in session.c.  The block is
+ * mapped read-only: nothing here writes it. */
 
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <sodium.h>
 
-#include "dh_internal.h"
+#include "dh_consumer_private.h"
 
-struct dh_consumer {
-  dh_block b;
-  uint32_t index;         /* our consumer entry, and our hold bit */
-  uint64_t bit;
-  uint64_t cursor;        /* next seq to read (mirrors the shared cursor) */
-  bool started;           /* losses are counted from the first record on */
-  uint64_t pending_lost;  /* skipped since the last record delivered */
-  uint64_t last_liveness_check_ns;
-  atomic_uint held;
-  atomic_bool wakeup;
-};
+/* How long a consumer waits for the producer to decide a claim it saw in
+ * progress (§5.4 step 4) before counting the record as lost. */
+#define DH_DECISION_WAIT_NS (1000u * 1000u)
 
 void
 dh_consumer_config_init (dh_consumer_config *cfg)
 {
   memset (cfg, 0, sizeof *cfg);
   cfg->start = DH_START_LATEST;
+  cfg->leaky = DH_LEAKY_NO;
+  cfg->max_held = DH_DEFAULT_MAX_HELD;
+  cfg->mode = 0644;
 }
 
-static dh_shm_consumer *
-entry (const dh_consumer *c)
-{
-  return &c->b.consumers[c->index];
-}
-
-/* ---- start position ------------------------------------------------------ */
-
-/* Is record @seq still intact: its descriptor not overwritten and its slot
- * not reused?  (A hint only; the hold protocol decides for real.) */
-static bool
-record_intact (const dh_block *b, uint64_t seq)
-{
-  const dh_shm_desc *d = &b->ring[seq & b->ring_mask];
-  if (atomic_load_explicit (&d->seq, memory_order_acquire) != seq)
-    return false;
-  uint32_t slot = atomic_load_explicit (&d->slot, memory_order_relaxed);
-  uint64_t gen = atomic_load_explicit (&d->generation, memory_order_relaxed);
-  if (slot >= b->slot_count)
-    return false;
-  return atomic_load_explicit (&b->slots[slot].state, memory_order_acquire)
-      == DH_SLOT_WORD (gen, DH_SLOT_COMMITTED);
-}
-
-static uint64_t
-start_cursor (const dh_block *b, dh_start where)
-{
-  uint64_t head = atomic_load_explicit (&b->hdr->head, memory_order_acquire);
-  if (head == 0)
-    return 1;
-  if (where == DH_START_OLDEST) {
-    uint64_t ring = (uint64_t) b->ring_mask + 1;
-    for (uint64_t s = head >= ring ? head - ring + 1 : 1; s < head; s++)
-      if (record_intact (b, s))
-        return s;
-  }
-  return head;
-}
-
-/* Moves our cursor (possibly backwards) and tells the producer to refresh
- * its lowest-cursor cache. */
-static void
-set_cursor (dh_consumer *c, uint64_t cursor)
-{
-  c->cursor = cursor;
-  atomic_store_explicit (&entry (c)->cursor, cursor, memory_order_seq_cst);
-  /* Pairs with the producer's seq_cst load in scan_locked. */
-  atomic_fetch_add_explicit (&c->b.hdr->cursor_epoch, 1, memory_order_seq_cst);
-}
-
-/* ---- registration -------------------------------------------------------- */
-
-/* Takes entry @i, whose OFD lock we already hold.  An entry left ACTIVE or
- * CLAIMING by a dead owner is cleaned here; one the producer is reclaiming
- * is waited for (or taken over if the producer died meanwhile). */
-static void
-claim_entry (dh_consumer *c, uint32_t i, const dh_consumer_config *cfg)
-{
-  dh_block *b = &c->b;
-  dh_shm_consumer *e = &b->consumers[i];
-  uint64_t w;
-  uint64_t give_up = dh_now_ns () + 1000000000u;
-  for (;;) {
-    w = atomic_load_explicit (&e->state, memory_order_acquire);
-    if (DH_CONSUMER_STATE (w) == DH_CONSUMER_RECLAIMING
-        && dh_now_ns () < give_up && dh_producer_alive (b)) {
-      usleep (1000);
-      continue;
-    }
-    uint64_t claiming = DH_CONSUMER_WORD (DH_CONSUMER_EPOCH (w) + 1, DH_CONSUMER_CLAIMING);
-    if (atomic_compare_exchange_strong (&e->state, &w, claiming))
-      break;
-  }
-  if (DH_CONSUMER_STATE (w) != DH_CONSUMER_FREE) {
-    dh_clear_holds (b, i);
-    if (DH_CONSUMER_STATE (w) != DH_CONSUMER_RECLAIMING)
-      dh_retire_consumer_counters (b, i);
-  }
-  c->index = i;
-  c->bit = UINT64_C (1) << i;
-  atomic_store_explicit (&e->heartbeat_ns, dh_now_ns (), memory_order_relaxed);
-  atomic_store_explicit (&e->read, 0, memory_order_relaxed);
-  atomic_store_explicit (&e->bytes_read, 0, memory_order_relaxed);
-  atomic_store_explicit (&e->lost, 0, memory_order_relaxed);
-  atomic_store_explicit (&e->races, 0, memory_order_relaxed);
-  atomic_store_explicit (&e->checksum_failures, 0, memory_order_relaxed);
-  atomic_store_explicit (&e->waits, 0, memory_order_relaxed);
-  atomic_store_explicit (&e->not_ready, 0, memory_order_relaxed);
-  e->pid = (uint32_t) getpid ();
-  e->leaky = cfg->leaky ? 1 : 0;
-  e->start_ticks = dh_proc_start_ticks (getpid ());
-  e->attached_realtime_ns = dh_realtime_ns ();
-  c->cursor = start_cursor (b, cfg->start);
-  atomic_store_explicit (&e->cursor, c->cursor, memory_order_relaxed);
-  /* Pairs with the producer's acquire load of the state in
-   * compute_min_cursor: it sees our cursor and leaky flag with ACTIVE. */
-  atomic_store_explicit (&e->state,
-      DH_CONSUMER_WORD (DH_CONSUMER_EPOCH (w) + 1, DH_CONSUMER_ACTIVE),
-      memory_order_release);
-  /* The producer refreshes its cache; then re-read the start position in
-   * case records were published while we registered. */
-  set_cursor (c, start_cursor (b, cfg->start));
-}
+/* ---- registration ------------------------------------------------------- */
 
 static int
-register_consumer (dh_consumer *c, const dh_consumer_config *cfg)
+keep_config (dh_consumer *c, const dh_consumer_config *cfg)
 {
-  dh_block *b = &c->b;
-  for (uint32_t i = 0; i < b->max_consumers; i++) {
-    /* The lock byte is the allocation: whoever holds it owns entry i. */
-    if (dh_lock_byte (b->fd, DH_LOCK_CONSUMER (i)) != 0)
-      continue;
-    claim_entry (c, i, cfg);
-    b->tag = 2 + i;
-    return 0;
+  c->cfg = *cfg;
+  c->cfg.name = NULL;
+  if (cfg->secret) {
+    memcpy (c->secret, cfg->secret, DH_SECRET_SIZE);
+    c->cfg.secret = c->secret;
   }
-  return dh_fail (DH_EFULL, "%s: all %u consumer entries are in use", b->name,
-      b->max_consumers);
+  if (cfg->expected_schema && !(c->schema = strdup (cfg->expected_schema)))
+    return dh_fail (-ENOMEM, "out of memory");
+  c->cfg.expected_schema = c->schema;
+  if (c->cfg.leaky > DH_LEAKY_AUTO)
+    return dh_fail (-EINVAL, "leaky %d is not no, yes or auto", (int) c->cfg.leaky);
+  if (c->cfg.max_held == 0 || c->cfg.max_held > DH_MAX_HOLDS)
+    c->cfg.max_held = c->cfg.max_held ? DH_MAX_HOLDS : DH_DEFAULT_MAX_HELD;
+  if (c->cfg.mode == 0)
+    c->cfg.mode = 0644;
+  return 0;
+}
+
+static void
+free_consumer (dh_consumer *c)
+{
+  pthread_mutex_destroy (&c->hold_lock);
+  pthread_mutex_destroy (&c->req_lock);
+  free (c->schema);
+  sodium_memzero (c->secret, sizeof c->secret);
+  free (c);
 }
 
 int
-dh_consumer_attach (const dh_consumer_config *cfg, dh_consumer **out)
+dh_consumer_open (const dh_consumer_config *cfg, dh_consumer **out)
 {
   DH_CHECK_ARG (cfg && cfg->name && out);
   if (sodium_init () < 0)
@@ -158,28 +69,54 @@ dh_consumer_attach (const dh_consumer_config *cfg, dh_consumer **out)
   dh_consumer *c = calloc (1, sizeof *c);
   if (!c)
     return dh_fail (-ENOMEM, "out of memory");
-  c->b.fd = -1;
-  int rc = dh_block_attach (&c->b, cfg);
-  if (rc == 0 && (rc = register_consumer (c, cfg)) != 0)
-    dh_block_unmap (&c->b);
+  pthread_mutex_init (&c->hold_lock, NULL);
+  pthread_mutex_init (&c->req_lock, NULL);
+  c->obj_fd = -1;
+  c->x_fd = -1;
+  int rc = keep_config (c, cfg);
+  if (rc == 0)
+    rc = dh_shm_name (cfg->name, c->origin, sizeof c->origin);
+  if (rc == 0) {
+    randombytes_buf (&c->token, sizeof c->token);
+    rc = dh_peer_create (c->origin, 0, c->cfg.mode, &c->cfg, c->token, &c->obj_fd,
+        &c->obj, &c->index);
+  }
   if (rc != 0) {
-    free (c);
+    free_consumer (c);
     return rc;
+  }
+  dh_session_doorbell (c);
+  *out = c;
+  return 0;
+}
+
+int
+dh_consumer_attach (const dh_consumer_config *cfg, dh_consumer **out)
+{
+  DH_CHECK_ARG (cfg && out);
+  dh_consumer *c;
+  int rc = dh_consumer_open (cfg, &c);
+  if (rc != 0)
+    return rc;
+  /* a live producer admits at once; give it time even with a zero timeout */
+  rc = dh_session_connect (c, dh_deadline (cfg->attach_timeout_ms),
+      dh_now_ns () + DH_ADMISSION_TIMEOUT_NS);
+  if (rc != 0) {
+    char why[512];
+    memcpy (why, dh_error_detail (), sizeof why);
+    dh_consumer_detach (c);
+    return dh_fail (rc, "%s", why);
   }
   *out = c;
   return 0;
 }
 
-static void
-wake_producer (dh_shm_header *h)
+int
+dh_consumer_wait_attached (dh_consumer *c, int timeout_ms)
 {
-  /* Dekker with the producer in wait_for_space: our cursor store or hold
-   * release (seq_cst) comes before this load; its waiter count comes
-   * before its re-scan. */
-  if (atomic_load_explicit (&h->space_waiters, memory_order_seq_cst) != 0) {
-    atomic_fetch_add_explicit (&h->space_wake, 1, memory_order_seq_cst);
-    dh_futex_wake_all (&h->space_wake);
-  }
+  DH_CHECK_ARG (c);
+  uint64_t deadline = dh_deadline (timeout_ms);
+  return c->cur ? 0 : dh_session_connect (c, deadline, deadline);
 }
 
 void
@@ -187,93 +124,148 @@ dh_consumer_detach (dh_consumer *c)
 {
   if (!c)
     return;
-  dh_block *b = &c->b;
-  dh_shm_consumer *e = entry (c);
-  uint64_t w = atomic_load_explicit (&e->state, memory_order_relaxed);
-  dh_clear_holds (b, c->index);
-  dh_retire_consumer_counters (b, c->index);
-  atomic_store_explicit (&e->state,
-      DH_CONSUMER_WORD (DH_CONSUMER_EPOCH (w), DH_CONSUMER_FREE), memory_order_release);
-  wake_producer (b->hdr);
-  dh_unlock_byte (b->fd, DH_LOCK_CONSUMER (c->index));
-  dh_block_unmap (b);
-  sodium_memzero (b->hmac_key, sizeof b->hmac_key);
-  free (c);
+  pthread_mutex_lock (&c->hold_lock);
+  for (unsigned j = 0; j < DH_MAX_HOLDS; j++)
+    if (c->held[j].used) {
+      c->held[j].used = false;
+      atomic_store_explicit (&c->obj->holds[j], 0, memory_order_release);
+      dh_consumer_wake_producer (c, c->held[j].blk);
+    }
+  c->nheld = 0;
+  pthread_mutex_unlock (&c->hold_lock);
+  if (c->cur)
+    dh_consumer_wake_producer (c, c->cur);
+  dh_peer_remove (c->origin, c->index, c->obj_fd, c->obj);
+  dh_session_free_all (c);
+  dh_exchange_close (c->x, c->x_fd, c->origin, false);
+  free_consumer (c);
+}
+
+/* ---- waking the producer --------------------------------------------------- */
+
+void
+dh_consumer_wake_producer (dh_consumer *c, const dh_cblock *blk)
+{
+  const dh_shm_header *h = blk->b.hdr;
+  /* Dekker with the producer in sleep_for_space (producer.c): our cursor
+   * store or hold release (seq_cst) comes before this load; its
+   * space_waiters store comes before its re-scan.  Only a consumer the
+   * producer waits for bumps its word. */
+  if (atomic_load_explicit (&h->space_waiters, memory_order_seq_cst) != 0
+      && (atomic_load_explicit (&h->gate_mask, memory_order_acquire)
+          & (UINT64_C (1) << c->index))) {
+    atomic_fetch_add_explicit (&c->obj->progress, 1, memory_order_seq_cst);
+    dh_futex_wake_all (&c->obj->progress);
+  }
 }
 
 /* ---- waiting ------------------------------------------------------------- */
+
+static bool
+data_ready (const dh_consumer *c)
+{
+  return atomic_load_explicit (&c->cur->b.hdr->head, memory_order_acquire) >= c->cursor;
+}
 
 /* Everything before the handover was read: the stream goes on elsewhere. */
 static bool
 past_cutover (const dh_consumer *c)
 {
   /* Pairs with the release store in dh_producer_handover. */
-  uint64_t cutover = atomic_load_explicit (&c->b.hdr->cutover_seq, memory_order_acquire);
+  uint64_t cutover = atomic_load_explicit (&c->cur->b.hdr->cutover_seq,
+      memory_order_acquire);
   return cutover != 0 && c->cursor >= cutover;
 }
 
 static bool
-data_ready (const dh_consumer *c)
+closed (const dh_consumer *c)
 {
-  return atomic_load_explicit (&c->b.hdr->head, memory_order_acquire) >= c->cursor;
+  /* Pairs with the release store of CLOSED in dh_producer_close, made
+   * after the last head store: nothing more will come. */
+  return atomic_load_explicit (&c->cur->b.hdr->producer_state, memory_order_acquire)
+      == DH_PRODUCER_CLOSED;
+}
+
+static bool
+evicted_now (dh_consumer *c)
+{
+  const dh_shm_admission *e = &c->cur->b.table[c->index];
+  if (atomic_load_explicit (&e->state, memory_order_acquire) == DH_ADMIT_EVICTED
+      && atomic_load_explicit (&e->token, memory_order_acquire) == c->token)
+    c->evicted = true;
+  return c->evicted;
+}
+
+/* Has the producer stopped?  DH_ECLOSED, DH_EPRODUCERDEAD, or 0.  The
+ * liveness test is a system call: at most once per DH_PRODUCER_CHECK_NS. */
+static int
+producer_gone (dh_consumer *c, uint64_t now)
+{
+  if (closed (c))
+    return DH_ECLOSED;
+  if (now - c->last_liveness_check_ns < DH_PRODUCER_CHECK_NS)
+    return 0;
+  c->last_liveness_check_ns = now;
+  if (dh_producer_alive (&c->cur->b))
+    return 0;
+  /* A closing producer stores CLOSED before it drops its lock (a system
+   * call, so ordered before our F_OFD_GETLK): tell a clean close from a
+   * death. */
+  if (closed (c))
+    return DH_ECLOSED;
+  return dh_fail (DH_EPRODUCERDEAD, "%s: producer died", c->cur->b.name);
 }
 
 static int
 wait_for_data (dh_consumer *c, uint64_t deadline)
 {
-  dh_block *b = &c->b;
-  dh_shm_header *h = b->hdr;
-  dh_shm_consumer *e = entry (c);
+  dh_shm_header *h = c->cur->b.hdr;
+  dh_shm_consumer *o = c->obj;
   for (int spin = 0; spin < DH_SPIN_ITERATIONS; spin++) {
     if (data_ready (c))
       return 0;
     dh_cpu_relax ();
   }
   for (;;) {
+    /* the private word first, then the flag: an unlock in between
+     * changes the word and ends the sleep below at once */
+    uint32_t local = atomic_load_explicit (&c->wake_word, memory_order_acquire);
     if (atomic_load (&c->wakeup))
       return -ECANCELED;
     uint32_t word = atomic_load_explicit (&h->data_wake, memory_order_acquire);
-    /* Dekker with publish_head (producer.c): count in, then re-check. */
-    atomic_fetch_add_explicit (&h->data_waiters, 1, memory_order_seq_cst);
-    if (atomic_load_explicit (&h->head, memory_order_seq_cst) >= c->cursor) {
-      atomic_fetch_sub_explicit (&h->data_waiters, 1, memory_order_relaxed);
-      return 0;
-    }
-    if (past_cutover (c)) {
-      atomic_fetch_sub_explicit (&h->data_waiters, 1, memory_order_relaxed);
-      return DH_EHANDOVER;
-    }
-    /* Pairs with the release store of CLOSED in dh_producer_destroy, made
-     * after the last head store: nothing more will come. */
-    if (atomic_load_explicit (&h->producer_state, memory_order_acquire)
-        == DH_PRODUCER_CLOSED) {
-      atomic_fetch_sub_explicit (&h->data_waiters, 1, memory_order_relaxed);
-      return data_ready (c) ? 0 : DH_ECLOSED;
+    /* Dekker with publish_head (producer.c): flag in, then re-check. */
+    atomic_store_explicit (&o->waiting, 1, memory_order_seq_cst);
+    int rc = 0;
+    if (atomic_load_explicit (&h->head, memory_order_seq_cst) >= c->cursor)
+      rc = 1;
+    else if (past_cutover (c))
+      rc = DH_EHANDOVER;
+    else if (closed (c))
+      rc = data_ready (c) ? 1 : DH_ECLOSED;
+    else if (evicted_now (c))
+      rc = dh_fail (DH_EEVICTED, "%s evicted this consumer", c->cur->b.name);
+    if (rc != 0) {
+      atomic_store_explicit (&o->waiting, 0, memory_order_relaxed);
+      return rc == 1 ? 0 : rc;
     }
     uint64_t now = dh_now_ns ();
-    uint64_t slice = now + DH_PRODUCER_CHECK_NS;
-    if (now < deadline)
-      (void) dh_futex_wait (&h->data_wake, word, slice < deadline ? slice : deadline);
-    atomic_fetch_sub_explicit (&h->data_waiters, 1, memory_order_relaxed);
-    dh_relaxed_inc (&e->waits, 1);
+    uint64_t slice = now + DH_PRODUCER_CHECK_NS < deadline ? now + DH_PRODUCER_CHECK_NS
+        : deadline;
+    DH_TEST_POINT ("wait.before_sleep");
+    const _Atomic uint32_t *words[1] = { &h->data_wake };
+    rc = dh_futex_wait2 (words, &word, 1, &c->wake_word, local, slice);
+    if (rc == -ETIMEDOUT && slice < deadline)
+      DH_TEST_POINT ("wait.slice_expired");
+    atomic_store_explicit (&o->waiting, 0, memory_order_relaxed);
+    dh_relaxed_inc (&o->waits, 1);
     now = dh_now_ns ();
-    atomic_store_explicit (&e->heartbeat_ns, now, memory_order_relaxed);
+    atomic_store_explicit (&o->heartbeat_ns, now, memory_order_relaxed);
     if (data_ready (c))
       return 0;
-    if (now - c->last_liveness_check_ns >= DH_PRODUCER_CHECK_NS) {
-      c->last_liveness_check_ns = now;
-      if (!dh_producer_alive (b)) {
-        /* A closing producer stores CLOSED before it drops its lock (a
-         * system call, so ordered before our F_OFD_GETLK): tell a clean
-         * close from a death. */
-        if (atomic_load_explicit (&h->producer_state, memory_order_acquire)
-            == DH_PRODUCER_CLOSED)
-          return data_ready (c) ? 0 : DH_ECLOSED;
-        return dh_fail (DH_EPRODUCERDEAD, "%s: producer died", b->name);
-      }
-    }
+    if ((rc = producer_gone (c, now)) != 0)
+      return rc == DH_ECLOSED && data_ready (c) ? 0 : rc;
     if (now >= deadline) {
-      dh_relaxed_inc (&e->not_ready, 1);
+      dh_relaxed_inc (&o->not_ready, 1);
       return -ETIMEDOUT;
     }
   }
@@ -281,7 +273,7 @@ wait_for_data (dh_consumer *c, uint64_t deadline)
 
 /* ---- reading ------------------------------------------------------------- */
 
-/* Skips @n records: counted as lost once the first record was delivered. */
+/* Skips to @to: counted as lost once the first record was delivered. */
 static void
 skip (dh_consumer *c, uint64_t to)
 {
@@ -320,46 +312,105 @@ read_desc (const dh_block *b, uint64_t seq, dh_record *r)
   if (atomic_load_explicit (&d->seq, memory_order_relaxed) != seq)
     return false;
   r->seq = seq;
+  r->session = b->session_id;
+  r->flags = 0;
   return true;
 }
 
-/* TOCTTOU-safe hold (review P4): set our bit, then re-check state and
- * generation.  The seq_cst pair (our RMW, our state load) against the
- * producer's (state CAS, readers load) in try_claim guarantees that one of
- * us sees the other. */
+/* The producer stored (gen+1) | WRITING while we took our hold: wait for it
+ * to decide its claim (§5.4 step 4).  True if it backed out (our hold
+ * protects the record), false if it is rewriting the slot. */
 static bool
-take_hold (dh_consumer *c, const dh_record *r)
+claim_backed_out (const dh_shm_slot *s, uint64_t committed)
 {
-  dh_block *b = &c->b;
-  dh_shm_slot *s = &b->slots[r->slot];
-  uint64_t before = atomic_fetch_or_explicit (&s->readers, c->bit, memory_order_seq_cst);
-  uint64_t w = atomic_load_explicit (&s->state, memory_order_seq_cst);
-  if (w != DH_SLOT_WORD (r->generation, DH_SLOT_COMMITTED)) {
-    atomic_fetch_and_explicit (&s->readers, ~c->bit, memory_order_release);
-    return false;
+  uint64_t writing = DH_SLOT_WORD (DH_SLOT_GEN (committed) + 1, DH_SLOT_WRITING);
+  uint64_t give_up = 0;
+  for (unsigned spin = 0;; spin++) {
+    uint32_t a1 = atomic_load_explicit (&s->claim, memory_order_acquire);
+    /* Pairs with the producer's release store of decided, made after it
+     * restored the state (or decided to keep it). */
+    uint32_t d = atomic_load_explicit (&s->decided, memory_order_acquire);
+    uint64_t w = atomic_load_explicit (&s->state, memory_order_acquire);
+    uint32_t a2 = atomic_load_explicit (&s->claim, memory_order_acquire);
+    if (w == committed)
+      return true;
+    if (w != writing || (a1 == a2 && d == a1))
+      return false;
+    if (spin < 64) {
+      dh_cpu_relax ();
+      continue;
+    }
+    uint64_t now = dh_now_ns ();
+    if (!give_up)
+      give_up = now + DH_DECISION_WAIT_NS;
+    else if (now >= give_up)
+      return false;
+    sched_yield ();
   }
-  uint64_t holders = (uint64_t) __builtin_popcountll (before | c->bit);
-  _Atomic uint64_t *peak = &b->hdr->metrics.reader_peak_count;
-  if (holders > atomic_load_explicit (peak, memory_order_relaxed))
-    atomic_store_explicit (peak, holders, memory_order_relaxed);
-  return true;
+}
+
+/* A free hold entry within our quota, recorded as ours; -1 if none. */
+static int
+reserve_hold (dh_consumer *c, const dh_record *r)
+{
+  int j = -1;
+  pthread_mutex_lock (&c->hold_lock);
+  for (uint32_t k = 0; k < c->quota; k++)
+    if (!c->held[k].used) {
+      c->held[k] = (dh_hold) { true, r->slot, r->seq, r->generation, c->cur };
+      c->nheld++;
+      c->cur->holds++;
+      j = (int) k;
+      break;
+    }
+  pthread_mutex_unlock (&c->hold_lock);
+  return j;
 }
 
 static void
-release_hold (dh_consumer *c, uint32_t slot)
+unreserve_hold (dh_consumer *c, int j)
 {
-  /* Release: our reads of the payload happen before the producer's reuse
-   * (its acquire load of readers in try_claim); seq_cst for wake_producer. */
-  atomic_fetch_and_explicit (&c->b.slots[slot].readers, ~c->bit, memory_order_seq_cst);
-  wake_producer (c->b.hdr);
+  pthread_mutex_lock (&c->hold_lock);
+  c->held[j].used = false;
+  c->nheld--;
+  c->held[j].blk->holds--;
+  pthread_mutex_unlock (&c->hold_lock);
+}
+
+/* TOCTTOU-safe hold (review P4): store our entry, then re-check the
+ * slot's state and generation.  The seq_cst pair (our entry store, our
+ * state load) against the producer's (state store, entry loads) in
+ * producer.c claim guarantees that one of us sees the other.  1 = held,
+ * 0 = the slot was reused, -ENOBUFS = no entry left. */
+static int
+take_hold (dh_consumer *c, const dh_record *r)
+{
+  const dh_block *b = &c->cur->b;
+  const dh_shm_slot *s = &b->slots[r->slot];
+  int j = reserve_hold (c, r);
+  if (j < 0)
+    return dh_fail (-ENOBUFS, "%s: all %u holds granted to this consumer are in use; "
+        "release a record first", b->name, c->quota);
+  atomic_store_explicit (&c->obj->holds[j], DH_HOLD_ENTRY (b->session_id, r->slot),
+      memory_order_seq_cst);
+  DH_TEST_POINT ("hold.stored");
+  uint64_t committed = DH_SLOT_WORD (r->generation, DH_SLOT_COMMITTED);
+  uint64_t w = atomic_load_explicit (&s->state, memory_order_seq_cst);
+  if (w == committed || (w == DH_SLOT_WORD (r->generation + 1, DH_SLOT_WRITING)
+          && claim_backed_out (s, committed)))
+    return 1;
+  atomic_store_explicit (&c->obj->holds[j], 0, memory_order_release);
+  unreserve_hold (c, j);
+  return 0;
 }
 
 static bool
 verify_record (const dh_consumer *c, const dh_record *r)
 {
   uint8_t sum[DH_HASH_SIZE];
-  dh_payload_hash (&c->b, r->data, r->info.size, sum);
-  return dh_hash_equal (sum, c->b.slots[r->slot].checksum);
+  const dh_block *b = &c->cur->b;
+  dh_payload_hash (b, r->data, r->info.size, sum);
+  return dh_hash_equal (sum, b->slots[r->slot].checksum);
 }
 
 static bool
@@ -368,88 +419,146 @@ latest_value (const dh_block *b)
   return b->policy != DH_POLICY_RING;
 }
 
+static int release_held (dh_consumer *c, const dh_record *r);
+
+/* Counts a delivered record. */
+static void
+deliver (dh_consumer *c, dh_record *out)
+{
+  dh_shm_consumer *o = c->obj;
+  out->lost_before = c->pending_lost;
+  dh_relaxed_inc (&o->lost, c->pending_lost);
+  c->pending_lost = 0;
+  c->started = true;
+  dh_relaxed_inc (&o->read, 1);
+  dh_relaxed_inc (&o->bytes_read, out->info.size);
+}
+
+/* Latest-value policies: the newest record, unheld (§5.4).  1 = got it,
+ * 0 = nothing committed to read right now (wait for the next commit). */
+static int
+take_latest (dh_consumer *c, uint64_t head, dh_record *out)
+{
+  const dh_block *b = &c->cur->b;
+  if (head > c->cursor)
+    skip (c, head);
+  if (!read_desc (b, c->cursor, out) || out->slot >= b->slot_count
+      || out->info.size > b->slot_size
+      || atomic_load_explicit (&b->slots[out->slot].state, memory_order_acquire)
+          != DH_SLOT_WORD (out->generation, DH_SLOT_COMMITTED)) {
+    /* being rewritten (single slot): wait for the next commit */
+    dh_relaxed_inc (&c->obj->races, 1);
+    c->cursor = head + 1;
+    return 0;
+  }
+  c->cursor++;
+  atomic_store_explicit (&c->obj->cursor, c->cursor, memory_order_relaxed);
+  out->data = dh_payload_at (b, out->slot);
+  out->flags = DH_RECORD_UNHELD;
+  deliver (c, out);
+  return 1;
+}
+
 /* Tries to take the record at the cursor.  1 = got it, 0 = skipped (the
  * cursor moved on), <0 = error. */
 static int
 take_at_cursor (dh_consumer *c, dh_record *out)
 {
-  dh_block *b = &c->b;
-  dh_shm_consumer *e = entry (c);
+  const dh_block *b = &c->cur->b;
+  dh_shm_consumer *o = c->obj;
   uint64_t head = atomic_load_explicit (&b->hdr->head, memory_order_acquire);
-  if (latest_value (b) && head > c->cursor)
-    skip (c, head);
+  if (latest_value (b))
+    return take_latest (c, head, out);
   if (!read_desc (b, c->cursor, out)) {
     /* Lapped: the producer reused our descriptor.  Resume at the oldest
      * descriptor that can still be intact. */
     uint64_t ring = (uint64_t) b->ring_mask + 1;
     head = atomic_load_explicit (&b->hdr->head, memory_order_acquire);
     uint64_t oldest = head >= ring ? head - ring + 1 : 1;
-    dh_relaxed_inc (&b->hdr->metrics.reader_validation_failed, 1);
+    dh_relaxed_inc (&o->races, 1);
     skip (c, oldest > c->cursor ? oldest : c->cursor + 1);
     return 0;
   }
   if (out->slot >= b->slot_count || out->info.size > b->slot_size) {
-    /* Never trust a size or index from shared memory. */
-    dh_relaxed_inc (&b->hdr->metrics.reader_validation_failed, 1);
-    dh_record_error (b, DH_ECORRUPT);
+    /* never trust a size or index from shared memory */
+    dh_relaxed_inc (&o->races, 1);
     skip (c, c->cursor + 1);
     return 0;
   }
-  if (!take_hold (c, out)) {
-    dh_relaxed_inc (&e->races, 1);
+  int held = take_hold (c, out);
+  if (held < 0)
+    return held;
+  if (held == 0) {
+    dh_relaxed_inc (&o->races, 1);
     skip (c, c->cursor + 1);
     return 0;
   }
   c->cursor++;
-  /* seq_cst: the hold bit (set above) is visible to whoever sees the new
-   * cursor (compute_min_cursor), and the store precedes wake_producer. */
-  atomic_store_explicit (&e->cursor, c->cursor, memory_order_seq_cst);
-  wake_producer (b->hdr);
+  /* seq_cst: the hold entry (stored above) is visible to whoever sees the
+   * new cursor, and the store precedes the load in wake_producer. */
+  atomic_store_explicit (&o->cursor, c->cursor, memory_order_seq_cst);
+  dh_consumer_wake_producer (c, c->cur);
   out->data = dh_payload_at (b, out->slot);
-  out->reserved = 0;
   if (b->integrity != DH_INTEGRITY_NONE && b->check == DH_CHECK_ENFORCED
       && !verify_record (c, out)) {
-    release_hold (c, out->slot);
-    dh_relaxed_inc (&e->checksum_failures, 1);
-    dh_record_error (b, DH_ECHECKSUM);
+    release_held (c, out);
+    dh_relaxed_inc (&o->checksum_failures, 1);
     c->pending_lost++;
     return dh_fail (DH_ECHECKSUM, "%s: record %llu failed its %s check; dropped",
         b->name, (unsigned long long) out->seq,
         b->integrity == DH_INTEGRITY_HMAC ? "HMAC" : "checksum");
   }
-  out->lost_before = c->pending_lost;
-  dh_relaxed_inc (&e->lost, c->pending_lost);
-  c->pending_lost = 0;
-  c->started = true;
-  dh_relaxed_inc (&e->read, 1);
-  dh_relaxed_inc (&e->bytes_read, out->info.size);
-  atomic_fetch_add_explicit (&c->held, 1, memory_order_relaxed);
+  deliver (c, out);
   return 1;
+}
+
+/* The producer went away, or the stream moved on: DH_EHANDOVER /
+ * DH_ECLOSED / DH_EPRODUCERDEAD, after which the handle goes on. */
+static int
+stream_event (dh_consumer *c, int rc)
+{
+  if (rc == DH_EHANDOVER)
+    return dh_session_follow (c);
+  if (rc == DH_ECLOSED || rc == DH_EPRODUCERDEAD)
+    return dh_session_end (c, rc);
+  return rc;
 }
 
 int
 dh_consumer_next (dh_consumer *c, int timeout_ms, dh_record *out)
 {
   DH_CHECK_ARG (c && out);
-  uint64_t deadline = 0;
-  bool have_deadline = false;
+  uint64_t deadline = dh_deadline (timeout_ms);
   for (;;) {
     if (atomic_load_explicit (&c->wakeup, memory_order_relaxed))
       return -ECANCELED;
-    if (!data_ready (c)) {
-      if (past_cutover (c))
-        return DH_EHANDOVER;
-      if (timeout_ms == 0) {
-        dh_relaxed_inc (&entry (c)->not_ready, 1);
-        return -ETIMEDOUT;
-      }
-      if (!have_deadline) {
-        deadline = dh_deadline (timeout_ms);
-        have_deadline = true;
-      }
-      int rc = wait_for_data (c, deadline);
+    if (c->evicted)
+      return dh_fail (DH_EEVICTED, "%s: this consumer was evicted", c->origin);
+    if (!c->cur) {
+      int rc = dh_session_connect (c, deadline, deadline);
       if (rc != 0)
-        return rc;
+        return rc == -ENOENT || rc == DH_ENOTREADY ? -ETIMEDOUT : rc;
+    }
+    if (!data_ready (c)) {
+      int rc = 0;
+      if (past_cutover (c))
+        rc = DH_EHANDOVER;
+      else if (timeout_ms == 0) {
+        /* polling still reports a producer that went away */
+        rc = producer_gone (c, dh_now_ns ());
+        if (rc == 0) {
+          if (evicted_now (c))
+            return dh_fail (DH_EEVICTED, "%s evicted this consumer", c->cur->b.name);
+          dh_relaxed_inc (&c->obj->not_ready, 1);
+          return -ETIMEDOUT;
+        }
+        if (rc == DH_ECLOSED && data_ready (c))
+          rc = 0;
+      } else {
+        rc = wait_for_data (c, deadline);
+      }
+      if (rc != 0)
+        return stream_event (c, rc);
     }
     int got = take_at_cursor (c, out);
     if (got != 0)
@@ -465,50 +574,132 @@ dh_consumer_next_batch (dh_consumer *c, dh_record *out, unsigned max, int timeou
   if (rc != 0)
     return rc;
   unsigned got = 1;
-  while (got < max && data_ready (c)) {
+  while (got < max && c->cur && data_ready (c) && !past_cutover (c)) {
     rc = take_at_cursor (c, &out[got]);
     if (rc < 0)
-      break; /* a record failed its integrity check: it was dropped and
-                counted (lost, checksum_failures); end the batch here */
+      break; /* a record failed its integrity check (dropped and counted),
+                or no hold left: end the batch here */
     got += (unsigned) rc;
   }
   return (int) got;
+}
+
+/* ---- releasing ------------------------------------------------------------ */
+
+static int
+release_held (dh_consumer *c, const dh_record *r)
+{
+  pthread_mutex_lock (&c->hold_lock);
+  int j = -1;
+  for (unsigned k = 0; k < DH_MAX_HOLDS; k++) {
+    const dh_hold *h = &c->held[k];
+    if (h->used && h->seq == r->seq && h->slot == r->slot && h->generation == r->generation
+        && h->blk->b.session_id == r->session) {
+      j = (int) k;
+      break;
+    }
+  }
+  if (j < 0) {
+    pthread_mutex_unlock (&c->hold_lock);
+    return dh_fail (DH_ESLOT, "record %llu (slot %u) is not held", (unsigned long long) r->seq,
+        r->slot);
+  }
+  dh_cblock *blk = c->held[j].blk;
+  c->held[j].used = false;
+  c->nheld--;
+  blk->holds--;
+  /* seq_cst: our reads of the payload happen before the producer's reuse
+   * (its loads of our entries), and the store precedes wake_producer's
+   * load of space_waiters. */
+  atomic_store_explicit (&c->obj->holds[j], 0, memory_order_seq_cst);
+  dh_consumer_wake_producer (c, blk);
+  dh_session_release_block_locked (c, blk);
+  pthread_mutex_unlock (&c->hold_lock);
+  return 0;
+}
+
+/* An unheld record stays valid only if the producer did not rewrite its
+ * slot while the caller copied it. */
+static int
+validate_unheld (dh_consumer *c, const dh_record *r)
+{
+  if (!c->cur || c->cur->b.session_id != r->session || r->slot >= c->cur->b.slot_count)
+    return dh_fail (DH_ESTALE, "record %llu: its block is gone", (unsigned long long) r->seq);
+  /* The caller's reads of the payload happen before this load (seqlock
+   * reader); pairs with the release fence the producer makes after it
+   * stores WRITING and before it writes the payload (producer.c claim). */
+  dh_acquire_fence ();
+  uint64_t w = atomic_load_explicit (&c->cur->b.slots[r->slot].state, memory_order_relaxed);
+  if (w != DH_SLOT_WORD (r->generation, DH_SLOT_COMMITTED)) {
+    dh_relaxed_inc (&c->obj->races, 1);
+    return dh_fail (DH_ESTALE, "record %llu was rewritten while it was read",
+        (unsigned long long) r->seq);
+  }
+  return 0;
 }
 
 int
 dh_consumer_release (dh_consumer *c, const dh_record *r)
 {
   DH_CHECK_ARG (c && r);
-  if (r->slot >= c->b.slot_count)
-    return dh_fail (DH_ESLOT, "record slot %u out of range", r->slot);
-  uint64_t before = atomic_load_explicit (&c->b.slots[r->slot].readers,
-      memory_order_relaxed);
-  if (!(before & c->bit))
-    return dh_fail (DH_ESLOT, "record %llu (slot %u) is not held",
-        (unsigned long long) r->seq, r->slot);
-  release_hold (c, r->slot);
-  atomic_fetch_sub_explicit (&c->held, 1, memory_order_relaxed);
-  return 0;
+  return (r->flags & DH_RECORD_UNHELD) ? validate_unheld (c, r) : release_held (c, r);
+}
+
+/* ---- positions ------------------------------------------------------------ */
+
+/* Is record @seq still intact: its descriptor not overwritten and its slot
+ * not reused?  (A hint only; the hold protocol decides for real.) */
+static bool
+record_intact (const dh_block *b, uint64_t seq)
+{
+  const dh_shm_desc *d = &b->ring[seq & b->ring_mask];
+  if (atomic_load_explicit (&d->seq, memory_order_acquire) != seq)
+    return false;
+  uint32_t slot = atomic_load_explicit (&d->slot, memory_order_relaxed);
+  uint64_t gen = atomic_load_explicit (&d->generation, memory_order_relaxed);
+  if (slot >= b->slot_count)
+    return false;
+  return atomic_load_explicit (&b->slots[slot].state, memory_order_acquire)
+      == DH_SLOT_WORD (gen, DH_SLOT_COMMITTED);
 }
 
 int
 dh_consumer_seek (dh_consumer *c, dh_start where)
 {
   DH_CHECK_ARG (c && (where == DH_START_LATEST || where == DH_START_OLDEST));
-  set_cursor (c, start_cursor (&c->b, where));
+  if (!c->cur)
+    return dh_fail (-ENOTCONN, "%s: no producer yet", c->origin);
+  const dh_block *b = &c->cur->b;
+  uint64_t head = atomic_load_explicit (&b->hdr->head, memory_order_acquire);
+  uint64_t to = head ? head : 1;
+  if (where == DH_START_OLDEST && head) {
+    uint64_t ring = (uint64_t) b->ring_mask + 1;
+    for (uint64_t s = head >= ring ? head - ring + 1 : 1; s < head; s++)
+      if (record_intact (b, s)) {
+        to = s;
+        break;
+      }
+  }
+  c->cursor = to;
+  atomic_store_explicit (&c->obj->cursor, to, memory_order_seq_cst);
   c->pending_lost = 0;
   c->started = false;
   return 0;
 }
 
+/* ---- the rest --------------------------------------------------------------- */
+
 int
 dh_consumer_verify (dh_consumer *c, const dh_record *r)
 {
-  DH_CHECK_ARG (c && r && r->slot < c->b.slot_count);
-  if (c->b.integrity == DH_INTEGRITY_NONE)
-    return dh_fail (DH_ECONFIG, "%s was created without integrity", c->b.name);
-  if (r->info.size > c->b.slot_size || !verify_record (c, r)) {
-    dh_relaxed_inc (&entry (c)->checksum_failures, 1);
+  DH_CHECK_ARG (c && r);
+  if (!c->cur || c->cur->b.session_id != r->session || r->slot >= c->cur->b.slot_count)
+    return dh_fail (DH_ESLOT, "record %llu is not of the current block",
+        (unsigned long long) r->seq);
+  if (c->cur->b.integrity == DH_INTEGRITY_NONE)
+    return dh_fail (DH_ECONFIG, "%s was created without integrity", c->cur->b.name);
+  if (r->info.size > c->cur->b.slot_size || !verify_record (c, r)) {
+    dh_relaxed_inc (&c->obj->checksum_failures, 1);
     return dh_fail (DH_ECHECKSUM, "record %llu failed verification",
         (unsigned long long) r->seq);
   }
@@ -520,49 +711,66 @@ dh_consumer_zone_read (dh_consumer *c, unsigned zone, void *buf, size_t cap,
     size_t *len, uint64_t *version)
 {
   DH_CHECK_ARG (c && (buf || cap == 0) && len);
-  return dh_zone_read (&c->b, zone, buf, cap, len, version);
+  if (!c->cur)
+    return dh_fail (-ENOTCONN, "%s: no producer yet", c->origin);
+  return dh_zone_read (&c->cur->b, zone, buf, cap, len, version);
+}
+
+uint64_t
+dh_consumer_zone_version (dh_consumer *c, unsigned zone)
+{
+  if (!c || !c->cur || zone >= c->cur->b.zone_count)
+    return 0;
+  /* Pairs with the release store of the even seq in dh_zone_write. */
+  return atomic_load_explicit (&c->cur->b.hdr->zones[zone].seq, memory_order_acquire);
 }
 
 int
 dh_consumer_successor (dh_consumer *c, char *buf, size_t len)
 {
   DH_CHECK_ARG (c && buf && len > 0);
-  const dh_shm_header *h = c->b.hdr;
-  uint8_t name[DH_NAME_MAX + 1];
-  for (int attempt = 0; attempt < 1000; attempt++) {
-    uint64_t s1 = atomic_load_explicit (&h->successor_seq, memory_order_acquire);
-    if (s1 & 1)
-      continue;
-    dh_load_words (name, (const uint8_t *) h->successor_name, sizeof name);
-    if (atomic_load_explicit (&h->successor_seq, memory_order_relaxed) != s1)
-      continue;
-    if (s1 == 0)
-      return dh_fail (-ENOENT, "%s has no successor", c->b.name);
-    name[DH_NAME_MAX] = '\0'; /* never trust shared memory to terminate it */
-    size_t n = strlen ((const char *) name);
-    if (n + 1 > len)
-      return dh_fail (-ENOBUFS, "successor name needs %zu bytes", n + 1);
-    memcpy (buf, name, n + 1);
-    return 0;
-  }
-  return dh_fail (-EAGAIN, "successor name keeps changing");
+  if (!c->cur)
+    return dh_fail (-ENOTCONN, "%s: no producer yet", c->origin);
+  return dh_block_successor (&c->cur->b, buf, len);
 }
 
-uint64_t
-dh_consumer_zone_version (dh_consumer *c, unsigned zone)
+int
+dh_consumer_request (dh_consumer *c, uint32_t kind, const void *data, size_t len)
 {
-  if (!c || zone >= c->b.zone_count)
-    return 0;
-  /* Pairs with the release store of the even seq in dh_zone_write. */
-  return atomic_load_explicit (&c->b.hdr->zones[zone].seq, memory_order_acquire);
+  DH_CHECK_ARG (c && (data || len == 0));
+  if (len > DH_REQUEST_MAX)
+    return dh_fail (-EMSGSIZE, "request of %zu bytes exceeds %u", len, DH_REQUEST_MAX);
+  dh_shm_consumer *o = c->obj;
+  uint8_t padded[DH_REQUEST_MAX] = { 0 };
+  memcpy (padded, data, len);
+  pthread_mutex_lock (&c->req_lock);
+  /* odd while writing; the producer copies only an even, unchanged one */
+  atomic_store_explicit (&o->req_seq, c->req_seq + 1, memory_order_relaxed);
+  dh_store_words (o->req_data, padded, len);
+  atomic_store_explicit (&o->req_len, (uint32_t) len, memory_order_release);
+  atomic_store_explicit (&o->req_kind, kind, memory_order_release);
+  c->req_seq += 2;
+  /* Pairs with the producer's acquire load of req_seq (admission.c). */
+  atomic_store_explicit (&o->req_seq, c->req_seq, memory_order_release);
+  pthread_mutex_unlock (&c->req_lock);
+  dh_session_doorbell (c);
+  return 0;
+}
+
+bool
+dh_consumer_producer_live (dh_consumer *c)
+{
+  return c && c->cur
+      && atomic_load_explicit (&c->cur->b.hdr->producer_live, memory_order_relaxed) == 1;
 }
 
 void
 dh_consumer_wakeup (dh_consumer *c)
 {
   atomic_store (&c->wakeup, true);
-  /* Wakes every sleeper on the word; the others re-check and sleep again. */
-  dh_futex_wake_all (&c->b.hdr->data_wake);
+  /* a sleeper that already checked the flag sleeps on this word too */
+  atomic_fetch_add_explicit (&c->wake_word, 1, memory_order_seq_cst);
+  dh_futex_wake_private (&c->wake_word);
 }
 
 void
@@ -574,49 +782,76 @@ dh_consumer_clear_wakeup (dh_consumer *c)
 void
 dh_consumer_heartbeat (dh_consumer *c)
 {
-  atomic_store_explicit (&entry (c)->heartbeat_ns, dh_now_ns (), memory_order_relaxed);
+  atomic_store_explicit (&c->obj->heartbeat_ns, dh_now_ns (), memory_order_relaxed);
 }
 
 void
 dh_consumer_stats_get (dh_consumer *c, dh_consumer_stats *out)
 {
-  dh_shm_consumer *e = entry (c);
-  out->read = atomic_load_explicit (&e->read, memory_order_relaxed);
-  out->bytes_read = atomic_load_explicit (&e->bytes_read, memory_order_relaxed);
-  out->lost = atomic_load_explicit (&e->lost, memory_order_relaxed);
-  out->races = atomic_load_explicit (&e->races, memory_order_relaxed);
-  out->checksum_failures = atomic_load_explicit (&e->checksum_failures, memory_order_relaxed);
-  out->waits = atomic_load_explicit (&e->waits, memory_order_relaxed);
-  out->held = atomic_load_explicit (&c->held, memory_order_relaxed);
+  dh_shm_consumer *o = c->obj;
+  out->read = atomic_load_explicit (&o->read, memory_order_relaxed);
+  out->bytes_read = atomic_load_explicit (&o->bytes_read, memory_order_relaxed);
+  out->lost = atomic_load_explicit (&o->lost, memory_order_relaxed);
+  out->races = atomic_load_explicit (&o->races, memory_order_relaxed);
+  out->checksum_failures = atomic_load_explicit (&o->checksum_failures, memory_order_relaxed);
+  out->waits = atomic_load_explicit (&o->waits, memory_order_relaxed);
+  pthread_mutex_lock (&c->hold_lock);
+  out->held = c->nheld;
+  pthread_mutex_unlock (&c->hold_lock);
   out->index = c->index;
-  uint64_t head = atomic_load_explicit (&c->b.hdr->head, memory_order_acquire);
-  uint64_t cursor = atomic_load_explicit (&e->cursor, memory_order_relaxed);
-  out->behind = head >= cursor ? head - cursor + 1 : 0;
+  out->quota = c->cur ? c->quota : 0;
+  out->attached = c->cur != NULL;
+  out->behind = 0;
+  if (c->cur) {
+    uint64_t head = atomic_load_explicit (&c->cur->b.hdr->head, memory_order_acquire);
+    uint64_t cursor = atomic_load_explicit (&o->cursor, memory_order_relaxed);
+    out->behind = head >= cursor ? head - cursor + 1 : 0;
+  }
 }
 
 const char *
 dh_consumer_shm_name (const dh_consumer *c)
 {
-  return c->b.name;
+  return c->cur ? c->cur->b.name : c->origin;
 }
 
 uint64_t
 dh_consumer_session_id (const dh_consumer *c)
 {
-  return c->b.session_id;
+  return c->cur ? c->cur->b.session_id : 0;
 }
 
 uint64_t
 dh_consumer_slot_size (const dh_consumer *c)
 {
-  return c->b.slot_size;
+  return c->cur ? c->cur->b.slot_size : 0;
 }
 
 int
 dh_consumer_metrics (dh_consumer *c, dh_metrics *out)
 {
   DH_CHECK_ARG (c && out);
-  dh_metrics_snapshot (&c->b, out);
+  if (!c->cur)
+    return dh_fail (-ENOTCONN, "%s: no producer yet", c->origin);
+  dh_metrics_from_header (&c->cur->b, out);
+  return 0;
+}
+
+static int
+spin_ctx (dh_consumer *c, dh_spin_ctx *ctx)
+{
+  if (!c->cur)
+    return dh_fail (-ENOTCONN, "%s: no producer yet", c->origin);
+  if (!c->x) {
+    int rc = dh_exchange_open (c->origin, false, 0, &c->x, &c->x_fd);
+    if (rc != 0)
+      return rc;
+  }
+  ctx->x = c->x;
+  ctx->b = &c->cur->b;
+  ctx->origin = c->origin;
+  ctx->tag = 2 + c->index;
+  ctx->token = c->token;
   return 0;
 }
 
@@ -624,12 +859,16 @@ int
 dh_consumer_spin_lock (dh_consumer *c, unsigned idx, int timeout_ms)
 {
   DH_CHECK_ARG (c);
-  return dh_spin_lock (&c->b, idx, timeout_ms);
+  dh_spin_ctx ctx;
+  int rc = spin_ctx (c, &ctx);
+  return rc == 0 ? dh_spin_lock (&ctx, idx, timeout_ms) : rc;
 }
 
 int
 dh_consumer_spin_unlock (dh_consumer *c, unsigned idx)
 {
   DH_CHECK_ARG (c);
-  return dh_spin_unlock (&c->b, idx);
+  dh_spin_ctx ctx;
+  int rc = spin_ctx (c, &ctx);
+  return rc == 0 ? dh_spin_unlock (&ctx, idx) : rc;
 }

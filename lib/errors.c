@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* Error names, the per-thread failure detail, and the optional log hook. */
 #include <stdarg.h>
 #include <stdio.h>
@@ -32,6 +33,9 @@ dh_strerror (int code)
     case DH_ECONFIG: return "invalid configuration";
     case DH_EOWNERALIVE: return "owner is still alive";
     case DH_EHANDOVER: return "stream continues in a successor block";
+    case DH_EEVICTED: return "consumer evicted by the producer";
+    case DH_ESTALE: return "record rewritten while it was read";
+    case DH_EINTEGRITY: return "block integrity below the required minimum";
     default: break;
   }
   if (code < 0 && code > -4096)
@@ -78,15 +82,19 @@ dh_log (dh_log_level level, const char *fmt, ...)
 }
 
 /* Records the last error in the block's metrics (error code as a positive
- * magnitude in the high half, a running sequence in the low half). */
+ * magnitude in the high half, a running sequence in the low half).
+ * Producer only: consumers map the block read-only. */
 void
 dh_record_error (dh_block *b, int code)
 {
   dh_shm_metrics *m = &b->hdr->metrics;
-  uint64_t old = atomic_load_explicit (&m->last_error, memory_order_relaxed);
-  uint64_t seq = (old + 1) & 0xffffffffu;
   uint64_t mag = (uint64_t) (code < 0 ? -code : code);
-  atomic_store_explicit (&m->last_error, mag << 32 | seq, memory_order_relaxed);
+  uint64_t old = atomic_load_explicit (&m->last_error, memory_order_relaxed);
+  /* a CAS loop, so two threads recording at once both count */
+  while (!atomic_compare_exchange_weak_explicit (&m->last_error, &old,
+          mag << 32 | ((old + 1) & 0xffffffffu), memory_order_relaxed,
+          memory_order_relaxed))
+    ;
   atomic_store_explicit (&m->last_error_timestamp_ns, dh_realtime_ns (),
       memory_order_relaxed);
 }

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* Secret verifier, HMAC key derivation, schema and payload hashes
  * (BLAKE2b through libsodium's crypto_generichash). */
 #include <string.h>
@@ -11,6 +12,7 @@
  * about the HMAC key. */
 static const char verifier_label[] = "datahub secret verifier v1";
 static const char hmac_label[] = "datahub hmac key v1";
+static const char handover_label[] = "datahub handover v2";
 
 void
 dh_secret_verifier (const uint8_t secret[DH_SECRET_SIZE], uint8_t out[DH_HASH_SIZE])
@@ -40,6 +42,25 @@ dh_payload_hash (const dh_block *b, const void *data, uint64_t size,
   bool keyed = b->integrity == DH_INTEGRITY_HMAC;
   crypto_generichash (out, DH_HASH_SIZE, data, size,
       keyed ? b->hmac_key : NULL, keyed ? DH_HASH_SIZE : 0);
+}
+
+/* Authenticates a handover announcement (docs/protocol.md §12): keyed
+ * with the HMAC key when the block has a secret, so only a holder of the
+ * secret can point consumers elsewhere; bound to this block's session and
+ * cutover so it cannot be replayed from another block. */
+void
+dh_successor_mac (const dh_block *b, uint64_t cutover, const char *name,
+    uint8_t out[DH_HASH_SIZE])
+{
+  crypto_generichash_state st;
+  crypto_generichash_init (&st, b->has_secret ? b->hmac_key : NULL,
+      b->has_secret ? DH_HASH_SIZE : 0, DH_HASH_SIZE);
+  crypto_generichash_update (&st, (const uint8_t *) handover_label,
+      sizeof handover_label - 1);
+  crypto_generichash_update (&st, (const uint8_t *) &b->session_id, sizeof b->session_id);
+  crypto_generichash_update (&st, (const uint8_t *) &cutover, sizeof cutover);
+  crypto_generichash_update (&st, (const uint8_t *) name, strlen (name));
+  crypto_generichash_final (&st, out, DH_HASH_SIZE);
 }
 
 /* Constant time: verifiers and MACs must not leak where they differ. */

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* Region offsets of a DataBlock, derived from its configuration alone.
  * The producer stores them in the header; attach recomputes them and
  * refuses a header whose stored offsets differ, so no offset read from
@@ -62,14 +63,12 @@ dh_layout_compute (uint64_t slot_size, uint32_t slot_count, uint32_t ring_length
   }
 
   dh_layout l = { 0 };
-  uint64_t pos = DH_HEADER_SIZE;
-  l.off_consumers = pos;
-  advance (&pos, max_consumers, sizeof (dh_shm_consumer));
+  uint64_t pos = DH_TABLE_OFFSET;
+  l.off_table = pos;
+  advance (&pos, DH_MAX_CONSUMERS, sizeof (dh_shm_admission));
   l.off_slots = pos;
-  advance (&pos, slot_count, sizeof (dh_shm_slot));
-  if (!round_up (pos, page_size, &pos))
+  if (!advance (&pos, slot_count, sizeof (dh_shm_slot)))
     return dh_fail (-EOVERFLOW, "layout overflows");
-  l.control_size = pos;
   l.off_ring = pos;
   if (!advance (&pos, ring_length, sizeof (dh_shm_desc)))
     return dh_fail (-EOVERFLOW, "layout overflows");

@@ -1,5 +1,6 @@
-/* Metrics snapshot and reset.  Consumer-side counters are summed from the
- * live entries plus what detached or reaped consumers left in the block. */
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/* Metrics snapshot and reset.  The header holds the producer's counters
+ * and the read-side totals the producer maintains (admission.c). */
 #include <string.h>
 
 #include "dh_internal.h"
@@ -7,21 +8,7 @@
 #define LOAD(field) atomic_load_explicit (&(field), memory_order_relaxed)
 
 void
-dh_retire_consumer_counters (dh_block *b, uint32_t i)
-{
-  dh_shm_metrics *m = &b->hdr->metrics;
-  dh_shm_consumer *c = &b->consumers[i];
-  dh_relaxed_inc (&m->slots_read, LOAD (c->read));
-  dh_relaxed_inc (&m->bytes_read, LOAD (c->bytes_read));
-  dh_relaxed_inc (&m->records_lost, LOAD (c->lost));
-  dh_relaxed_inc (&m->reader_race_detected, LOAD (c->races));
-  dh_relaxed_inc (&m->checksum_failures, LOAD (c->checksum_failures));
-  dh_relaxed_inc (&m->consumer_waits, LOAD (c->waits));
-  dh_relaxed_inc (&m->reader_not_ready_count, LOAD (c->not_ready));
-}
-
-void
-dh_metrics_snapshot (const dh_block *b, dh_metrics *out)
+dh_metrics_from_header (const dh_block *b, dh_metrics *out)
 {
   const dh_shm_metrics *m = &b->hdr->metrics;
   memset (out, 0, sizeof *out);
@@ -57,33 +44,16 @@ dh_metrics_snapshot (const dh_block *b, dh_metrics *out)
   out->slots_acquired = LOAD (m->slots_acquired);
   out->zone_writes = LOAD (m->zone_writes);
   out->spinlock_recoveries = LOAD (m->spinlock_recoveries);
+  out->consumers_evicted = LOAD (m->consumers_evicted);
+  out->requests_dropped = LOAD (m->requests_dropped);
   out->head_seq = atomic_load_explicit (&b->hdr->head, memory_order_acquire);
-  for (uint32_t i = 0; i < b->max_consumers; i++) {
-    const dh_shm_consumer *c = &b->consumers[i];
-    uint64_t w = atomic_load_explicit (&c->state, memory_order_acquire);
-    if (DH_CONSUMER_STATE (w) != DH_CONSUMER_ACTIVE)
-      continue;
-    if (dh_consumer_alive (b, i) || (b->tag == 2 + i)) {
+  for (uint32_t i = 0; i < b->max_consumers; i++)
+    if (atomic_load_explicit (&b->table[i].state, memory_order_acquire) == DH_ADMIT_ADMITTED)
       out->consumers_live++;
-      uint64_t cursor = atomic_load_explicit (&c->cursor, memory_order_relaxed);
-      uint64_t lag = out->head_seq >= cursor ? out->head_seq - cursor + 1 : 0;
-      if (lag > out->max_lag)
-        out->max_lag = lag;
-    } else {
-      out->consumers_dead++;
-    }
-    out->slots_read += LOAD (c->read);
-    out->bytes_read += LOAD (c->bytes_read);
-    out->records_lost += LOAD (c->lost);
-    out->reader_race_detected += LOAD (c->races);
-    out->checksum_failures += LOAD (c->checksum_failures);
-    out->consumer_waits += LOAD (c->waits);
-    out->reader_not_ready_count += LOAD (c->not_ready);
-  }
 }
 
-/* Zeroes the block's counters and every consumer entry's.  The
- * environment field (hugepages) is kept. */
+/* Zeroes the block's counters; the environment field (hugepages) is
+ * kept.  Producer (or an admin with write access) only. */
 void
 dh_metrics_reset (dh_block *b)
 {
@@ -93,14 +63,4 @@ dh_metrics_reset (dh_block *b)
   for (size_t i = 0; i < sizeof *m / sizeof (uint64_t); i++)
     atomic_store_explicit (&words[i], 0, memory_order_relaxed);
   atomic_store_explicit (&m->hugepages, huge, memory_order_relaxed);
-  for (uint32_t i = 0; i < b->max_consumers; i++) {
-    dh_shm_consumer *c = &b->consumers[i];
-    atomic_store_explicit (&c->read, 0, memory_order_relaxed);
-    atomic_store_explicit (&c->bytes_read, 0, memory_order_relaxed);
-    atomic_store_explicit (&c->lost, 0, memory_order_relaxed);
-    atomic_store_explicit (&c->races, 0, memory_order_relaxed);
-    atomic_store_explicit (&c->checksum_failures, 0, memory_order_relaxed);
-    atomic_store_explicit (&c->waits, 0, memory_order_relaxed);
-    atomic_store_explicit (&c->not_ready, 0, memory_order_relaxed);
-  }
 }

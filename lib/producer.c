@@ -1,32 +1,16 @@
-/* Producer: slot pool acquire/commit/abort, the commit ring, back-pressure
- * and reaping of dead consumers.  docs/protocol.md §4–§6 is the spec. */
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/* Producer: slot pool acquire/commit/abort/pin, the commit ring,
+ * back-pressure, closing and handover.  docs/protocol.md §5 and §7 are
+ * the spec; consumers (admission, liveness, requests) are in admission.c. */
 
-#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/mman.h>
-#include <sys/stat.h>
 #include <unistd.h>
 
 #include <sodium.h>
 
-#include "dh_internal.h"
-
-struct dh_producer {
-  dh_block b;
-  /* Serialises slot claims and commits between threads of this process:
-   * sequence numbers must be assigned and published in one order. */
-  pthread_mutex_t lock;
-  pthread_mutex_t zone_lock;
-  uint64_t last_seq;        /* last sequence number assigned */
-  uint32_t hint;            /* next slot to look at: round robin ≈ oldest first */
-  uint64_t min_cursor;      /* cache: lowest cursor of live non-leaky consumers */
-  uint64_t min_epoch;       /* cursor_epoch when min_cursor was computed */
-  bool min_fresh;           /* min_cursor recomputed during this scan */
-  uint64_t last_reap_ns;
-  atomic_bool wakeup;
-};
+#include "dh_producer_private.h"
 
 void
 dh_producer_config_init (dh_producer_config *cfg)
@@ -58,7 +42,49 @@ check_config (const dh_producer_config *cfg, dh_producer_config *eff)
     eff->slot_count = 2;
   if (cfg->integrity == DH_INTEGRITY_HMAC && !cfg->secret)
     return dh_fail (DH_ECONFIG, "integrity 'hmac' needs a secret");
+  if (cfg->max_holds > DH_MAX_HOLDS)
+    return dh_fail (DH_ECONFIG, "max holds %u exceeds %u", cfg->max_holds, DH_MAX_HOLDS);
+  if (cfg->schema && strlen (cfg->schema) > 4096)
+    return dh_fail (DH_ECONFIG, "schema string longer than 4096 bytes");
   return 0;
+}
+
+static uint32_t
+effective_max_holds (const dh_producer_config *cfg)
+{
+  if (cfg->max_holds)
+    return cfg->max_holds;
+  uint32_t half = cfg->slot_count / 2;
+  return half < 1 ? 1 : half > DH_MAX_HOLDS ? DH_MAX_HOLDS : half;
+}
+
+/* Keeps what a successor needs (dh_producer_create_successor). */
+static int
+keep_config (dh_producer *p, const dh_producer_config *eff)
+{
+  p->cfg = *eff;
+  p->cfg.name = NULL;
+  p->cfg.origin = NULL;
+  if (eff->secret) {
+    memcpy (p->secret, eff->secret, DH_SECRET_SIZE);
+    p->cfg.secret = p->secret;
+  }
+  if (eff->schema && !(p->schema = strdup (eff->schema)))
+    return dh_fail (-ENOMEM, "out of memory");
+  p->cfg.schema = p->schema;
+  return 0;
+}
+
+static void
+free_private (dh_producer *p)
+{
+  free (p->own);
+  free (p->held_mask);
+  free (p->held_stamp);
+  free (p->pending);
+  free (p->schema);
+  sodium_memzero (p->secret, sizeof p->secret);
+  free (p);
 }
 
 int
@@ -75,29 +101,63 @@ dh_producer_create (const dh_producer_config *cfg, dh_producer **out)
   if (!p)
     return dh_fail (-ENOMEM, "out of memory");
   p->b.fd = -1;
-  if ((rc = dh_block_create (&p->b, &eff)) != 0) {
-    free (p);
+  p->x_fd = -1;
+  p->event_fd = -1;
+  p->inotify_fd = -1;
+  for (uint32_t i = 0; i < DH_MAX_CONSUMERS; i++)
+    p->peers[i].fd = -1;
+  p->own = calloc (eff.slot_count ? eff.slot_count : 1, sizeof *p->own);
+  p->held_mask = calloc (eff.slot_count ? eff.slot_count : 1, sizeof *p->held_mask);
+  p->held_stamp = calloc (eff.slot_count ? eff.slot_count : 1, sizeof *p->held_stamp);
+  if (eff.request_fn)
+    p->pending = calloc (DH_MAX_CONSUMERS, sizeof *p->pending);
+  if (!p->own || !p->held_mask || !p->held_stamp || (eff.request_fn && !p->pending)
+      || (rc = keep_config (p, &eff)) != 0) {
+    free_private (p);
+    return rc ? rc : dh_fail (-ENOMEM, "out of memory");
+  }
+  if ((rc = dh_block_create (&p->b, &eff, effective_max_holds (&eff))) != 0) {
+    free_private (p);
     return rc;
   }
   pthread_mutex_init (&p->lock, NULL);
   pthread_mutex_init (&p->zone_lock, NULL);
-  p->min_cursor = UINT64_MAX;
-  p->min_epoch = UINT64_MAX; /* forces a first computation */
+  p->live = eff.live;
+  /* The exchange object is the origin's, shared along a handover chain. */
+  rc = dh_exchange_open (p->b.origin, eff.chain_index == 0, eff.mode, &p->x, &p->x_fd);
+  if (rc != 0)
+    dh_log (DH_LOG_WARNING, "%s: no exchange object (application spinlocks "
+        "unavailable): %s", p->b.name, dh_error_detail ());
+  /* Consumers that registered before us are admitted from record 1, before
+   * the block becomes visible (the magic is published after). */
+  rc = dh_admission_start (p);
+  if (rc != 0) {
+    dh_producer_destroy (p);
+    return rc;
+  }
+  dh_block_publish (&p->b);
   *out = p;
   return 0;
 }
 
-/* Unlinks the name only if it still refers to our object (an operator may
- * have replaced it). */
-static void
-unlink_if_ours (dh_block *b)
+void
+dh_producer_close (dh_producer *p)
 {
-  struct stat mine, named;
-  char path[DH_NAME_MAX + 16];
-  snprintf (path, sizeof path, "/dev/shm%s", b->name);
-  if (fstat (b->fd, &mine) == 0 && stat (path, &named) == 0
-      && mine.st_ino == named.st_ino && mine.st_dev == named.st_dev)
-    shm_unlink (b->name);
+  if (!p || atomic_exchange (&p->closed, true))
+    return;
+  dh_shm_header *h = p->b.hdr;
+  pthread_mutex_lock (&p->lock);
+  /* Pairs with the acquire load in the consumers' wait loop: they drain
+   * what was published, then see CLOSED. */
+  atomic_store_explicit (&h->producer_state, DH_PRODUCER_CLOSED, memory_order_release);
+  pthread_mutex_unlock (&p->lock);
+  atomic_fetch_add_explicit (&h->data_wake, 1, memory_order_seq_cst);
+  dh_futex_wake_all (&h->data_wake);
+  atomic_fetch_add_explicit (&h->admit_wake, 1, memory_order_seq_cst);
+  dh_futex_wake_all (&h->admit_wake);
+  dh_unlink_if_same (p->b.fd, p->b.name);
+  dh_admission_stop (p);
+  dh_producer_wakeup (p);
 }
 
 void
@@ -105,95 +165,40 @@ dh_producer_destroy (dh_producer *p)
 {
   if (!p)
     return;
-  dh_shm_header *h = p->b.hdr;
-  /* Pairs with the acquire load in the consumers' wait loop: they drain
-   * what was published, then see CLOSED. */
-  atomic_store_explicit (&h->producer_state, DH_PRODUCER_CLOSED, memory_order_release);
-  atomic_fetch_add_explicit (&h->data_wake, 1, memory_order_seq_cst);
-  dh_futex_wake_all (&h->data_wake);
-  unlink_if_ours (&p->b);
+  dh_producer_close (p);
+  dh_admission_forget_all (p);
+  dh_exchange_close (p->x, p->x_fd, p->b.origin, p->b.chain_index == 0);
   dh_unlock_byte (p->b.fd, DH_LOCK_PRODUCER);
   dh_block_unmap (&p->b);
   pthread_mutex_destroy (&p->lock);
   pthread_mutex_destroy (&p->zone_lock);
-  sodium_memzero (p->b.hmac_key, sizeof p->b.hmac_key);
-  free (p);
+  free_private (p);
 }
 
-/* ---- consumers as the producer sees them --------------------------------- */
-
-static uint64_t
-compute_min_cursor (const dh_block *b)
+void
+dh_producer_set_live (dh_producer *p, bool live)
 {
-  uint64_t min = UINT64_MAX;
-  for (uint32_t i = 0; i < b->max_consumers; i++) {
-    dh_shm_consumer *c = &b->consumers[i];
-    /* Pairs with the consumer's release store of ACTIVE after it set its
-     * cursor and leaky flag. */
-    uint64_t w = atomic_load_explicit (&c->state, memory_order_acquire);
-    if (DH_CONSUMER_STATE (w) != DH_CONSUMER_ACTIVE || c->leaky)
-      continue;
-    /* Pairs with the consumer's seq_cst cursor store, made after it set its
-     * hold bit: seeing the new cursor means seeing the hold too. */
-    uint64_t cur = atomic_load_explicit (&c->cursor, memory_order_acquire);
-    if (cur < min)
-      min = cur;
-  }
-  return min;
-}
-
-
-int
-dh_producer_reap_dead_consumers (dh_producer *p)
-{
-  DH_CHECK_ARG (p);
-  int reaped = dh_reap_dead_consumers (&p->b);
-  if (reaped)
-    p->min_epoch = UINT64_MAX; /* cursors of the dead no longer count */
-  return reaped;
-}
-
-int
-dh_producer_handover (dh_producer *p, const char *successor)
-{
-  DH_CHECK_ARG (p && successor);
-  char name[DH_NAME_MAX + 1];
-  int rc = dh_shm_name (successor, name, sizeof name);
-  if (rc != 0)
-    return rc;
-  dh_shm_header *h = p->b.hdr;
   pthread_mutex_lock (&p->lock);
-  /* the name under its seqlock (successor_seq odd while writing) */
-  uint64_t seq = atomic_load_explicit (&h->successor_seq, memory_order_relaxed);
-  atomic_store_explicit (&h->successor_seq, seq + 1, memory_order_relaxed);
-  uint8_t padded[DH_NAME_MAX + 1] = { 0 };
-  memcpy (padded, name, strlen (name) + 1);
-  dh_store_words ((uint8_t *) h->successor_name, padded, sizeof padded);
-  atomic_store_explicit (&h->successor_seq, seq + 2, memory_order_release);
-  /* The cutover is set once: nothing is published here after it.  Release
-   * pairs with the consumers' acquire load in wait_for_data. */
-  if (atomic_load_explicit (&h->cutover_seq, memory_order_relaxed) == 0)
-    atomic_store_explicit (&h->cutover_seq, p->last_seq + 1, memory_order_release);
+  p->live = live;
+  atomic_store_explicit (&p->b.hdr->producer_live, live ? 1 : 0, memory_order_relaxed);
+  dh_invalidate_min (p);
+  dh_admission_refresh_leaky (p);
   pthread_mutex_unlock (&p->lock);
-  atomic_fetch_add_explicit (&h->data_wake, 1, memory_order_seq_cst);
-  dh_futex_wake_all (&h->data_wake);
-  return 0;
 }
 
-int
-dh_producer_consumer_count (dh_producer *p)
+/* ---- which slots are free --------------------------------------------------- */
+
+void
+dh_invalidate_min (dh_producer *p)
 {
-  DH_CHECK_ARG (p);
-  int n = 0;
-  for (uint32_t i = 0; i < p->b.max_consumers; i++) {
-    uint64_t w = atomic_load_explicit (&p->b.consumers[i].state, memory_order_acquire);
-    if (DH_CONSUMER_STATE (w) == DH_CONSUMER_ACTIVE && dh_consumer_alive (&p->b, i))
-      n++;
-  }
-  return n;
+  p->min_valid = false;
 }
 
-/* ---- acquire ------------------------------------------------------------- */
+static bool
+latest_value (const dh_block *b)
+{
+  return b->policy != DH_POLICY_RING;
+}
 
 static bool
 waits_for_cursors (const dh_block *b)
@@ -201,78 +206,303 @@ waits_for_cursors (const dh_block *b)
   return b->policy == DH_POLICY_RING && b->on_full == DH_ON_FULL_BLOCK;
 }
 
-/* Claims slot @i if it can be written now: FREE or COMMITTED, no reader
- * holds, and (block mode) every live non-leaky consumer has moved past its
- * record.  Called with p->lock held. */
-static bool
-try_claim (dh_producer *p, uint32_t i, dh_slot *out)
+static uint64_t
+compute_min_cursor (const dh_producer *p)
 {
-  dh_block *b = &p->b;
-  dh_shm_slot *s = dh_slot_at (b, i);
-  /* Acquire pairs with the release stores of the state in commit/abort. */
-  uint64_t w = atomic_load_explicit (&s->state, memory_order_acquire);
-  uint32_t st = DH_SLOT_STATE (w);
-  if (st == DH_SLOT_WRITING)
-    return false;
-  /* Acquire pairs with the consumers' release of their hold: their reads
-   * of the old payload happen before our writes. */
-  if (atomic_load_explicit (&s->readers, memory_order_acquire) != 0)
-    return false;
-  if (st == DH_SLOT_COMMITTED && waits_for_cursors (b)) {
-    uint64_t seq = atomic_load_explicit (&s->commit_seq, memory_order_relaxed);
-    if (seq >= p->min_cursor && !p->min_fresh) {
-      p->min_cursor = compute_min_cursor (b); /* at most once per scan */
-      p->min_fresh = true;
+  uint64_t min = UINT64_MAX;
+  for (uint64_t m = p->active; m; m &= m - 1) {
+    uint32_t i = (uint32_t) __builtin_ctzll (m);
+    if (!dh_peer_waited_for (p, i))
+      continue;
+    uint64_t cur = dh_peer_cursor (p, i);
+    if (cur < min)
+      min = cur;
+  }
+  return min;
+}
+
+static uint32_t
+session32 (const dh_block *b)
+{
+  return (uint32_t) b->session_id;
+}
+
+/* Reads every active consumer's hold entries once (acquire: pairs with the
+ * consumers' stores of their entries) and marks the slots they name. */
+static void
+collect_holds (dh_producer *p)
+{
+  const dh_block *b = &p->b;
+  uint32_t tag = session32 (b);
+  p->stamp++;
+  if (p->stamp == 0) { /* wrapped: forget every old mark */
+    memset (p->held_stamp, 0, b->slot_count * sizeof *p->held_stamp);
+    p->stamp = 1;
+  }
+  p->holds_collected = true;
+  for (uint64_t m = p->active; m; m &= m - 1) {
+    uint32_t i = (uint32_t) __builtin_ctzll (m);
+    const dh_peer *peer = &p->peers[i];
+    for (uint32_t j = 0; j < peer->quota; j++) {
+      uint64_t e = atomic_load_explicit (&peer->obj->holds[j], memory_order_acquire);
+      uint32_t slot = DH_HOLD_SLOT (e);
+      /* untrusted: another session's entry or a slot we do not have is
+       * ignored (only its writer could be hurt by that) */
+      if ((uint32_t) e == 0 || DH_HOLD_SESSION (e) != tag || slot >= b->slot_count)
+        continue;
+      if (p->held_stamp[slot] != p->stamp) {
+        p->held_stamp[slot] = p->stamp;
+        p->held_mask[slot] = 0;
+      }
+      p->held_mask[slot] |= UINT64_C (1) << i;
     }
-    if (seq >= p->min_cursor)
-      return false;
   }
-  uint64_t claimed = DH_SLOT_WORD (DH_SLOT_GEN (w) + 1, DH_SLOT_WRITING);
-  if (!atomic_compare_exchange_strong (&s->state, &w, claimed))
-    return false;
-  /* Dekker with a reader taking a hold (dh_consumer_next): it sets its bit
-   * and then loads the state; we stored WRITING and now load the bits.  In
-   * the seq_cst order one of us sees the other.  If a reader got in first,
-   * put the slot back untouched. */
-  if (atomic_load_explicit (&s->readers, memory_order_seq_cst) != 0) {
-    atomic_store_explicit (&s->state, w, memory_order_release);
-    dh_relaxed_inc (&b->hdr->metrics.write_lock_contention, 1);
-    return false;
+}
+
+static bool
+held_now (const dh_producer *p, uint32_t s)
+{
+  return p->held_stamp[s] == p->stamp && p->held_mask[s] != 0;
+}
+
+/* The re-check of the claim: seq_cst loads against the consumers' seq_cst
+ * stores of their entries (the store-buffer pattern of §5.3). */
+static bool
+anyone_holds (const dh_producer *p, uint32_t s)
+{
+  uint64_t want = DH_HOLD_ENTRY (session32 (&p->b), s);
+  for (uint64_t m = p->active; m; m &= m - 1) {
+    const dh_peer *peer = &p->peers[__builtin_ctzll (m)];
+    for (uint32_t j = 0; j < peer->quota; j++)
+      if (atomic_load_explicit (&peer->obj->holds[j], memory_order_seq_cst) == want)
+        return true;
   }
-  atomic_store_explicit (&s->write_start_ns, dh_now_ns (), memory_order_relaxed);
+  return false;
+}
+
+/* Is slot @s blocked only by waited-for cursors that have not passed its
+ * record (block mode)?  Recomputes the cached minimum at most once per
+ * scan. */
+static bool
+behind_cursors (dh_producer *p, uint32_t s)
+{
+  if (DH_SLOT_STATE (p->own[s].word) != DH_SLOT_COMMITTED || !waits_for_cursors (&p->b))
+    return false;
+  uint64_t seq = p->own[s].commit_seq;
+  if (!p->min_valid || (seq >= p->min_cursor && !p->min_fresh)) {
+    p->min_cursor = compute_min_cursor (p);
+    p->min_valid = true;
+    p->min_fresh = true;
+  }
+  return seq >= p->min_cursor;
+}
+
+static void
+fill_slot (const dh_block *b, uint32_t i, uint64_t gen, dh_slot *out)
+{
   out->index = i;
-  out->generation = DH_SLOT_GEN (claimed);
+  out->generation = gen;
   out->data = dh_payload_at (b, i);
   out->capacity = b->slot_size;
   out->reserved = 0;
+}
+
+/* Claims slot @i (free by our private state and the hold snapshot). */
+static bool
+claim (dh_producer *p, uint32_t i, dh_slot *out)
+{
+  dh_block *b = &p->b;
+  dh_slot_own *own = &p->own[i];
+  dh_shm_slot *s = &b->slots[i];
+  uint64_t old = own->word;
+  uint64_t claimed = DH_SLOT_WORD (DH_SLOT_GEN (old) + 1, DH_SLOT_WRITING);
+  uint32_t n = ++own->claims;
+  atomic_store_explicit (&s->claim, n, memory_order_relaxed);
+  /* seq_cst: the store half of the store-buffer pair with a consumer
+   * taking a hold (consumer.c take_hold): it stores its entry, then loads
+   * the state; we store the state, then load the entries. */
+  atomic_store_explicit (&s->state, claimed, memory_order_seq_cst);
+  DH_TEST_POINT ("claim.stored");
+  if (!latest_value (b) && anyone_holds (p, i)) {
+    /* a reader got in first: put the slot back untouched (readers of the
+     * old generation stay valid) */
+    atomic_store_explicit (&s->state, old, memory_order_release);
+    /* Pairs with the consumer's acquire load of decided: it sees the
+     * restored state once it sees the decision. */
+    atomic_store_explicit (&s->decided, n, memory_order_release);
+    dh_relaxed_inc (&b->hdr->metrics.write_lock_contention, 1);
+    return false;
+  }
+  atomic_store_explicit (&s->decided, n, memory_order_release);
+  /* latest-value readers copy without a hold: the payload writes that
+   * follow must not become visible before WRITING (seqlock writer; pairs
+   * with the acquire fence in consumer.c validate_unheld) */
+  dh_release_fence ();
+  own->word = claimed;
+  atomic_store_explicit (&s->write_start_ns, dh_now_ns (), memory_order_relaxed);
+  fill_slot (b, i, DH_SLOT_GEN (claimed), out);
   return true;
 }
 
-/* One pass over the pool from the round-robin hint. */
+/* One pass over the pool from the round-robin hint.  p->lock held.  The
+ * consumers' hold entries are read only once a claim met a hold: in a
+ * stream the oldest slot is rarely held, and the claim re-checks anyway. */
 static bool
 scan_locked (dh_producer *p, dh_slot *out)
 {
   dh_block *b = &p->b;
-  if (waits_for_cursors (b)) {
-    /* Pairs with the consumers' seq_cst bump after moving a cursor back. */
-    uint64_t epoch = atomic_load_explicit (&b->hdr->cursor_epoch, memory_order_seq_cst);
-    if (epoch != p->min_epoch) {
-      p->min_epoch = epoch;
-      p->min_cursor = compute_min_cursor (b);
-    }
-  }
+  bool latest = latest_value (b);
+  p->holds_collected = false;
   p->min_fresh = false;
   for (uint32_t k = 0; k < b->slot_count; k++) {
     uint32_t i = p->hint + k;
     if (i >= b->slot_count)
       i -= b->slot_count;
-    if (try_claim (p, i, out)) {
+    const dh_slot_own *own = &p->own[i];
+    if (DH_SLOT_STATE (own->word) == DH_SLOT_WRITING || own->pinned)
+      continue;
+    if (!latest && ((p->holds_collected && held_now (p, i)) || behind_cursors (p, i)))
+      continue;
+    if (claim (p, i, out)) {
       p->hint = i + 1 == b->slot_count ? 0 : i + 1;
       dh_relaxed_inc (&b->hdr->metrics.slots_acquired, 1);
       return true;
     }
+    if (!latest && !p->holds_collected)
+      collect_holds (p);
   }
   return false;
+}
+
+/* The consumers whose progress could free a slot now: holders of slots we
+ * could otherwise take and, in block mode, waited-for consumers whose
+ * cursor has not passed a candidate's record.  Call after a failed scan. */
+static uint64_t
+gating_consumers (dh_producer *p)
+{
+  const dh_block *b = &p->b;
+  uint64_t gate = 0;
+  if (!latest_value (b) && !p->holds_collected)
+    collect_holds (p);
+  uint64_t oldest = UINT64_MAX;
+  for (uint32_t i = 0; i < b->slot_count; i++) {
+    const dh_slot_own *own = &p->own[i];
+    if (DH_SLOT_STATE (own->word) == DH_SLOT_WRITING || own->pinned)
+      continue;
+    if (held_now (p, i))
+      gate |= p->held_mask[i];
+    if (DH_SLOT_STATE (own->word) == DH_SLOT_COMMITTED && own->commit_seq < oldest)
+      oldest = own->commit_seq;
+  }
+  if (waits_for_cursors (b) && oldest != UINT64_MAX)
+    for (uint64_t m = p->active; m; m &= m - 1) {
+      uint32_t i = (uint32_t) __builtin_ctzll (m);
+      if (dh_peer_waited_for (p, i) && dh_peer_cursor (p, i) <= oldest)
+        gate |= UINT64_C (1) << i;
+    }
+  return gate & p->active;
+}
+
+/* ---- waiting for space ------------------------------------------------------ */
+
+/* One sleep: on the progress words of the consumers that gate us and on
+ * our private wake-up word (docs/protocol.md §7). */
+static int
+sleep_for_space (dh_producer *p, uint64_t until, dh_slot *out, uint64_t *gate_out)
+{
+  dh_shm_header *h = p->b.hdr;
+  const _Atomic uint32_t *words[DH_MAX_CONSUMERS];
+  uint32_t seen[DH_MAX_CONSUMERS];
+  unsigned n = 0;
+  uint32_t local = atomic_load_explicit (&p->wake_word, memory_order_acquire);
+  if (atomic_load (&p->wakeup))
+    return -ECANCELED;
+  pthread_mutex_lock (&p->lock);
+  if (scan_locked (p, out)) {
+    pthread_mutex_unlock (&p->lock);
+    return 1;
+  }
+  uint64_t gate = gating_consumers (p);
+  /* a gating consumer that detached (it woke us) is forgotten at once */
+  if (dh_reap_gating_locked (p, gate, false) > 0 && scan_locked (p, out)) {
+    pthread_mutex_unlock (&p->lock);
+    return 1;
+  }
+  gate = gating_consumers (p);
+  for (uint64_t m = gate; m; m &= m - 1) {
+    const dh_peer *peer = &p->peers[__builtin_ctzll (m)];
+    words[n] = &peer->obj->progress;
+    seen[n++] = atomic_load_explicit (&peer->obj->progress, memory_order_acquire);
+  }
+  /* Dekker with the consumers (consumer.c wake_producer): they store their
+   * cursor or clear a hold, then load space_waiters; we publish that we
+   * wait, then re-scan.  One of us sees the other, and a consumer that
+   * sees us bumps its progress word, which ends our sleep. */
+  atomic_store_explicit (&h->gate_mask, gate, memory_order_seq_cst);
+  atomic_fetch_add_explicit (&h->space_waiters, 1, memory_order_seq_cst);
+  bool got = scan_locked (p, out);
+  pthread_mutex_unlock (&p->lock);
+  int rc = got ? 1 : 0;
+  if (!got) {
+    DH_TEST_POINT ("space.before_sleep");
+    /* a timeout or a signal only loops back to the caller's checks */
+    (void) dh_futex_wait2 (words, seen, n, &p->wake_word, local, until);
+  }
+  atomic_fetch_sub_explicit (&h->space_waiters, 1, memory_order_seq_cst);
+  *gate_out = gate;
+  return rc;
+}
+
+/* Sleeps until consumers free space, checking the liveness of the ones
+ * that gate us every DH_LIVENESS_SLICE_NS so a killed consumer stalls us
+ * no longer than that. */
+static int
+wait_for_space (dh_producer *p, uint64_t deadline, dh_slot *out)
+{
+  dh_block *b = &p->b;
+  dh_shm_header *h = b->hdr;
+  uint64_t started = dh_now_ns ();
+  int rc = -ETIMEDOUT;
+  for (int spin = 0; spin < DH_SPIN_ITERATIONS; spin++)
+    dh_cpu_relax ();
+  dh_relaxed_inc (&h->metrics.writer_waits, 1);
+  atomic_store_explicit (&h->gated_since_ns, started, memory_order_relaxed);
+  uint64_t next_reap = started + DH_LIVENESS_SLICE_NS;
+  for (;;) {
+    if (atomic_load (&p->wakeup)) {
+      rc = -ECANCELED;
+      break;
+    }
+    uint64_t now = dh_now_ns ();
+    if (now >= deadline)
+      break;
+    uint64_t gate = 0;
+    uint64_t until = next_reap < deadline ? next_reap : deadline;
+    int got = sleep_for_space (p, until, out, &gate);
+    if (got == 1) {
+      rc = 0;
+      break;
+    }
+    if (got < 0) {
+      rc = got;
+      break;
+    }
+    if (dh_now_ns () >= next_reap) {
+      next_reap = dh_now_ns () + DH_LIVENESS_SLICE_NS;
+      pthread_mutex_lock (&p->lock);
+      dh_reap_gating_locked (p, gate, true);
+      pthread_mutex_unlock (&p->lock);
+    }
+  }
+  atomic_store_explicit (&h->gated_since_ns, 0, memory_order_relaxed);
+  dh_relaxed_inc (&h->metrics.writer_blocked_total_ns, dh_now_ns () - started);
+  if (rc == -ETIMEDOUT) {
+    dh_relaxed_inc (&h->metrics.writer_timeout_count, 1);
+    dh_record_error (b, rc);
+    return dh_fail (rc, "%s: no free slot (all %u slots are unread or held)",
+        b->name, b->slot_count);
+  }
+  return rc;
 }
 
 static bool
@@ -284,70 +514,27 @@ scan (dh_producer *p, dh_slot *out)
   return ok;
 }
 
-/* Sleeps until a consumer frees space, reaping dead consumers every
- * DH_LIVENESS_SLICE_NS so a killed consumer stalls us no longer than that. */
-static int
-wait_for_space (dh_producer *p, uint64_t deadline, dh_slot *out)
-{
-  dh_block *b = &p->b;
-  dh_shm_header *h = b->hdr;
-  uint64_t started = dh_now_ns ();
-  int rc = -ETIMEDOUT;
-  for (int spin = 0; spin < DH_SPIN_ITERATIONS; spin++)
-    dh_cpu_relax ();
-  dh_relaxed_inc (&h->metrics.writer_waits, 1);
-  for (;;) {
-    if (atomic_load (&p->wakeup)) {
-      rc = -ECANCELED;
-      break;
-    }
-    uint32_t word = atomic_load_explicit (&h->space_wake, memory_order_acquire);
-    /* Dekker with consumers: they move a cursor or drop a hold, then load
-     * space_waiters; we count ourselves in, then re-scan. */
-    atomic_fetch_add_explicit (&h->space_waiters, 1, memory_order_seq_cst);
-    if (scan (p, out)) {
-      atomic_fetch_sub_explicit (&h->space_waiters, 1, memory_order_relaxed);
-      rc = 0;
-      break;
-    }
-    uint64_t now = dh_now_ns ();
-    if (now - p->last_reap_ns >= DH_LIVENESS_SLICE_NS) {
-      p->last_reap_ns = now;
-      if (dh_producer_reap_dead_consumers (p) > 0) {
-        atomic_fetch_sub_explicit (&h->space_waiters, 1, memory_order_relaxed);
-        continue;
-      }
-    }
-    if (now >= deadline) {
-      atomic_fetch_sub_explicit (&h->space_waiters, 1, memory_order_relaxed);
-      break;
-    }
-    uint64_t slice = now + DH_LIVENESS_SLICE_NS;
-    int wrc = dh_futex_wait (&h->space_wake, word, slice < deadline ? slice : deadline);
-    atomic_fetch_sub_explicit (&h->space_waiters, 1, memory_order_relaxed);
-    (void) wrc; /* timeouts loop back to the reap and deadline checks */
-  }
-  dh_relaxed_inc (&h->metrics.writer_blocked_total_ns, dh_now_ns () - started);
-  if (rc == -ETIMEDOUT) {
-    dh_relaxed_inc (&h->metrics.writer_timeout_count, 1);
-    dh_record_error (b, rc);
-    return dh_fail (rc, "%s: no free slot (all %u slots are unread or held)",
-        b->name, b->slot_count);
-  }
-  return rc;
-}
-
 int
 dh_producer_acquire (dh_producer *p, int timeout_ms, dh_slot *out)
 {
   DH_CHECK_ARG (p && out);
   if (scan (p, out))
     return 0;
-  if (timeout_ms == 0) {
-    dh_relaxed_inc (&p->b.hdr->metrics.slot_acquire_errors, 1);
-    return -EAGAIN;
-  }
-  return wait_for_space (p, dh_deadline (timeout_ms), out);
+  if (timeout_ms != 0)
+    return wait_for_space (p, dh_deadline (timeout_ms), out);
+  /* polling still notices dead consumers (at most once per slice) */
+  uint64_t now = dh_now_ns ();
+  pthread_mutex_lock (&p->lock);
+  bool liveness = now - p->last_liveness_ns >= DH_LIVENESS_SLICE_NS;
+  if (liveness)
+    p->last_liveness_ns = now;
+  bool got = dh_reap_gating_locked (p, gating_consumers (p), liveness) > 0
+      && scan_locked (p, out);
+  pthread_mutex_unlock (&p->lock);
+  if (got)
+    return 0;
+  dh_relaxed_inc (&p->b.hdr->metrics.slot_acquire_errors, 1);
+  return -EAGAIN;
 }
 
 int
@@ -365,17 +552,18 @@ dh_producer_acquire_batch (dh_producer *p, dh_slot *out, unsigned n, int timeout
   return (int) got;
 }
 
-/* ---- commit / abort ---------------------------------------------------- */
+/* ---- commit / abort / pins ------------------------------------------------ */
 
-/* The slot handle must name a slot we hold in WRITING at its generation. */
+/* The slot handle must name a slot we hold in WRITING at its generation
+ * (our private state decides).  p->lock held. */
 static int
-check_held (dh_block *b, const dh_slot *slot)
+check_writing (const dh_producer *p, const dh_slot *slot)
 {
+  const dh_block *b = &p->b;
   if (slot->index >= b->slot_count)
     return dh_fail (DH_ESLOT, "slot index %u out of range (%u slots)", slot->index,
         b->slot_count);
-  uint64_t w = atomic_load_explicit (&b->slots[slot->index].state, memory_order_relaxed);
-  if (w != DH_SLOT_WORD (slot->generation, DH_SLOT_WRITING))
+  if (p->own[slot->index].word != DH_SLOT_WORD (slot->generation, DH_SLOT_WRITING))
     return dh_fail (DH_ESLOT, "slot %u is not being written at generation %llu",
         slot->index, (unsigned long long) slot->generation);
   return 0;
@@ -383,8 +571,8 @@ check_held (dh_block *b, const dh_slot *slot)
 
 /* Writes descriptor @seq under its seqlock.  No fences: every field is
  * stored with release, so a reader whose acquire load of any field sees a
- * new value also sees the seq = 0 stored before it (and fails its re-check).
- * On x86 these are plain stores. */
+ * new value also sees the seq = 0 stored before it (and fails its
+ * re-check).  On x86 these are plain stores. */
 static void
 write_desc (dh_block *b, uint64_t seq, const dh_slot *slot,
     const dh_record_info *info, uint64_t now)
@@ -412,35 +600,49 @@ write_desc (dh_block *b, uint64_t seq, const dh_slot *slot,
 }
 
 /* Makes the slot COMMITTED and appends its descriptor.  p->lock held. */
-static uint64_t
+static int
 publish_one (dh_producer *p, const dh_slot *slot, const dh_record_info *info,
-    uint64_t now)
+    uint64_t now, bool keep, uint64_t *seq_out)
 {
   dh_block *b = &p->b;
-  dh_shm_slot *s = &b->slots[slot->index];
+  dh_slot_own *own = &p->own[slot->index];
+  uint64_t expected = own->word;
+  uint64_t committed = DH_SLOT_WORD (slot->generation, DH_SLOT_COMMITTED);
+  /* Release: payload and checksum writes happen before COMMITTED.  A CAS
+   * from the word we stored: a mirror someone else changed is refused. */
+  if (!atomic_compare_exchange_strong_explicit (&b->slots[slot->index].state, &expected,
+          committed, memory_order_release, memory_order_relaxed))
+    return dh_fail (DH_ESLOT, "%s: slot %u state changed behind the producer "
+        "(%016llx, expected %016llx); not publishing it", b->name, slot->index,
+        (unsigned long long) expected, (unsigned long long) own->word);
   uint64_t seq = ++p->last_seq;
-  atomic_store_explicit (&s->commit_seq, seq, memory_order_relaxed);
-  /* Release: payload and checksum writes happen before COMMITTED. */
-  atomic_store_explicit (&s->state, DH_SLOT_WORD (slot->generation, DH_SLOT_COMMITTED),
-      memory_order_release);
+  own->word = committed;
+  own->commit_seq = seq;
+  own->pinned = keep;
+  atomic_store_explicit (&b->slots[slot->index].commit_seq, seq, memory_order_relaxed);
   write_desc (b, seq, slot, info, now);
-  return seq;
+  *seq_out = seq;
+  return 0;
 }
 
-/* Publishes up to @seq and wakes sleeping consumers, if any. */
+/* Publishes up to @seq and wakes sleeping consumers, if any.  p->lock held. */
 static void
-publish_head (dh_block *b, uint64_t seq)
+publish_head (dh_producer *p, uint64_t seq)
 {
-  dh_shm_header *h = b->hdr;
+  dh_shm_header *h = p->b.hdr;
   /* Dekker with a consumer going to sleep (consumer.c wait_for_data): it
-   * counts itself in data_waiters, then loads head; we store head and
-   * data_wake, then load data_waiters.  Either it sees the new head or we
-   * see it waiting.  No system call when nobody sleeps. */
+   * stores its waiting flag, then loads head; we store head and data_wake,
+   * then load the flags.  Either it sees the new head or we see it
+   * waiting.  No system call when nobody sleeps. */
   atomic_store_explicit (&h->head, seq, memory_order_seq_cst);
   atomic_store_explicit (&h->data_wake, (uint32_t) seq, memory_order_seq_cst);
-  if (atomic_load_explicit (&h->data_waiters, memory_order_seq_cst) != 0) {
-    dh_futex_wake_all (&h->data_wake);
-    dh_relaxed_inc (&h->metrics.wakeups_sent, 1);
+  for (uint64_t m = p->active; m; m &= m - 1) {
+    const dh_peer *peer = &p->peers[__builtin_ctzll (m)];
+    if (atomic_load_explicit (&peer->obj->waiting, memory_order_seq_cst) != 0) {
+      dh_futex_wake_all (&h->data_wake);
+      dh_relaxed_inc (&h->metrics.wakeups_sent, 1);
+      break;
+    }
   }
 }
 
@@ -448,19 +650,17 @@ static int
 prepare_commit (dh_producer *p, const dh_slot *slot, const dh_record_info *info)
 {
   dh_block *b = &p->b;
-  int rc = check_held (b, slot);
+  int rc = check_writing (p, slot);
+  if (rc == 0 && p->handed_over)
+    rc = dh_fail (DH_EHANDOVER, "%s was handed over; commit to the successor", b->name);
   if (rc == 0 && info->size > b->slot_size)
     rc = dh_fail (DH_ETOOBIG, "record of %llu bytes does not fit a %llu-byte slot",
         (unsigned long long) info->size, (unsigned long long) b->slot_size);
   if (rc != 0) {
     dh_relaxed_inc (&b->hdr->metrics.slot_commit_errors, 1);
     dh_record_error (b, rc);
-    return rc;
   }
-  if (b->integrity != DH_INTEGRITY_NONE && b->check == DH_CHECK_ENFORCED)
-    dh_payload_hash (b, dh_payload_at (b, slot->index), info->size,
-        b->slots[slot->index].checksum);
-  return 0;
+  return rc;
 }
 
 static void
@@ -472,19 +672,39 @@ count_commit (dh_producer *p, uint64_t records, uint64_t bytes, uint64_t now)
   atomic_store_explicit (&p->b.hdr->producer_heartbeat_ns, now, memory_order_relaxed);
 }
 
-int
-dh_producer_commit (dh_producer *p, const dh_slot *slot, const dh_record_info *info,
-    uint64_t *out_seq)
+static bool
+hashes_on_commit (const dh_block *b)
+{
+  return b->integrity != DH_INTEGRITY_NONE && b->check == DH_CHECK_ENFORCED;
+}
+
+static int
+commit_one (dh_producer *p, const dh_slot *slot, const dh_record_info *info,
+    uint64_t *out_seq, bool keep)
 {
   DH_CHECK_ARG (p && slot && info);
-  int rc = prepare_commit (p, slot, info);
+  dh_block *b = &p->b;
+  int rc;
+  if (hashes_on_commit (b)) {
+    /* hash outside the lock, but only a slot the handle really owns */
+    pthread_mutex_lock (&p->lock);
+    rc = prepare_commit (p, slot, info);
+    pthread_mutex_unlock (&p->lock);
+    if (rc != 0)
+      return rc;
+    dh_payload_hash (b, dh_payload_at (b, slot->index), info->size,
+        b->slots[slot->index].checksum);
+  }
+  uint64_t now = dh_now_ns (), seq = 0;
+  pthread_mutex_lock (&p->lock);
+  rc = prepare_commit (p, slot, info);
+  if (rc == 0)
+    rc = publish_one (p, slot, info, now, keep, &seq);
+  if (rc == 0)
+    publish_head (p, seq);
+  pthread_mutex_unlock (&p->lock);
   if (rc != 0)
     return rc;
-  uint64_t now = dh_now_ns ();
-  pthread_mutex_lock (&p->lock);
-  uint64_t seq = publish_one (p, slot, info, now);
-  publish_head (&p->b, seq);
-  pthread_mutex_unlock (&p->lock);
   count_commit (p, 1, info->size, now);
   if (out_seq)
     *out_seq = seq;
@@ -492,28 +712,55 @@ dh_producer_commit (dh_producer *p, const dh_slot *slot, const dh_record_info *i
 }
 
 int
+dh_producer_commit (dh_producer *p, const dh_slot *slot, const dh_record_info *info,
+    uint64_t *out_seq)
+{
+  return commit_one (p, slot, info, out_seq, false);
+}
+
+int
+dh_producer_commit_keep (dh_producer *p, const dh_slot *slot, const dh_record_info *info,
+    uint64_t *out_seq)
+{
+  return commit_one (p, slot, info, out_seq, true);
+}
+
+int
 dh_producer_commit_batch (dh_producer *p, const dh_slot *slots,
     const dh_record_info *infos, unsigned n, uint64_t *first_seq)
 {
   DH_CHECK_ARG (p && slots && infos && n > 0);
-  uint64_t bytes = 0;
-  for (unsigned k = 0; k < n; k++) {
-    int rc = prepare_commit (p, &slots[k], &infos[k]);
-    if (rc != 0)
-      return rc; /* nothing published; the caller still holds every slot */
+  dh_block *b = &p->b;
+  uint64_t bytes = 0, now = dh_now_ns (), seq = 0;
+  int rc = 0;
+  pthread_mutex_lock (&p->lock);
+  for (unsigned k = 0; k < n && rc == 0; k++) {
+    rc = prepare_commit (p, &slots[k], &infos[k]);
     bytes += infos[k].size;
   }
-  uint64_t now = dh_now_ns (), seq = 0;
-  pthread_mutex_lock (&p->lock);
-  for (unsigned k = 0; k < n; k++) {
-    seq = publish_one (p, &slots[k], &infos[k], now);
-    if (k == 0 && first_seq)
+  /* nothing published on a bad handle: the caller still holds every slot */
+  for (unsigned k = 0; k < n && rc == 0; k++) {
+    if (hashes_on_commit (b))
+      dh_payload_hash (b, dh_payload_at (b, slots[k].index), infos[k].size,
+          b->slots[slots[k].index].checksum);
+    rc = publish_one (p, &slots[k], &infos[k], now, false, &seq);
+    if (rc == 0 && k == 0 && first_seq)
       *first_seq = seq;
   }
-  publish_head (&p->b, seq);
+  if (seq)
+    publish_head (p, seq);
   pthread_mutex_unlock (&p->lock);
-  count_commit (p, n, bytes, now);
-  return 0;
+  if (rc == 0)
+    count_commit (p, n, bytes, now);
+  return rc;
+}
+
+/* Our own threads may wait for a slot this frees. */
+static void
+wake_own_waiters (dh_producer *p)
+{
+  atomic_fetch_add_explicit (&p->wake_word, 1, memory_order_seq_cst);
+  dh_futex_wake_private (&p->wake_word);
 }
 
 int
@@ -521,17 +768,38 @@ dh_producer_abort (dh_producer *p, const dh_slot *slot)
 {
   DH_CHECK_ARG (p && slot);
   dh_block *b = &p->b;
-  int rc = check_held (b, slot);
+  pthread_mutex_lock (&p->lock);
+  int rc = check_writing (p, slot);
+  if (rc == 0) {
+    uint64_t freed = DH_SLOT_WORD (slot->generation, DH_SLOT_FREE);
+    p->own[slot->index].word = freed;
+    /* nothing was published, so no reader holds this generation */
+    atomic_store_explicit (&b->slots[slot->index].state, freed, memory_order_release);
+  }
+  pthread_mutex_unlock (&p->lock);
   if (rc != 0)
     return rc;
-  /* Release: pairs with try_claim's acquire; nothing was published, so no
-   * reader can hold this generation. */
-  atomic_store_explicit (&b->slots[slot->index].state,
-      DH_SLOT_WORD (slot->generation, DH_SLOT_FREE), memory_order_release);
   dh_relaxed_inc (&b->hdr->metrics.commits_aborted, 1);
-  if (atomic_load_explicit (&b->hdr->space_waiters, memory_order_seq_cst) != 0)
-    dh_wake_space (b->hdr);
+  wake_own_waiters (p);
   return 0;
+}
+
+int
+dh_producer_unpin (dh_producer *p, const dh_slot *slot)
+{
+  DH_CHECK_ARG (p && slot);
+  pthread_mutex_lock (&p->lock);
+  int rc = 0;
+  if (slot->index >= p->b.slot_count || !p->own[slot->index].pinned
+      || p->own[slot->index].word != DH_SLOT_WORD (slot->generation, DH_SLOT_COMMITTED))
+    rc = dh_fail (DH_ESLOT, "slot %u is not pinned at generation %llu", slot->index,
+        (unsigned long long) slot->generation);
+  else
+    p->own[slot->index].pinned = false;
+  pthread_mutex_unlock (&p->lock);
+  if (rc == 0)
+    wake_own_waiters (p);
+  return rc;
 }
 
 int
@@ -539,7 +807,9 @@ dh_producer_update_checksum (dh_producer *p, const dh_slot *slot, uint64_t size)
 {
   DH_CHECK_ARG (p && slot);
   dh_block *b = &p->b;
-  int rc = check_held (b, slot);
+  pthread_mutex_lock (&p->lock);
+  int rc = check_writing (p, slot);
+  pthread_mutex_unlock (&p->lock);
   if (rc != 0)
     return rc;
   if (b->integrity == DH_INTEGRITY_NONE)
@@ -552,13 +822,86 @@ dh_producer_update_checksum (dh_producer *p, const dh_slot *slot, uint64_t size)
   return 0;
 }
 
+uint64_t
+dh_oldest_intact_locked (const dh_producer *p)
+{
+  const dh_block *b = &p->b;
+  uint64_t oldest = p->last_seq ? p->last_seq : 1;
+  for (uint32_t i = 0; i < b->slot_count; i++) {
+    const dh_slot_own *own = &p->own[i];
+    uint64_t seq = own->commit_seq;
+    /* the descriptor must still be in the ring too */
+    if (DH_SLOT_STATE (own->word) == DH_SLOT_COMMITTED && seq && seq < oldest
+        && p->last_seq - seq <= b->ring_mask)
+      oldest = seq;
+  }
+  return oldest;
+}
+
+/* ---- handover -------------------------------------------------------------- */
+
+int
+dh_producer_handover (dh_producer *p, const char *successor)
+{
+  DH_CHECK_ARG (p && successor);
+  char name[DH_NAME_MAX + 1];
+  int rc = dh_shm_name (successor, name, sizeof name);
+  if (rc != 0)
+    return rc;
+  dh_block *b = &p->b;
+  dh_shm_header *h = b->hdr;
+  uint8_t padded[DH_NAME_MAX + 1] = { 0 }, mac[DH_HASH_SIZE];
+  memcpy (padded, name, strlen (name) + 1);
+  pthread_mutex_lock (&p->lock);
+  /* name, MAC and (the first time) the cutover under the seqlock, odd
+   * while writing; the cutover is set once: nothing is published here
+   * after it */
+  uint64_t cutover = p->handed_over
+      ? atomic_load_explicit (&h->cutover_seq, memory_order_relaxed) : p->last_seq + 1;
+  dh_successor_mac (b, cutover, name, mac);
+  atomic_store_explicit (&h->successor_seq, p->successor_seq + 1, memory_order_relaxed);
+  dh_store_words ((uint8_t *) h->successor_name, padded, sizeof padded);
+  dh_store_words (h->successor_mac, mac, sizeof mac);
+  if (!p->handed_over) {
+    /* Release pairs with the consumers' acquire load in wait_for_data. */
+    atomic_store_explicit (&h->cutover_seq, cutover, memory_order_release);
+    p->handed_over = true;
+  }
+  p->successor_seq += 2;
+  atomic_store_explicit (&h->successor_seq, p->successor_seq, memory_order_release);
+  pthread_mutex_unlock (&p->lock);
+  atomic_fetch_add_explicit (&h->data_wake, 1, memory_order_seq_cst);
+  dh_futex_wake_all (&h->data_wake);
+  return 0;
+}
+
+int
+dh_producer_create_successor (dh_producer *p, uint64_t slot_size, dh_producer **out)
+{
+  DH_CHECK_ARG (p && out && slot_size > 0);
+  char name[DH_NAME_MAX + 1];
+  uint32_t n = p->b.chain_index + 1;
+  int len = snprintf (name, sizeof name, "%s.h%u", p->b.origin, n);
+  if (len < 0 || len > DH_BLOCK_NAME_MAX)
+    return dh_fail (-ENAMETOOLONG, "successor name of %s is too long", p->b.origin);
+  dh_producer_config cfg = p->cfg;
+  cfg.name = name;
+  cfg.origin = p->b.origin;
+  cfg.chain_index = n;
+  cfg.slot_size = slot_size;
+  pthread_mutex_lock (&p->lock);
+  cfg.live = p->live;
+  pthread_mutex_unlock (&p->lock);
+  return dh_producer_create (&cfg, out);
+}
+
 /* ---- misc ------------------------------------------------------------- */
 
 void
 dh_producer_wakeup (dh_producer *p)
 {
   atomic_store (&p->wakeup, true);
-  dh_wake_space (p->b.hdr);
+  wake_own_waiters (p);
 }
 
 void
@@ -595,32 +938,48 @@ dh_producer_session_id (const dh_producer *p)
   return p->b.session_id;
 }
 
-int
-dh_producer_metrics (dh_producer *p, dh_metrics *out)
-{
-  DH_CHECK_ARG (p && out);
-  dh_metrics_snapshot (&p->b, out);
-  return 0;
-}
-
 void
 dh_producer_reset_metrics (dh_producer *p)
 {
+  pthread_mutex_lock (&p->lock);
   dh_metrics_reset (&p->b);
+  dh_admission_reset_counters (p);
+  pthread_mutex_unlock (&p->lock);
+}
+
+static int
+spin_ctx (dh_producer *p, dh_spin_ctx *ctx)
+{
+  if (!p->x)
+    return dh_fail (-ENOENT, "%s has no exchange object", p->b.name);
+  ctx->x = p->x;
+  ctx->b = &p->b;
+  ctx->origin = p->b.origin;
+  ctx->tag = 1;
+  ctx->token = 0;
+  return 0;
 }
 
 int
 dh_producer_spin_lock (dh_producer *p, unsigned idx, int timeout_ms)
 {
   DH_CHECK_ARG (p);
-  return dh_spin_lock (&p->b, idx, timeout_ms);
+  dh_spin_ctx ctx;
+  int rc = spin_ctx (p, &ctx);
+  if (rc == 0)
+    rc = dh_spin_lock (&ctx, idx, timeout_ms);
+  if (rc == DH_ELOCKRECOVERED)
+    dh_relaxed_inc (&p->b.hdr->metrics.spinlock_recoveries, 1);
+  return rc;
 }
 
 int
 dh_producer_spin_unlock (dh_producer *p, unsigned idx)
 {
   DH_CHECK_ARG (p);
-  return dh_spin_unlock (&p->b, idx);
+  dh_spin_ctx ctx;
+  int rc = spin_ctx (p, &ctx);
+  return rc == 0 ? dh_spin_unlock (&ctx, idx) : rc;
 }
 
 /* Writers of this process are serialised here; zones.c has the seqlock. */
@@ -629,7 +988,8 @@ dh_producer_zone_write (dh_producer *p, unsigned zone, const void *data, size_t 
 {
   DH_CHECK_ARG (p && (data || len == 0));
   pthread_mutex_lock (&p->zone_lock);
-  int rc = dh_zone_write (&p->b, zone, data, len);
+  int rc = zone < DH_MAX_ZONES ? dh_zone_write (&p->b, &p->zone_seq[zone], zone, data, len)
+      : dh_zone_write (&p->b, NULL, zone, data, len);
   pthread_mutex_unlock (&p->zone_lock);
   return rc;
 }

@@ -1,5 +1,8 @@
-/* Inspection and recovery from outside (the admin API, datahub/admin.h),
- * and the release of dead consumers shared with the producer. */
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/* Inspection and recovery from outside (the admin API, datahub/admin.h).
+ * A block is opened read-only (or read-write for recovery of a dead
+ * producer's block); consumer objects are opened by name, read-only,
+ * and removed when their owner is dead. */
 #include <dirent.h>
 #include <fcntl.h>
 #include <stdarg.h>
@@ -7,7 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
-#include <time.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "datahub/admin.h"
@@ -18,48 +21,15 @@ struct dh_inspector {
   bool writable;
 };
 
-void
-dh_wake_space (dh_shm_header *h)
-{
-  atomic_fetch_add_explicit (&h->space_wake, 1, memory_order_seq_cst);
-  dh_futex_wake_all (&h->space_wake);
-}
-
 static void
-count_recovery (dh_block *b)
+count_recovery (dh_inspector *ins)
 {
+  if (!ins->writable)
+    return;
+  dh_block *b = &ins->b;
   dh_relaxed_inc (&b->hdr->metrics.recovery_actions, 1);
   atomic_store_explicit (&b->hdr->metrics.last_recovery_ns, dh_realtime_ns (),
       memory_order_relaxed);
-}
-
-int
-dh_reap_dead_consumers (dh_block *b)
-{
-  int reaped = 0;
-  for (uint32_t i = 0; i < b->max_consumers; i++) {
-    dh_shm_consumer *c = &b->consumers[i];
-    uint64_t w = atomic_load_explicit (&c->state, memory_order_acquire);
-    uint32_t st = DH_CONSUMER_STATE (w);
-    if ((st != DH_CONSUMER_ACTIVE && st != DH_CONSUMER_CLAIMING)
-        || dh_consumer_alive (b, i))
-      continue;
-    /* The CAS fails if a new consumer took the entry (and its lock) after
-     * our liveness check: it bumped the epoch. */
-    uint64_t reclaiming = DH_CONSUMER_WORD (DH_CONSUMER_EPOCH (w), DH_CONSUMER_RECLAIMING);
-    if (!atomic_compare_exchange_strong (&c->state, &w, reclaiming))
-      continue;
-    dh_clear_holds (b, i);
-    dh_retire_consumer_counters (b, i);
-    dh_log (DH_LOG_WARNING, "%s: released dead consumer %u (pid %u)", b->name, i, c->pid);
-    atomic_store_explicit (&c->state,
-        DH_CONSUMER_WORD (DH_CONSUMER_EPOCH (w), DH_CONSUMER_FREE), memory_order_release);
-    dh_relaxed_inc (&b->hdr->metrics.consumers_reaped, 1);
-    reaped++;
-  }
-  if (reaped)
-    dh_wake_space (b->hdr);
-  return reaped;
 }
 
 /* ---- opening ------------------------------------------------------------- */
@@ -71,9 +41,10 @@ dh_inspect_open (const char *name, bool writable, dh_inspector **out)
   dh_inspector *ins = calloc (1, sizeof *ins);
   if (!ins)
     return dh_fail (-ENOMEM, "out of memory");
-  ins->b.fd = -1;
   ins->writable = writable;
-  int rc = dh_block_inspect (&ins->b, name, writable);
+  int rc = dh_block_open (&ins->b, name, NULL, writable);
+  if (rc == DH_EUNFINISHED)
+    rc = DH_ECORRUPT;
   if (rc != 0) {
     free (ins);
     return rc;
@@ -99,6 +70,70 @@ need_writable (dh_inspector *ins)
   return 0;
 }
 
+/* ---- consumer objects ----------------------------------------------------- */
+
+/* A consumer object as the admin sees it (read-only, untrusted). */
+typedef struct {
+  int fd;
+  const dh_shm_consumer *obj;
+  bool alive;
+} peer_view;
+
+static bool
+peer_view_open (const dh_block *b, uint32_t i, peer_view *v)
+{
+  if (dh_peer_open (b->origin, i, &v->fd, &v->obj) != 0)
+    return false;
+  v->alive = dh_peer_alive (v->fd);
+  return true;
+}
+
+static void
+peer_view_close (peer_view *v)
+{
+  dh_peer_close (v->fd, v->obj);
+}
+
+/* Slots consumer @v holds in this block (its first @quota entries). */
+static uint64_t
+holds_slot (const dh_block *b, const peer_view *v, uint32_t slot)
+{
+  uint64_t want = DH_HOLD_ENTRY (b->session_id, slot);
+  for (unsigned j = 0; j < DH_MAX_HOLDS; j++)
+    if (atomic_load_explicit (&v->obj->holds[j], memory_order_acquire) == want)
+      return 1;
+  return 0;
+}
+
+static uint32_t
+holds_in_use (const peer_view *v)
+{
+  uint32_t n = 0;
+  for (unsigned j = 0; j < DH_MAX_HOLDS; j++)
+    n += atomic_load_explicit (&v->obj->holds[j], memory_order_relaxed) != 0;
+  return n;
+}
+
+/* Bit i: consumer object i holds @slot; *@dead: of those, the dead. */
+static uint64_t
+slot_holders (const dh_block *b, uint32_t slot, uint64_t *dead)
+{
+  uint64_t holders = 0;
+  *dead = 0;
+  for (uint32_t i = 0; i < DH_MAX_CONSUMERS; i++) {
+    peer_view v;
+    if (!peer_view_open (b, i, &v))
+      continue;
+    if (holds_slot (b, &v, slot)) {
+      holders |= UINT64_C (1) << i;
+      if (!v.alive)
+        *dead |= UINT64_C (1) << i;
+    }
+    peer_view_close (&v);
+  }
+  return holders;
+}
+
 /* ---- reading ------------------------------------------------------------- */
 
 static uint64_t
@@ -106,15 +141,6 @@ age (uint64_t then_ns)
 {
   uint64_t now = dh_now_ns ();
   return then_ns && now > then_ns ? now - then_ns : 0;
-}
-
-static void
-read_successor (const dh_shm_header *h, char *out)
-{
-  uint8_t name[DH_NAME_MAX + 1];
-  dh_load_words (name, (const uint8_t *) h->successor_name, sizeof name);
-  name[DH_NAME_MAX] = '\0';
-  memcpy (out, name, strlen ((const char *) name) + 1);
 }
 
 int
@@ -125,6 +151,7 @@ dh_inspect_info (dh_inspector *ins, dh_block_info *out)
   const dh_shm_header *h = b->hdr;
   memset (out, 0, sizeof *out);
   snprintf (out->shm_name, sizeof out->shm_name, "%s", b->name);
+  snprintf (out->origin, sizeof out->origin, "%s", b->origin);
   out->layout_major = h->layout_major;
   out->layout_minor = h->layout_minor;
   out->session_id = b->session_id;
@@ -143,20 +170,29 @@ dh_inspect_info (dh_inspector *ins, dh_block_info *out)
   out->producer_pid = h->producer_pid;
   out->producer_alive = dh_producer_alive (b);
   out->producer_state = atomic_load_explicit (&h->producer_state, memory_order_acquire);
+  out->producer_live_source = atomic_load_explicit (&h->producer_live, memory_order_relaxed);
   out->producer_heartbeat_age_ns = age (atomic_load_explicit (&h->producer_heartbeat_ns,
       memory_order_relaxed));
   out->head_seq = atomic_load_explicit (&h->head, memory_order_acquire);
   out->cutover_seq = atomic_load_explicit (&h->cutover_seq, memory_order_acquire);
-  if (out->cutover_seq)
-    read_successor (h, out->successor);
-  for (uint32_t i = 0; i < b->max_consumers; i++) {
-    uint64_t w = atomic_load_explicit (&b->consumers[i].state, memory_order_acquire);
-    if (DH_CONSUMER_STATE (w) != DH_CONSUMER_ACTIVE)
-      continue;
-    if (dh_consumer_alive (b, i))
-      out->consumers_live++;
-    else
-      out->consumers_dead++;
+  if (out->cutover_seq && dh_block_successor (b, out->successor, sizeof out->successor) != 0)
+    snprintf (out->successor, sizeof out->successor, "(unreadable: %s)", dh_error_detail ());
+  if (atomic_load_explicit (&h->space_waiters, memory_order_relaxed)) {
+    out->gate_mask = atomic_load_explicit (&h->gate_mask, memory_order_relaxed);
+    out->gated_for_ns = age (atomic_load_explicit (&h->gated_since_ns, memory_order_relaxed));
+  }
+  for (uint32_t i = 0; i < DH_MAX_CONSUMERS; i++) {
+    peer_view v;
+    if (peer_view_open (b, i, &v)) {
+      if (v.alive)
+        out->consumers_live++;
+      else
+        out->consumers_dead++;
+      peer_view_close (&v);
+    }
+    uint32_t st = atomic_load_explicit (&b->table[i].state, memory_order_acquire);
+    out->consumers_admitted += st == DH_ADMIT_ADMITTED;
+    out->consumers_evicted += st == DH_ADMIT_EVICTED;
   }
   for (uint32_t z = 0; z < b->zone_count; z++) {
     out->zone_size[z] = b->zone_size[z];
@@ -171,46 +207,45 @@ dh_inspect_consumer (dh_inspector *ins, uint32_t i, dh_consumer_info *out)
 {
   DH_CHECK_ARG (ins && out);
   const dh_block *b = &ins->b;
-  if (i >= b->max_consumers)
-    return dh_fail (-EINVAL, "consumer %u out of range (%u entries)", i, b->max_consumers);
-  const dh_shm_consumer *c = &b->consumers[i];
+  if (i >= DH_MAX_CONSUMERS)
+    return dh_fail (-EINVAL, "consumer %u out of range (0..%u)", i, DH_MAX_CONSUMERS - 1);
   memset (out, 0, sizeof *out);
-  uint64_t w = atomic_load_explicit (&c->state, memory_order_acquire);
   out->index = i;
-  out->state = DH_CONSUMER_STATE (w);
-  out->pid = c->pid;
-  out->leaky = c->leaky;
-  out->alive = out->state != DH_CONSUMER_FREE && dh_consumer_alive (b, i);
-  out->cursor = atomic_load_explicit (&c->cursor, memory_order_relaxed);
+  peer_view v;
+  if (!peer_view_open (b, i, &v))
+    return 0; /* DH_CINFO_NONE */
+  const dh_shm_consumer *o = v.obj;
+  const dh_shm_admission *e = &b->table[i];
+  uint64_t token = atomic_load_explicit (&e->token, memory_order_acquire);
+  uint32_t st = atomic_load_explicit (&e->state, memory_order_acquire);
+  bool ours = token != 0 && token == __atomic_load_n (&o->token, __ATOMIC_RELAXED);
+  out->state = !ours ? DH_CINFO_WAITING
+      : st == DH_ADMIT_EVICTED ? DH_CINFO_EVICTED : DH_CINFO_ADMITTED;
+  out->pid = __atomic_load_n (&o->pid, __ATOMIC_RELAXED);
+  out->alive = v.alive;
+  out->leaky = ours && atomic_load_explicit (&e->leaky, memory_order_relaxed);
+  out->quota = ours ? atomic_load_explicit (&e->quota, memory_order_relaxed) : 0;
+  out->holds = holds_in_use (&v);
+  out->gating = atomic_load_explicit (&b->hdr->space_waiters, memory_order_relaxed)
+      && (atomic_load_explicit (&b->hdr->gate_mask, memory_order_relaxed)
+          & (UINT64_C (1) << i));
+  if (atomic_load_explicit (&o->session, memory_order_acquire) == b->session_id)
+    out->cursor = atomic_load_explicit (&o->cursor, memory_order_relaxed);
+  else if (ours)
+    out->cursor = atomic_load_explicit (&e->start_seq, memory_order_relaxed);
   uint64_t head = atomic_load_explicit (&b->hdr->head, memory_order_acquire);
-  out->behind = head >= out->cursor && out->cursor ? head - out->cursor + 1 : 0;
-  out->heartbeat_age_ns = age (atomic_load_explicit (&c->heartbeat_ns, memory_order_relaxed));
-  out->read = atomic_load_explicit (&c->read, memory_order_relaxed);
-  out->lost = atomic_load_explicit (&c->lost, memory_order_relaxed);
-  out->races = atomic_load_explicit (&c->races, memory_order_relaxed);
-  out->checksum_failures = atomic_load_explicit (&c->checksum_failures, memory_order_relaxed);
+  out->behind = out->cursor && head >= out->cursor ? head - out->cursor + 1 : 0;
+  out->heartbeat_age_ns = age (atomic_load_explicit (&o->heartbeat_ns, memory_order_relaxed));
+  out->read = atomic_load_explicit (&o->read, memory_order_relaxed);
+  out->lost = atomic_load_explicit (&o->lost, memory_order_relaxed);
+  out->races = atomic_load_explicit (&o->races, memory_order_relaxed);
+  out->checksum_failures = atomic_load_explicit (&o->checksum_failures, memory_order_relaxed);
+  peer_view_close (&v);
   return 0;
 }
 
-/* Bit i set: consumer i is not an active, live participant. */
-static uint64_t
-gone_consumers (const dh_block *b)
-{
-  uint64_t gone = 0;
-  for (uint32_t i = 0; i < DH_MAX_CONSUMERS; i++) {
-    if (i >= b->max_consumers) {
-      gone |= UINT64_C (1) << i;
-      continue;
-    }
-    uint64_t w = atomic_load_explicit (&b->consumers[i].state, memory_order_acquire);
-    if (DH_CONSUMER_STATE (w) != DH_CONSUMER_ACTIVE || !dh_consumer_alive (b, i))
-      gone |= UINT64_C (1) << i;
-  }
-  return gone;
-}
-
 static void
-slot_info (const dh_block *b, uint32_t i, uint64_t gone, dh_slot_info *out)
+slot_info (const dh_block *b, uint32_t i, dh_slot_info *out)
 {
   const dh_shm_slot *s = &b->slots[i];
   uint64_t w = atomic_load_explicit (&s->state, memory_order_acquire);
@@ -219,8 +254,7 @@ slot_info (const dh_block *b, uint32_t i, uint64_t gone, dh_slot_info *out)
   out->state = DH_SLOT_STATE (w);
   out->generation = DH_SLOT_GEN (w);
   out->commit_seq = atomic_load_explicit (&s->commit_seq, memory_order_relaxed);
-  out->readers = atomic_load_explicit (&s->readers, memory_order_acquire);
-  out->dead_readers = out->readers & gone;
+  out->readers = slot_holders (b, i, &out->dead_readers);
   if (out->state == DH_SLOT_WRITING)
     out->writing_age_ns = age (atomic_load_explicit (&s->write_start_ns, memory_order_relaxed));
 }
@@ -231,7 +265,7 @@ dh_inspect_slot (dh_inspector *ins, uint32_t i, dh_slot_info *out)
   DH_CHECK_ARG (ins && out);
   if (i >= ins->b.slot_count)
     return dh_fail (-EINVAL, "slot %u out of range (%u slots)", i, ins->b.slot_count);
-  slot_info (&ins->b, i, gone_consumers (&ins->b), out);
+  slot_info (&ins->b, i, out);
   return 0;
 }
 
@@ -239,7 +273,11 @@ int
 dh_inspect_metrics (dh_inspector *ins, dh_metrics *out)
 {
   DH_CHECK_ARG (ins && out);
-  dh_metrics_snapshot (&ins->b, out);
+  dh_metrics_from_header (&ins->b, out);
+  dh_block_info bi;
+  dh_inspect_info (ins, &bi);
+  out->consumers_live = bi.consumers_admitted;
+  out->consumers_dead = bi.consumers_dead;
   return 0;
 }
 
@@ -274,6 +312,50 @@ emit (dh_finding_fn fn, void *user, dh_finding_kind kind, uint32_t index, bool f
   fn (&f, user);
 }
 
+static int
+validate_consumers (const dh_inspector *ins, dh_finding_fn fn, void *user)
+{
+  const dh_block *b = &ins->b;
+  int n = 0;
+  for (uint32_t i = 0; i < DH_MAX_CONSUMERS; i++) {
+    dh_consumer_info ci;
+    dh_inspect_consumer ((dh_inspector *) ins, i, &ci);
+    if (ci.state == DH_CINFO_NONE)
+      continue;
+    if (!ci.alive) {
+      n++;
+      emit (fn, user, DH_FINDING_DEAD_CONSUMER, i, true, "`cleanup` or `auto-recover --apply`",
+          "consumer %u (pid %u) is dead; its object%s remains", i, ci.pid,
+          ci.holds ? " and its holds" : "");
+      if (ci.holds) {
+        n++;
+        emit (fn, user, DH_FINDING_ZOMBIE_HOLD, i, true, "`auto-recover --apply`",
+            "dead consumer %u still has %u hold entries", i, ci.holds);
+      }
+    }
+    if (ci.state == DH_CINFO_EVICTED) {
+      n++;
+      emit (fn, user, DH_FINDING_EVICTED, i, false, "restart that consumer",
+          "consumer %u (pid %u) was evicted by the producer", i, ci.pid);
+    }
+    uint64_t head = atomic_load_explicit (&b->hdr->head, memory_order_acquire);
+    if (ci.state == DH_CINFO_ADMITTED && ci.cursor > head + 1) {
+      n++;
+      emit (fn, user, DH_FINDING_BAD_CURSOR, i, false, "restart that consumer",
+          "consumer %u cursor %llu is beyond the head %llu", i,
+          (unsigned long long) ci.cursor, (unsigned long long) head);
+    }
+    if (ci.gating) {
+      n++;
+      emit (fn, user, DH_FINDING_GATING, i, false,
+          "that consumer does not read fast enough; make it leaky or stop it",
+          "consumer %u (pid %u) holds the producer back (%llu records behind)", i, ci.pid,
+          (unsigned long long) ci.behind);
+    }
+  }
+  return n;
+}
+
 int
 dh_inspect_validate (dh_inspector *ins, dh_finding_fn fn, void *user)
 {
@@ -285,75 +367,29 @@ dh_inspect_validate (dh_inspector *ins, dh_finding_fn fn, void *user)
   if (!producer_alive && pstate == DH_PRODUCER_RUNNING) {
     n++;
     emit (fn, user, DH_FINDING_DEAD_PRODUCER, 0, false,
-        "start a new producer (it reclaims the name) or `unlink` the block",
+        "start a new producer (it replaces the block) or `unlink` the block",
         "producer (pid %u) is dead; the block was not closed", b->hdr->producer_pid);
   }
-  uint64_t head = atomic_load_explicit (&b->hdr->head, memory_order_acquire);
-  for (uint32_t i = 0; i < b->max_consumers; i++) {
-    const dh_shm_consumer *c = &b->consumers[i];
-    uint64_t w = atomic_load_explicit (&c->state, memory_order_acquire);
-    uint32_t st = DH_CONSUMER_STATE (w);
-    if (st > DH_CONSUMER_RECLAIMING) {
-      n++;
-      emit (fn, user, DH_FINDING_BAD_STATE, i, false, "unlink the block and restart",
-          "consumer %u has state %u, which no transition produces", i, st);
-      continue;
-    }
-    if ((st == DH_CONSUMER_ACTIVE || st == DH_CONSUMER_CLAIMING) && !dh_consumer_alive (b, i)) {
-      n++;
-      emit (fn, user, DH_FINDING_DEAD_CONSUMER, i, true, "`cleanup` or `auto-recover --apply`",
-          "consumer %u (pid %u) is dead but still registered", i, c->pid);
-    }
-    /* cursor first, head after: the head only grows, so a live block is
-     * never misreported while consumers and the producer move on */
-    uint64_t cursor = atomic_load_explicit (&c->cursor, memory_order_acquire);
-    head = atomic_load_explicit (&b->hdr->head, memory_order_acquire);
-    if (st == DH_CONSUMER_ACTIVE && cursor > head + 1) {
-      n++;
-      emit (fn, user, DH_FINDING_BAD_CURSOR, i, false, "restart that consumer",
-          "consumer %u cursor %llu is beyond the head %llu", i,
-          (unsigned long long) cursor, (unsigned long long) head);
-    }
-  }
-  uint64_t gone = gone_consumers (b);
+  n += validate_consumers (ins, fn, user);
   for (uint32_t i = 0; i < b->slot_count; i++) {
-    dh_slot_info si;
-    slot_info (b, i, gone, &si);
-    if (si.state > DH_SLOT_COMMITTED) {
+    const dh_shm_slot *s = &b->slots[i];
+    uint64_t w = atomic_load_explicit (&s->state, memory_order_acquire);
+    if (DH_SLOT_STATE (w) > DH_SLOT_COMMITTED) {
       n++;
-      emit (fn, user, DH_FINDING_BAD_STATE, i, false, "`reset-slot` it (--force if needed)",
-          "slot %u has state %u, which no transition produces", i, si.state);
+      emit (fn, user, DH_FINDING_BAD_STATE, i, false, "`reset-slot` it (producer dead)",
+          "slot %u has state %u, which no transition produces", i, DH_SLOT_STATE (w));
     }
-    if (si.dead_readers) {
-      n++;
-      emit (fn, user, DH_FINDING_ZOMBIE_HOLD, i, true, "`auto-recover --apply`",
-          "slot %u is held by gone consumers (mask %016llx)", i,
-          (unsigned long long) si.dead_readers);
-    }
-    if (si.state == DH_SLOT_WRITING && !producer_alive) {
+    if (DH_SLOT_STATE (w) == DH_SLOT_WRITING && !producer_alive) {
       n++;
       emit (fn, user, DH_FINDING_STUCK_WRITING, i, true, "`auto-recover --apply`",
           "slot %u is WRITING for %.1f s and its producer is dead", i,
-          (double) si.writing_age_ns / 1e9);
+          (double) age (atomic_load_explicit (&s->write_start_ns, memory_order_relaxed)) / 1e9);
     }
   }
   return n;
 }
 
 /* ---- recovery ------------------------------------------------------------- */
-
-static void
-reset_slot (dh_block *b, uint32_t i)
-{
-  dh_shm_slot *s = &b->slots[i];
-  uint64_t w = atomic_load_explicit (&s->state, memory_order_acquire);
-  atomic_store_explicit (&s->readers, 0, memory_order_release);
-  /* a new generation: any descriptor naming the old one fails the hold */
-  atomic_store_explicit (&s->state, DH_SLOT_WORD (DH_SLOT_GEN (w) + 1, DH_SLOT_FREE),
-      memory_order_release);
-  count_recovery (b);
-  dh_wake_space (b->hdr);
-}
 
 int
 dh_recover_reset_slot (dh_inspector *ins, uint32_t i, bool force)
@@ -365,18 +401,20 @@ dh_recover_reset_slot (dh_inspector *ins, uint32_t i, bool force)
   dh_block *b = &ins->b;
   if (i >= b->slot_count)
     return dh_fail (-EINVAL, "slot %u out of range (%u slots)", i, b->slot_count);
+  if (dh_producer_alive (b))
+    return dh_fail (DH_EOWNERALIVE, "the producer of %s (pid %u) is alive: it owns its "
+        "slots (stop it first)", b->name, b->hdr->producer_pid);
   dh_slot_info si;
-  slot_info (b, i, gone_consumers (b), &si);
-  if (!force && si.state == DH_SLOT_WRITING && dh_producer_alive (b))
-    return dh_fail (DH_EOWNERALIVE, "slot %u is being written by a live producer (pid %u)",
-        i, b->hdr->producer_pid);
+  slot_info (b, i, &si);
   if (!force && (si.readers & ~si.dead_readers))
     return dh_fail (DH_EOWNERALIVE, "slot %u is held by live consumers (mask %016llx)", i,
         (unsigned long long) (si.readers & ~si.dead_readers));
-  dh_log (DH_LOG_WARNING, "%s: reset slot %u (state %u, generation %llu, readers %016llx)%s",
-      b->name, i, si.state, (unsigned long long) si.generation,
-      (unsigned long long) si.readers, force ? " (forced)" : "");
-  reset_slot (b, i);
+  dh_log (DH_LOG_WARNING, "%s: reset slot %u (state %u, generation %llu)%s", b->name, i,
+      si.state, (unsigned long long) si.generation, force ? " (forced)" : "");
+  /* a new generation: any descriptor naming the old one fails the hold */
+  atomic_store_explicit (&b->slots[i].state,
+      DH_SLOT_WORD (si.generation + 1, DH_SLOT_FREE), memory_order_release);
+  count_recovery (ins);
   return 0;
 }
 
@@ -384,12 +422,19 @@ int
 dh_recover_dead_consumers (dh_inspector *ins)
 {
   DH_CHECK_ARG (ins);
-  int rc = need_writable (ins);
-  if (rc != 0)
-    return rc;
-  int n = dh_reap_dead_consumers (&ins->b);
-  for (int k = 0; k < n; k++)
-    count_recovery (&ins->b);
+  int n = 0;
+  for (uint32_t i = 0; i < DH_MAX_CONSUMERS; i++) {
+    peer_view v;
+    if (!peer_view_open (&ins->b, i, &v))
+      continue;
+    /* removed under a read lock on its byte: a consumer taking the object
+     * over at the same moment (write lock) excludes us, or we it */
+    if (!v.alive && dh_peer_reclaim (ins->b.origin, i, v.fd)) {
+      n++;
+      count_recovery (ins);
+    }
+    peer_view_close (&v);
+  }
   return n;
 }
 
@@ -397,49 +442,34 @@ int
 dh_recover_auto (dh_inspector *ins, bool apply, dh_finding_fn fn, void *user)
 {
   DH_CHECK_ARG (ins);
-  if (apply) {
-    int rc = need_writable (ins);
-    if (rc != 0)
-      return rc;
-  }
   dh_block *b = &ins->b;
-  const char *verb = apply ? "released" : "would release";
+  const char *verb = apply ? "removed" : "would remove";
   int actions = 0;
-  /* slots first, so dry run and repair report the same actions (releasing
-   * a dead consumer also drops its holds) */
-  bool producer_alive = dh_producer_alive (b);
-  uint64_t gone = gone_consumers (b);
-  for (uint32_t i = 0; i < b->slot_count; i++) {
-    dh_slot_info si;
-    slot_info (b, i, gone, &si);
-    if (si.dead_readers) {
+  for (uint32_t i = 0; i < DH_MAX_CONSUMERS; i++) {
+    peer_view v;
+    if (!peer_view_open (b, i, &v))
+      continue;
+    if (!v.alive) {
       actions++;
-      emit (fn, user, DH_FINDING_ZOMBIE_HOLD, i, true, "", "%s zombie holds on slot %u "
-          "(mask %016llx)", verb, i, (unsigned long long) si.dead_readers);
-      if (apply) {
-        atomic_fetch_and_explicit (&b->slots[i].readers, ~si.dead_readers,
-            memory_order_release);
-        count_recovery (b);
-        dh_wake_space (b->hdr);
-      }
+      uint32_t holds = holds_in_use (&v);
+      emit (fn, user, DH_FINDING_DEAD_CONSUMER, i, true, "", "%s dead consumer %u (pid %u)%s",
+          verb, i, __atomic_load_n (&v.obj->pid, __ATOMIC_RELAXED),
+          holds ? " and its holds" : "");
     }
-    if (si.state == DH_SLOT_WRITING && !producer_alive) {
+    peer_view_close (&v);
+  }
+  bool producer_alive = dh_producer_alive (b);
+  if (!producer_alive)
+    for (uint32_t i = 0; i < b->slot_count; i++) {
+      uint64_t w = atomic_load_explicit (&b->slots[i].state, memory_order_acquire);
+      if (DH_SLOT_STATE (w) != DH_SLOT_WRITING)
+        continue;
       actions++;
       emit (fn, user, DH_FINDING_STUCK_WRITING, i, true, "", "%s slot %u stuck in WRITING "
           "by the dead producer", apply ? "reset" : "would reset", i);
-      if (apply)
-        reset_slot (b, i);
+      if (apply && need_writable (ins) == 0)
+        dh_recover_reset_slot (ins, i, true);
     }
-  }
-  for (uint32_t i = 0; i < b->max_consumers; i++) {
-    uint64_t w = atomic_load_explicit (&b->consumers[i].state, memory_order_acquire);
-    uint32_t st = DH_CONSUMER_STATE (w);
-    if ((st == DH_CONSUMER_ACTIVE || st == DH_CONSUMER_CLAIMING) && !dh_consumer_alive (b, i)) {
-      actions++;
-      emit (fn, user, DH_FINDING_DEAD_CONSUMER, i, true, "", "%s dead consumer %u (pid %u)",
-          verb, i, b->consumers[i].pid);
-    }
-  }
   if (apply)
     dh_recover_dead_consumers (ins);
   return actions;
@@ -455,17 +485,19 @@ dh_list_blocks (dh_name_fn fn, void *user)
   int n = 0;
   struct dirent *e;
   while ((e = readdir (d))) {
-    if (e->d_name[0] == '.')
-      continue;
+    if (e->d_name[0] == '.' || strchr (e->d_name, '@'))
+      continue; /* companion objects are not blocks */
     char name[DH_NAME_MAX + 2];
     snprintf (name, sizeof name, "/%s", e->d_name);
-    /* a datahub block is whatever carries the magic, whatever its name */
-    int fd = shm_open (name, O_RDONLY | O_CLOEXEC, 0);
+    /* a datahub block is whatever carries the magic, whatever its name;
+     * O_NONBLOCK and the regular-file check: a FIFO must not hang us */
+    int fd = shm_open (name, O_RDONLY | O_CLOEXEC | O_NONBLOCK, 0);
     if (fd < 0)
       continue;
+    struct stat st;
     uint64_t magic = 0;
-    bool ours = pread (fd, &magic, sizeof magic, 0) == (ssize_t) sizeof magic
-        && magic == DH_MAGIC;
+    bool ours = fstat (fd, &st) == 0 && S_ISREG (st.st_mode)
+        && pread (fd, &magic, sizeof magic, 0) == (ssize_t) sizeof magic && magic == DH_MAGIC;
     close (fd);
     if (ours) {
       fn (name, user);

@@ -1,6 +1,8 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* Flexible zones: small producer-written areas read as consistent
- * snapshots through a per-zone seqlock.  Zone data lives in the data region
- * (read-only for consumers); its bytes are copied as atomic words (release
+ * snapshots through a per-zone seqlock.  Zone data lives in the block
+ * (read-only for consumers); the producer keeps each sequence privately
+ * and never reads the shared one back.  Its bytes are copied as atomic words (release
  * stores, acquire loads: plain moves on x86) so concurrent reads are
  * defined behaviour, and a reader that sees any new word also sees the odd
  * sequence stored before it — the seqlock needs no fences. */
@@ -22,8 +24,9 @@ check_zone (const dh_block *b, unsigned zone)
   return 0;
 }
 
+/* @seq is the producer's private sequence of this zone. */
 int
-dh_zone_write (dh_block *b, unsigned zone, const void *data, size_t len)
+dh_zone_write (dh_block *b, uint64_t *seq, unsigned zone, const void *data, size_t len)
 {
   int rc = check_zone (b, zone);
   if (rc != 0)
@@ -32,12 +35,12 @@ dh_zone_write (dh_block *b, unsigned zone, const void *data, size_t len)
   if (len > b->zone_size[zone])
     return dh_fail (DH_ETOOBIG, "%zu bytes do not fit zone %u (%u bytes)", len,
         zone, b->zone_size[zone]);
-  uint64_t seq = atomic_load_explicit (&z->seq, memory_order_relaxed);
-  atomic_store_explicit (&z->seq, seq + 1, memory_order_relaxed); /* odd: writing */
+  atomic_store_explicit (&z->seq, *seq + 1, memory_order_relaxed); /* odd: writing */
   dh_store_words (b->base + b->zone_offset[zone], data, len);
   atomic_store_explicit (&z->length, len, memory_order_release);
+  *seq += 2;
   /* Even again; pairs with the reader's acquire load of seq. */
-  atomic_store_explicit (&z->seq, seq + 2, memory_order_release);
+  atomic_store_explicit (&z->seq, *seq, memory_order_release);
   dh_relaxed_inc (&b->hdr->metrics.zone_writes, 1);
   return 0;
 }

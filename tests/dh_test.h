@@ -173,9 +173,11 @@ test_sleep_ms (unsigned ms)
   nanosleep (&ts, NULL);
 }
 
+/* @max_holds: holds one consumer may be granted (0 = the default, half
+ * the slots). */
 static inline dh_producer *
-test_producer (const char *name, uint64_t slot_size, uint32_t slots,
-    dh_policy policy, dh_on_full on_full)
+test_producer_holds (const char *name, uint64_t slot_size, uint32_t slots,
+    dh_policy policy, dh_on_full on_full, uint32_t max_holds)
 {
   dh_producer_config pc;
   dh_producer_config_init (&pc);
@@ -184,9 +186,17 @@ test_producer (const char *name, uint64_t slot_size, uint32_t slots,
   pc.slot_count = slots;
   pc.policy = policy;
   pc.on_full = on_full;
+  pc.max_holds = max_holds;
   dh_producer *p = NULL;
   CHECK_OK (dh_producer_create (&pc, &p));
   return p;
+}
+
+static inline dh_producer *
+test_producer (const char *name, uint64_t slot_size, uint32_t slots,
+    dh_policy policy, dh_on_full on_full)
+{
+  return test_producer_holds (name, slot_size, slots, policy, on_full, 0);
 }
 
 static inline dh_consumer *

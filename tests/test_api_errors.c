@@ -128,7 +128,10 @@ test_lifecycle_errors (void)
   CHECK_RC (dh_consumer_spin_unlock (c1, 0), -EPERM);
 
   /* integrity calls on a block without integrity */
-  CHECK_RC (dh_consumer_verify (c1, &(dh_record) { .slot = 0 }), DH_ECONFIG);
+  CHECK_RC (dh_consumer_verify (c1, &(dh_record) { .slot = 0,
+      .session = dh_consumer_session_id (c1) }), DH_ECONFIG);
+  /* a record of no block we read is refused */
+  CHECK_RC (dh_consumer_verify (c1, &(dh_record) { .slot = 0 }), DH_ESLOT);
 
   /* the block still works after all of the above */
   CHECK_OK (dh_producer_acquire (p, 0, &s));

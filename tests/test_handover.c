@@ -1,7 +1,11 @@
-/* Handover: a producer moves to a block with larger slots; consumers read
- * the old block up to the cutover, learn the successor, and continue there
- * with nothing lost.  A second handover redirects the first block. */
-#include "dh_test.h"
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/* Handover: a producer moves to a successor block with larger slots; the
+ * successor admits the channel's consumers from its first record (and in
+ * block mode waits for the ones still draining the old block), consumers
+ * read the old block to its end and follow, nothing is lost or replayed;
+ * late joiners land in the newest block; commits after the cutover are
+ * refused; a forged announcement is not followed. */
+#include "test_raw.h"
 
 static void
 expect_records (dh_consumer *c, uint64_t from, uint64_t to, uint64_t size)
@@ -14,61 +18,65 @@ expect_records (dh_consumer *c, uint64_t from, uint64_t to, uint64_t size)
   }
 }
 
-static dh_consumer *
-follow (dh_consumer *c)
+static dh_producer *
+successor (dh_producer *old, uint64_t slot_size)
 {
-  char next[DH_NAME_MAX + 1];
-  dh_record r;
-  CHECK_RC (dh_consumer_next (c, 0, &r), DH_EHANDOVER);
-  CHECK_RC (dh_consumer_next (c, 1000, &r), DH_EHANDOVER); /* also when waiting */
-  CHECK_OK (dh_consumer_successor (c, next, sizeof next));
-  dh_consumer_detach (c);
-  return test_consumer (next, false, DH_START_OLDEST);
+  dh_producer *next;
+  CHECK_OK (dh_producer_create_successor (old, slot_size, &next));
+  return next;
 }
 
-int
-main (void)
+static void
+test_chain (void)
 {
-  char first[128], second[160], third[160];
-  snprintf (first, sizeof first, "%s", test_channel ("handover"));
-  snprintf (second, sizeof second, "/%s.h1", first);
-  snprintf (third, sizeof third, "/%s.h2", first);
-  dh_producer *a = test_producer (first, 64, 4, DH_POLICY_RING, DH_ON_FULL_BLOCK);
-  dh_consumer *c = test_consumer (first, false, DH_START_OLDEST);
+  const char *channel = test_channel ("handover");
+  dh_producer *a = test_producer (channel, 64, 4, DH_POLICY_RING, DH_ON_FULL_BLOCK);
+  dh_consumer *c = test_consumer (channel, false, DH_START_OLDEST);
   char none[8];
   CHECK_RC (dh_consumer_successor (c, none, sizeof none), -ENOENT);
   for (uint64_t seq = 1; seq <= 3; seq++)
     test_write_record (a, 64, seq, 0);
 
-  dh_producer *b = test_producer (second, 4096, 4, DH_POLICY_RING, DH_ON_FULL_BLOCK);
-  CHECK_OK (dh_producer_handover (a, second));
-  for (uint64_t seq = 1; seq <= 2; seq++)
+  dh_producer *b = successor (a, 4096);
+  CHECK (strstr (dh_producer_shm_name (b), ".h1") != NULL);
+  CHECK_OK (dh_producer_handover (a, dh_producer_shm_name (b)));
+  /* nothing is published in the old block after the cutover */
+  dh_slot s;
+  CHECK_OK (dh_producer_acquire (a, 0, &s));
+  CHECK_RC (dh_producer_commit (a, &s, &(dh_record_info) { .size = 1 }, NULL), DH_EHANDOVER);
+  CHECK_OK (dh_producer_abort (a, &s));
+  /* the successor counts c from its first record although c still reads
+   * the old block: 4 slots, then it waits */
+  for (uint64_t seq = 1; seq <= 4; seq++)
     test_write_record (b, 4096, seq, 0);
+  CHECK_RC (dh_producer_acquire (b, 0, &s), -EAGAIN);
 
   expect_records (c, 1, 3, 64); /* the old block is read to its end */
-  c = follow (c);
-  expect_records (c, 1, 2, 4096);
-
-  /* a late joiner on the channel name is redirected too */
-  dh_consumer *late = test_consumer (first, false, DH_START_LATEST);
   dh_record r;
-  CHECK_OK (dh_consumer_next (late, 0, &r)); /* the last record of a */
-  CHECK (r.seq == 3);
-  CHECK_OK (dh_consumer_release (late, &r));
-  late = follow (late);
-  expect_records (late, 1, 2, 4096);
+  CHECK_RC (dh_consumer_next (c, 0, &r), DH_EHANDOVER); /* once: it followed */
+  CHECK (strcmp (dh_consumer_shm_name (c), dh_producer_shm_name (b)) == 0);
+  expect_records (c, 1, 4, 4096);
 
-  /* second handover: b -> c; the first block now points at the newest */
-  dh_producer *p3 = test_producer (third, 8192, 2, DH_POLICY_RING, DH_ON_FULL_BLOCK);
-  CHECK_OK (dh_producer_handover (b, third));
-  CHECK_OK (dh_producer_handover (a, third));
+  /* a late joiner on the channel name lands in the newest block at once:
+   * never the old block's last record */
+  dh_consumer *late = test_consumer (channel, false, DH_START_LATEST);
+  CHECK (strcmp (dh_consumer_shm_name (late), dh_producer_shm_name (b)) == 0);
+  CHECK_OK (dh_consumer_next (late, 0, &r));
+  CHECK (r.seq == 4 && r.info.size == 4096);
+  CHECK_OK (dh_consumer_release (late, &r));
+
+  /* second handover: b -> h2; the origin now points at the newest */
+  dh_producer *p3 = successor (b, 8192);
+  CHECK (strstr (dh_producer_shm_name (p3), ".h2") != NULL);
+  CHECK_OK (dh_producer_handover (b, dh_producer_shm_name (p3)));
+  CHECK_OK (dh_producer_handover (a, dh_producer_shm_name (p3)));
   test_write_record (p3, 8192, 1, 0);
-  c = follow (c);
+  CHECK_RC (dh_consumer_next (c, 1000, &r), DH_EHANDOVER);
   expect_records (c, 1, 1, 8192);
-  dh_consumer *later = test_consumer (first, false, DH_START_LATEST);
-  CHECK_OK (dh_consumer_next (later, 0, &r));
-  CHECK_OK (dh_consumer_release (later, &r));
-  later = follow (later);
+  CHECK_RC (dh_consumer_next (late, 1000, &r), DH_EHANDOVER);
+  expect_records (late, 1, 1, 8192);
+  dh_consumer *later = test_consumer (channel, false, DH_START_LATEST);
+  CHECK (strcmp (dh_consumer_shm_name (later), dh_producer_shm_name (p3)) == 0);
   expect_records (later, 1, 1, 8192);
 
   dh_consumer_detach (c);
@@ -77,6 +85,76 @@ main (void)
   dh_producer_destroy (a);
   dh_producer_destroy (b);
   dh_producer_destroy (p3);
+}
+
+/* Records held in the old block stay valid after the consumer moved on. */
+static void
+test_holds_survive_the_move (void)
+{
+  const char *channel = test_channel ("hoh");
+  dh_producer *a = test_producer (channel, 64, 4, DH_POLICY_RING, DH_ON_FULL_BLOCK);
+  dh_consumer *c = test_consumer (channel, false, DH_START_OLDEST);
+  test_write_record (a, 64, 1, 0);
+  dh_record old;
+  CHECK_OK (dh_consumer_next (c, 0, &old));
+  dh_producer *b = successor (a, 128);
+  CHECK_OK (dh_producer_handover (a, dh_producer_shm_name (b)));
+  test_write_record (b, 128, 1, 0);
+  dh_record r;
+  CHECK_RC (dh_consumer_next (c, 0, &r), DH_EHANDOVER);
+  CHECK_OK (dh_consumer_next (c, 0, &r));
+  CHECK (r.seq == 1 && r.info.size == 128);
+  CHECK (test_check_pattern (old.data, 64, 1)); /* still mapped, still ours */
+  CHECK_OK (dh_consumer_release (c, &old));
+  CHECK_OK (dh_consumer_release (c, &r));
+  CHECK_RC (dh_consumer_release (c, &old), DH_ESLOT); /* released once only */
+  dh_consumer_detach (c);
+  dh_producer_destroy (a);
+  dh_producer_destroy (b);
+}
+
+/* Someone with write access to the block (not a consumer: they map it
+ * read-only) announcing a successor of their own is not followed when the
+ * block has a secret: the announcement is keyed with it. */
+static void
+test_forged_announcement (void)
+{
+  static const uint8_t secret[DH_SECRET_SIZE] = "0123456789abcde";
+  const char *channel = test_channel ("forge");
+  dh_producer_config pc;
+  dh_producer_config_init (&pc);
+  pc.name = channel;
+  pc.slot_size = 64;
+  pc.slot_count = 2;
+  pc.secret = secret;
+  dh_producer *a;
+  CHECK_OK (dh_producer_create (&pc, &a));
+  dh_consumer_config cc;
+  dh_consumer_config_init (&cc);
+  cc.name = channel;
+  cc.secret = secret;
+  cc.attach_timeout_ms = 1000;
+  dh_consumer *c;
+  CHECK_OK (dh_consumer_attach (&cc, &c));
+  test_raw raw = test_raw_open (dh_producer_shm_name (a));
+  dh_shm_header *h = test_raw_header (&raw);
+  atomic_store (&h->successor_seq, 2);
+  snprintf (h->successor_name, sizeof h->successor_name, "/evil-block");
+  atomic_store (&h->cutover_seq, 1);
+  dh_record r;
+  CHECK_RC (dh_consumer_next (c, 0, &r), DH_ECORRUPT);
+  CHECK (strstr (dh_error_detail (), "fails its authentication") != NULL);
+  test_raw_close (&raw);
+  dh_consumer_detach (c);
+  dh_producer_destroy (a);
+}
+
+int
+main (void)
+{
+  test_chain ();
+  test_holds_survive_the_move ();
+  test_forged_announcement ();
   puts ("handover ok");
   return 0;
 }

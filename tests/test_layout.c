@@ -1,6 +1,7 @@
 /* The layout: fixed offsets (also pinned by static asserts), alignment of
  * regions and slots, and rejection of impossible configurations. */
-#include "dh_layout.h"
+#include "dh_block_layout.h"
+#include "dh_consumer_layout.h"
 #include "dh_test.h"
 
 static dh_layout
@@ -17,20 +18,22 @@ main (void)
 {
   CHECK (offsetof (dh_shm_header, magic) == 0);
   CHECK (offsetof (dh_shm_header, head) % DH_CACHE_LINE == 0);
-  CHECK (offsetof (dh_shm_header, space_wake) % DH_CACHE_LINE == 0);
+  CHECK (offsetof (dh_shm_header, space_waiters) % DH_CACHE_LINE == 0);
+  CHECK (offsetof (dh_shm_consumer, cursor) / DH_CACHE_LINE
+      != offsetof (dh_shm_consumer, waiting) / DH_CACHE_LINE);
+  CHECK (offsetof (dh_shm_consumer, holds) % DH_CACHE_LINE == 0);
   CHECK (offsetof (dh_shm_header, metrics) % DH_CACHE_LINE == 0);
   CHECK (offsetof (dh_shm_metrics, hugepages) == 152);
   CHECK (offsetof (dh_shm_metrics, spinlock_recoveries) == 232);
   CHECK (offsetof (dh_shm_desc, slot) == 72);
   CHECK (offsetof (dh_shm_slot, checksum) == 32);
 
-  /* Small slots: cache-line stride; control region page aligned. */
+  /* Small slots: cache-line stride; the admission table is one page. */
   dh_layout l = compute (100, 8, 32, 4);
   CHECK (l.slot_stride == 128);
-  CHECK (l.off_consumers == DH_HEADER_SIZE);
-  CHECK (l.off_slots == DH_HEADER_SIZE + 4 * sizeof (dh_shm_consumer));
-  CHECK (l.control_size % 4096 == 0 && l.control_size >= l.off_slots + 8 * 64);
-  CHECK (l.off_ring == l.control_size);
+  CHECK (l.off_table == DH_HEADER_SIZE);
+  CHECK (l.off_slots == DH_HEADER_SIZE + 4096);
+  CHECK (l.off_ring == l.off_slots + 8 * sizeof (dh_shm_slot));
   CHECK (l.off_zones == l.off_ring + 32 * sizeof (dh_shm_desc));
   CHECK (l.zone_offset[1] == l.zone_offset[0] + 128);
   CHECK (l.off_payload % 64 == 0);
@@ -62,8 +65,8 @@ main (void)
   CHECK_OK (dh_layout_compute (DH_MAX_SLOT_SIZE, DH_MAX_SLOTS, DH_MAX_RING, 64, 0,
       zones, 4096, &x));
   CHECK (x.total_size > (uint64_t) DH_MAX_SLOTS * DH_MAX_SLOT_SIZE);
-  printf ("layout ok: header %zu, consumer %zu, slot %zu, descriptor %zu bytes\n",
-      sizeof (dh_shm_header), sizeof (dh_shm_consumer), sizeof (dh_shm_slot),
-      sizeof (dh_shm_desc));
+  printf ("layout ok: header %zu, admission entry %zu, consumer object %zu, slot %zu, "
+      "descriptor %zu bytes\n", sizeof (dh_shm_header), sizeof (dh_shm_admission),
+      sizeof (dh_shm_consumer), sizeof (dh_shm_slot), sizeof (dh_shm_desc));
   return 0;
 }

@@ -55,9 +55,12 @@ test_metrics_reset_and_heartbeat (void)
   CHECK_OK (dh_consumer_next (c, 0, &r));
   CHECK_OK (dh_consumer_release (c, &r));
   dh_metrics m;
-  CHECK_OK (dh_consumer_metrics (c, &m));
+  CHECK_OK (dh_producer_metrics (p, &m));
   CHECK (m.slots_written == 3 && m.bytes_written == 384 && m.slots_read == 1);
   CHECK (m.head_seq == 3 && m.consumers_live == 1 && m.slots_acquired == 3);
+  /* a consumer sees the block's figures as of the producer's last pass */
+  CHECK_OK (dh_consumer_metrics (c, &m));
+  CHECK (m.slots_written == 3 && m.head_seq == 3 && m.consumers_live == 1);
   uint64_t before = m.last_heartbeat_ns;
   dh_producer_heartbeat (p);
   CHECK_OK (dh_producer_metrics (p, &m));

@@ -6,7 +6,8 @@ int
 main (void)
 {
   const char *name = test_channel ("ooo");
-  dh_producer *p = test_producer (name, 512, 4, DH_POLICY_RING, DH_ON_FULL_BLOCK);
+  /* the consumer may hold all four slots at once (batches below) */
+  dh_producer *p = test_producer_holds (name, 512, 4, DH_POLICY_RING, DH_ON_FULL_BLOCK, 4);
   dh_consumer *c = test_consumer (name, false, DH_START_LATEST);
 
   /* acquire A B C D; the pool is now empty */

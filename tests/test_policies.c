@@ -1,5 +1,8 @@
-/* Latest-value policies (single, double) and late joiners (newest or the
- * oldest record still intact), and seeking. */
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/* Latest-value policies (single, double): the producer never waits for a
+ * reader; readers get the newest record unheld, copy it, and learn at
+ * release whether it was rewritten meanwhile (DH_ESTALE).  Late joiners
+ * (newest or the oldest record still intact), and seeking. */
 #include "dh_test.h"
 
 static void
@@ -9,19 +12,31 @@ test_single (void)
   dh_producer *p = test_producer (name, 256, 99, DH_POLICY_SINGLE, DH_ON_FULL_BLOCK);
   dh_consumer *c = test_consumer (name, false, DH_START_LATEST);
   for (uint64_t seq = 1; seq <= 10; seq++)
-    test_write_record (p, 256, seq, 0); /* never waits: nobody holds it */
+    test_write_record (p, 256, seq, 0); /* never waits */
   dh_record r;
   CHECK_OK (dh_consumer_next (c, 0, &r));
-  CHECK (r.seq == 10 && test_check_pattern (r.data, 256, 10));
+  CHECK (r.seq == 10 && (r.flags & DH_RECORD_UNHELD) && test_check_pattern (r.data, 256, 10));
   CHECK (r.lost_before == 0); /* a fresh consumer has lost nothing yet */
-  /* while we hold the only slot the producer cannot write */
+  CHECK_OK (dh_consumer_release (c, &r)); /* intact: the copy is good */
+  CHECK_RC (dh_consumer_next (c, 0, &r), -ETIMEDOUT); /* nothing newer */
+
+  /* a reader never holds the producer back: it rewrites the only slot
+   * while the reader has the record, and the reader learns so */
+  test_write_record (p, 256, 11, 0);
+  CHECK_OK (dh_consumer_next (c, 0, &r));
+  CHECK (r.seq == 11);
   dh_slot s;
-  CHECK_RC (dh_producer_acquire (p, 0, &s), -EAGAIN);
-  CHECK_OK (dh_consumer_release (c, &r));
-  for (uint64_t seq = 11; seq <= 15; seq++)
+  CHECK_OK (dh_producer_acquire (p, 0, &s));
+  CHECK_RC (dh_consumer_release (c, &r), DH_ESTALE);
+  /* while the producer writes, there is nothing committed to read */
+  CHECK_RC (dh_consumer_next (c, 0, &r), -ETIMEDOUT);
+  test_fill_pattern (s.data, 256, 12);
+  dh_record_info info = { .size = 256 };
+  CHECK_OK (dh_producer_commit (p, &s, &info, NULL));
+  for (uint64_t seq = 13; seq <= 15; seq++)
     test_write_record (p, 256, seq, 0);
   CHECK_OK (dh_consumer_next (c, 0, &r));
-  CHECK (r.seq == 15 && r.lost_before == 4);
+  CHECK (r.seq == 15 && r.lost_before == 3 && test_check_pattern (r.data, 256, 15));
   CHECK_OK (dh_consumer_release (c, &r));
   dh_consumer_detach (c);
   dh_producer_destroy (p);
@@ -34,18 +49,23 @@ test_double (void)
   dh_producer *p = test_producer (name, 256, 99, DH_POLICY_DOUBLE, DH_ON_FULL_BLOCK);
   dh_consumer *c = test_consumer (name, false, DH_START_LATEST);
   test_write_record (p, 256, 1, 0);
-  dh_record held;
-  CHECK_OK (dh_consumer_next (c, 0, &held));
-  CHECK (held.seq == 1);
-  /* the producer keeps writing into the other slot; the held frame stays
-   * stable */
-  for (uint64_t seq = 2; seq <= 20; seq++)
-    test_write_record (p, 256, seq, 0);
-  CHECK (test_check_pattern (held.data, 256, 1));
+  dh_record first;
+  CHECK_OK (dh_consumer_next (c, 0, &first));
+  CHECK (first.seq == 1 && (first.flags & DH_RECORD_UNHELD));
+  /* the producer writes the next frame into the other slot: the frame
+   * being read stays stable */
+  test_write_record (p, 256, 2, 0);
+  CHECK (test_check_pattern (first.data, 256, 1));
+  CHECK_OK (dh_consumer_release (c, &first));
   dh_record r;
   CHECK_OK (dh_consumer_next (c, 0, &r));
-  CHECK (r.seq == 20 && r.slot != held.slot && r.lost_before == 18);
-  CHECK_OK (dh_consumer_release (c, &held));
+  CHECK (r.seq == 2 && r.slot != first.slot && test_check_pattern (r.data, 256, 2));
+  /* and the one after that rewrites the first slot, never waiting */
+  for (uint64_t seq = 3; seq <= 20; seq++)
+    test_write_record (p, 256, seq, 0);
+  CHECK_RC (dh_consumer_release (c, &r), DH_ESTALE);
+  CHECK_OK (dh_consumer_next (c, 0, &r));
+  CHECK (r.seq == 20 && r.lost_before == 17 && test_check_pattern (r.data, 256, 20));
   CHECK_OK (dh_consumer_release (c, &r));
   dh_consumer_detach (c);
   dh_producer_destroy (p);

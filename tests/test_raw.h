@@ -6,7 +6,7 @@
 #include <fcntl.h>
 #include <sys/stat.h>
 
-#include "dh_layout.h"
+#include "dh_block_layout.h"
 #include "dh_test.h"
 
 typedef struct {

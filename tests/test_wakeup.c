@@ -14,6 +14,8 @@ consumer_waits (void *arg)
   waiter *w = arg;
   dh_record r;
   w->rc = dh_consumer_next (w->c, -1, &r);
+  if (w->rc == 0)
+    CHECK_OK (dh_consumer_release (w->c, &r));
   return NULL;
 }
 

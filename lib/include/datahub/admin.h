@@ -1,7 +1,10 @@
 /* datahub admin API: inspect, validate and recover DataBlocks from outside,
  * without registering as a participant.  Used by `datahub-admin`; usable by
  * any operator tool.  Authority is the file mode: whoever may open the shm
- * object read-write may recover it (no secret is needed, none is revealed).
+ * objects read-write (the producer's user, root) may recover them (no
+ * secret is needed, none is revealed).  A live producer keeps its state
+ * privately and repairs its own block; recovery writes only blocks whose
+ * producer is dead, and removes objects of dead consumers.
  *
  *     dh_inspector *ins;
  *     dh_inspect_open ("cam0", true, &ins);     // channel or "/shm-name"
@@ -24,8 +27,8 @@ extern "C" {
 typedef struct dh_inspector dh_inspector;
 
 /* Opens and validates a block (as attach does, minus secret and schema).
- * @writable: map the control region read-write (needed for recovery and
- * metrics reset); otherwise everything is mapped read-only. */
+ * @writable: map it read-write (needed for slot recovery and metrics
+ * reset); otherwise everything is mapped read-only. */
 DH_API DH_WARN_UNUSED int dh_inspect_open (const char *name, bool writable,
     dh_inspector **out);
 DH_API void dh_inspect_close (dh_inspector *ins);
@@ -46,7 +49,12 @@ typedef struct {
   uint64_t head_seq;
   uint64_t cutover_seq;          /* handover: 0 = none */
   char successor[DH_NAME_MAX + 1];
-  uint32_t consumers_live, consumers_dead;
+  uint32_t consumers_live, consumers_dead;  /* consumer objects with a live / dead owner */
+  uint32_t consumers_admitted, consumers_evicted;
+  uint64_t gate_mask;            /* consumers the producer is waiting for now */
+  uint64_t gated_for_ns;         /* how long it has been waiting (0 = not) */
+  bool producer_live_source;     /* the producer says it is a live source */
+  char origin[DH_NAME_MAX + 1];  /* the channel's first block */
   /* flexible zones: capacity, bytes written, version (seqlock sequence) */
   uint32_t zone_size[DH_MAX_ZONES];
   uint64_t zone_length[DH_MAX_ZONES], zone_version[DH_MAX_ZONES];
@@ -54,24 +62,35 @@ typedef struct {
 
 DH_API int dh_inspect_info (dh_inspector *ins, dh_block_info *out);
 
+/* Consumer states as the admin sees them. */
+enum {
+  DH_CINFO_NONE = 0,      /* no consumer object at this index */
+  DH_CINFO_WAITING = 1,   /* registered, not (yet) admitted by this block */
+  DH_CINFO_ADMITTED = 2,
+  DH_CINFO_EVICTED = 3,
+};
+
 typedef struct {
   uint32_t index;
-  uint32_t state;                /* 0 free, 1 claiming, 2 active, 3 reclaiming */
+  uint32_t state;                /* DH_CINFO_* */
   uint32_t pid;
-  bool alive, leaky;
+  bool alive;                    /* its owner holds its lock */
+  bool leaky;                    /* the producer does not wait for it */
+  bool gating;                   /* the producer is waiting for it now */
+  uint32_t quota, holds;         /* holds granted, hold entries in use */
   uint64_t cursor, behind, heartbeat_age_ns;
   uint64_t read, lost, races, checksum_failures;
 } dh_consumer_info;
 
-/* Fills entry @i (0 .. max_consumers-1). */
+/* Fills entry @i (0 .. 63). */
 DH_API int dh_inspect_consumer (dh_inspector *ins, uint32_t i, dh_consumer_info *out);
 
 typedef struct {
   uint32_t index;
   uint32_t state;                /* 0 free, 1 writing, 2 committed */
   uint64_t generation, commit_seq;
-  uint64_t readers;              /* hold bitmask */
-  uint64_t dead_readers;         /* holds of consumers that are gone */
+  uint64_t readers;              /* consumers whose objects hold it */
+  uint64_t dead_readers;         /* of those, consumers that are dead */
   uint64_t writing_age_ns;       /* how long it has been WRITING */
 } dh_slot_info;
 
@@ -89,6 +108,8 @@ typedef enum {
   DH_FINDING_STUCK_WRITING,      /* WRITING slot of a dead producer */
   DH_FINDING_BAD_STATE,          /* a state word that no transition produces */
   DH_FINDING_BAD_CURSOR,         /* a cursor beyond the head */
+  DH_FINDING_EVICTED,            /* a consumer the producer evicted */
+  DH_FINDING_GATING,             /* a consumer holding the producer back */
 } dh_finding_kind;
 
 typedef struct {
@@ -105,17 +126,18 @@ typedef void (*dh_finding_fn) (const dh_finding *f, void *user);
  * Returns the number of findings (0 = healthy). Read-only. */
 DH_API int dh_inspect_validate (dh_inspector *ins, dh_finding_fn fn, void *user);
 
-/* Resets slot @i to FREE (generation + 1, holds cleared).  Refuses with
- * DH_EOWNERALIVE while the producer is alive and the slot is WRITING, or
- * a live consumer holds it, unless @force.  Counted in recovery_actions. */
+/* Resets slot @i to FREE (generation + 1).  Refuses with DH_EOWNERALIVE
+ * while the producer is alive (it owns its slots and repairs its block
+ * itself), and while a live consumer holds the slot unless @force.
+ * Counted in recovery_actions. */
 DH_API int dh_recover_reset_slot (dh_inspector *ins, uint32_t i, bool force);
 
-/* Releases entries, holds and cursors of dead consumers.  Returns how many
- * consumers were released. */
+/* Removes the objects (with their holds and cursors) of dead consumers.
+ * Returns how many were removed. */
 DH_API int dh_recover_dead_consumers (dh_inspector *ins);
 
-/* Repairs every fixable finding (dead consumers, zombie holds, WRITING
- * slots of a dead producer).  With @apply false only reports (dry run).
+/* Repairs every fixable finding (dead consumers' objects and their holds,
+ * WRITING slots of a dead producer).  With @apply false only reports (dry run).
  * Calls @fn for each action; returns the number of actions. */
 DH_API int dh_recover_auto (dh_inspector *ins, bool apply, dh_finding_fn fn, void *user);
 

@@ -4,7 +4,9 @@
  * -----------
  * A producer creates a block by channel name and writes straight into slot
  * memory; consumers in other processes attach by the same name and read the
- * records in commit order through a read-only mapping:
+ * records in commit order through a read-only mapping.  Everything a
+ * consumer writes (its cursor, its holds) lives in an object of its own, so
+ * a consumer, however buggy, can only hurt itself:
  *
  *     dh_producer_config pc;
  *     dh_producer_config_init (&pc);
@@ -25,7 +27,8 @@
  *     dh_consumer_config_init (&cc);
  *     cc.name = "camera0";
  *     dh_consumer *c;
- *     rc = dh_consumer_attach (&cc, &c);
+ *     rc = dh_consumer_attach (&cc, &c);           // or dh_consumer_open: register
+ *                                                  // now, wait for a producer in next
  *     dh_record r;
  *     rc = dh_consumer_next (c, 1000, &r);         // r.data is read-only
  *     use (r.data, r.size);
@@ -92,8 +95,14 @@ enum {
   DH_ETOOBIG = -1013,        /* size larger than the slot size */
   DH_ECONFIG = -1014,        /* invalid configuration value */
   DH_EOWNERALIVE = -1015,    /* recovery refused: owner still alive */
-  DH_EHANDOVER = -1016,      /* all records read; the stream continues in the
-                                successor block (dh_consumer_successor) */
+  DH_EHANDOVER = -1016,      /* consumer: the stream moved to the successor block
+                                and the handle follows it (call next again);
+                                producer: this block was handed over, commit to
+                                the successor */
+  DH_EEVICTED = -1017,       /* the producer evicted this consumer */
+  DH_ESTALE = -1018,         /* an unheld record (latest-value policies) was
+                                rewritten while it was read: discard the copy */
+  DH_EINTEGRITY = -1019,     /* the block's integrity is below the required one */
   DH_ELOCKRECOVERED = 1,     /* (positive) lock acquired from a dead owner */
 };
 
@@ -125,6 +134,14 @@ typedef enum {
   DH_START_OLDEST = 1, /* begin with the oldest record still intact */
 } dh_start;
 
+/* Whether a consumer may hold the producer back (ring policy, on-full=block). */
+typedef enum {
+  DH_LEAKY_NO = 0,   /* lossless: the producer waits for it */
+  DH_LEAKY_YES = 1,  /* never waited for: when it lags it skips and counts */
+  DH_LEAKY_AUTO = 2, /* leaky while the producer is live (dh_producer_set_live),
+                        lossless otherwise */
+} dh_leaky;
+
 /* ---- records ---------------------------------------------------------- */
 /* What the producer says about a record; carried in the commit ring. */
 typedef struct {
@@ -155,9 +172,14 @@ typedef struct {
   uint64_t commit_ns;   /* CLOCK_MONOTONIC time of commit */
   uint64_t lost_before; /* records skipped just before this one */
   uint32_t slot;
-  uint32_t reserved;
+  uint32_t flags;       /* DH_RECORD_* */
   dh_record_info info;
+  uint64_t session;     /* the block the record is in */
 } dh_record;
+
+/* Latest-value policies: the record is not held; copy it, then release it:
+ * DH_ESTALE from dh_consumer_release means the copy is torn. */
+#define DH_RECORD_UNHELD 1u
 
 /* ---- metrics -------------------------------------------------------------- */
 /* A snapshot of the block's 256-byte metrics area with the live consumers'
@@ -179,6 +201,7 @@ typedef struct {
       commits_aborted, wakeups_sent, consumer_waits, slots_acquired,
       zone_writes, spinlock_recoveries;
   /* derived at snapshot time */
+  uint64_t consumers_evicted, requests_dropped;
   uint32_t consumers_live, consumers_dead;
   uint64_t head_seq;
   uint64_t max_lag;  /* records published and not yet taken by the slowest
@@ -207,6 +230,19 @@ typedef struct {
   const char *schema;      /* schema string hashed into the header, or NULL */
   mode_t mode;             /* file mode of the shm object (default 0600) */
   bool huge_pages;         /* advise huge pages for the payload (fallback silent) */
+  uint32_t max_holds;      /* holds one consumer may be granted; 0 = half the
+                              slots (at least 1), at most 64 */
+  bool live;               /* a live source: consumers with DH_LEAKY_AUTO never
+                              hold it back (also dh_producer_set_live) */
+  /* Handover successors (dh_producer_create_successor fills these): the
+   * chain's first block, whose consumer objects the successor admits. */
+  const char *origin;      /* NULL: this block is the origin */
+  uint32_t chain_index;    /* 0 for the origin, n for the n-th successor */
+  /* Upstream requests from consumers (docs/protocol.md §8), delivered by
+   * the producer's service thread; NULL: ignored. */
+  void (*request_fn) (uint32_t consumer, uint32_t kind, const void *data, size_t len,
+      void *user);
+  void *request_user;
 } dh_producer_config;
 
 /* Fills defaults. Any thread. */
@@ -217,9 +253,19 @@ DH_API void dh_producer_config_init (dh_producer_config *cfg);
 DH_API DH_WARN_UNUSED int dh_producer_create (const dh_producer_config *cfg,
     dh_producer **out);
 
-/* Marks the block closed, wakes consumers, unlinks the name, unmaps.
- * No other call on @p may be running. */
+/* Marks the block closed (consumers drain what was published, then get
+ * DH_ECLOSED), wakes them and unlinks the name.  The handle stays valid
+ * (memory still referencing slots keeps working) until destroy.  Idempotent.
+ * Any thread. */
+DH_API void dh_producer_close (dh_producer *p);
+
+/* Closes (if not yet), unmaps and frees.  No other call on @p may be
+ * running. */
 DH_API void dh_producer_destroy (dh_producer *p);
+
+/* Records whether the producer is a live source (consumers with
+ * DH_LEAKY_AUTO then never hold it back).  Any thread. */
+DH_API void dh_producer_set_live (dh_producer *p, bool live);
 
 /* Takes a free slot (FREE -> WRITING). timeout_ms: 0 = try, <0 = forever.
  * -ETIMEDOUT, -ECANCELED (dh_producer_wakeup). Any thread. */
@@ -235,6 +281,16 @@ DH_API DH_WARN_UNUSED int dh_producer_acquire_batch (dh_producer *p,
  * relative to acquisition). @out_seq may be NULL. Any thread. */
 DH_API DH_WARN_UNUSED int dh_producer_commit (dh_producer *p, const dh_slot *slot,
     const dh_record_info *info, uint64_t *out_seq);
+
+/* As dh_producer_commit, but the slot stays pinned after the commit: it is
+ * not reused until dh_producer_unpin (memory still referenced in the
+ * producer process, e.g. a GstMemory upstream keeps).  Any thread. */
+DH_API DH_WARN_UNUSED int dh_producer_commit_keep (dh_producer *p, const dh_slot *slot,
+    const dh_record_info *info, uint64_t *out_seq);
+
+/* Ends the pin of a slot committed with dh_producer_commit_keep.  DH_ESLOT
+ * if @slot is not pinned at its generation.  Any thread. */
+DH_API int dh_producer_unpin (dh_producer *p, const dh_slot *slot);
 
 /* Publishes @n slots as consecutive records with one wake-up. Any thread. */
 DH_API DH_WARN_UNUSED int dh_producer_commit_batch (dh_producer *p,
@@ -259,18 +315,34 @@ DH_API DH_WARN_UNUSED int dh_producer_zone_write (dh_producer *p, unsigned zone,
 DH_API void dh_producer_wakeup (dh_producer *p);
 DH_API void dh_producer_clear_wakeup (dh_producer *p);
 
-/* Releases holds and cursors of dead consumers. Returns how many were reaped.
- * Called automatically while the producer waits for space. Any thread. */
+/* Forgets dead consumers (their holds and cursors no longer count) and
+ * removes their objects.  Returns how many were reaped.  Done automatically
+ * while the producer waits for space and in every service pass.  Any
+ * thread. */
 DH_API int dh_producer_reap_dead_consumers (dh_producer *p);
 
+/* Runs a service pass now: admits consumers that registered, forgets dead
+ * or departed ones, reads upstream requests.  The producer's service thread
+ * does this by itself (at once when a consumer object appears, and every
+ * 100 ms); call it to make admission synchronous, e.g. in tests.  Returns
+ * how many consumers it admitted.  Any thread. */
+DH_API int dh_producer_poll (dh_producer *p);
+
+/* Creates the handover successor of @p: block "<origin>.h<n>" with the
+ * same configuration and slots of @slot_size bytes, which admits the
+ * channel's consumers from its first record.  Then announce it with
+ * dh_producer_handover.  Any thread. */
+DH_API DH_WARN_UNUSED int dh_producer_create_successor (dh_producer *p,
+    uint64_t slot_size, dh_producer **out);
+
 /* Handover: announces that the stream continues in the block named
- * @successor (already created by the caller).  Records committed so far stay
- * readable; consumers get DH_EHANDOVER after the last one.  Called again it
- * only updates the successor name (a chain of handovers redirects the first
- * block to the newest).  Any thread. */
+ * @successor (authenticated with the secret's key when there is one).
+ * Records committed so far stay readable; later commits to @p are refused
+ * (DH_EHANDOVER).  Called again it only updates the successor name (a chain
+ * of handovers redirects the first block to the newest).  Any thread. */
 DH_API int dh_producer_handover (dh_producer *p, const char *successor);
 
-/* Number of attached consumers that are alive. Any thread. */
+/* Number of admitted consumers that are alive. Any thread; no system call. */
 DH_API int dh_producer_consumer_count (dh_producer *p);
 
 /* Updates the producer heartbeat (commit does this too). Any thread. */
@@ -289,27 +361,51 @@ typedef struct {
   const char *name;            /* channel or "/shm-name" */
   const uint8_t *secret;       /* DH_SECRET_SIZE bytes, or NULL */
   const char *expected_schema; /* refuse other schemas, or NULL */
-  bool leaky;                  /* never hold the producer back */
-  dh_start start;
-  int attach_timeout_ms;       /* how long "not ready" / "no such object" is retried */
+  dh_leaky leaky;              /* may it hold the producer back (default no) */
+  dh_start start;              /* where a late joiner starts */
+  int attach_timeout_ms;       /* dh_consumer_attach: how long to wait for a
+                                  producer (<0 forever) */
+  uint32_t max_held;           /* holds wanted at once (default 4; the producer
+                                  may grant fewer) */
+  dh_integrity min_integrity;  /* refuse blocks (and successors) with less */
+  mode_t mode;                 /* file mode of the consumer object (default 0644:
+                                  the producer, maybe another user, reads it) */
 } dh_consumer_config;
 
 DH_API void dh_consumer_config_init (dh_consumer_config *cfg);
 
-/* Attaches and registers as a consumer. -ENOENT if no such block (after
- * attach_timeout_ms), DH_EVERSION/DH_ESECRET/DH_ESCHEMA/DH_ECORRUPT/...
- * Any thread. */
+/* Registers as a consumer of the channel (creates its consumer object) and
+ * returns at once; dh_consumer_next then waits for a producer.  A consumer
+ * registered before the producer starts receives every record from the
+ * first.  The handle follows handovers and, after DH_ECLOSED or
+ * DH_EPRODUCERDEAD, waits for the next producer on the name.  -EACCES,
+ * DH_EFULL (64 consumer objects exist), ...  Any thread. */
+DH_API DH_WARN_UNUSED int dh_consumer_open (const dh_consumer_config *cfg,
+    dh_consumer **out);
+
+/* dh_consumer_open, then waits up to attach_timeout_ms for a producer to
+ * admit it.  -ENOENT if no producer came, DH_EVERSION / DH_ESECRET /
+ * DH_ESCHEMA / DH_ECORRUPT / DH_EINTEGRITY / DH_EFULL / ...  Any thread. */
 DH_API DH_WARN_UNUSED int dh_consumer_attach (const dh_consumer_config *cfg,
     dh_consumer **out);
 
-/* Releases every hold and the consumer entry, unmaps. No other call on @c
- * may be running. */
+/* Waits until a producer admitted this consumer (0), or an error; a
+ * zero timeout only checks.  One thread at a time (as next). */
+DH_API int dh_consumer_wait_attached (dh_consumer *c, int timeout_ms);
+
+/* Releases every hold, removes the consumer object, unmaps.  Records still
+ * held are released.  No other call on @c may be running. */
 DH_API void dh_consumer_detach (dh_consumer *c);
 
 /* Next record in order (or the newest, for latest-value policies), with a
- * read hold on its slot. timeout_ms: 0 = try, <0 = forever.
- * -ETIMEDOUT, -ECANCELED, DH_ECLOSED, DH_EPRODUCERDEAD, DH_ECHECKSUM (the
- * record was dropped; call again for the next). One thread at a time. */
+ * read hold on its slot (latest-value policies: no hold, see
+ * DH_RECORD_UNHELD).  Waits for a producer first if there is none.
+ * timeout_ms: 0 = try, <0 = forever.  -ETIMEDOUT, -ECANCELED, -ENOBUFS (all
+ * granted holds in use: release one), DH_ECLOSED / DH_EPRODUCERDEAD (once;
+ * the next call waits for a new producer), DH_EHANDOVER (once; the stream
+ * continues in the successor), DH_ECHECKSUM (the record was dropped; call
+ * again), DH_EEVICTED, and attach errors (DH_ESECRET, ...).  One thread at
+ * a time. */
 DH_API DH_WARN_UNUSED int dh_consumer_next (dh_consumer *c, int timeout_ms,
     dh_record *out);
 
@@ -318,9 +414,20 @@ DH_API DH_WARN_UNUSED int dh_consumer_next (dh_consumer *c, int timeout_ms,
 DH_API DH_WARN_UNUSED int dh_consumer_next_batch (dh_consumer *c,
     dh_record *out, unsigned max, int timeout_ms);
 
-/* Drops the read hold of @r. Any thread (so a GstMemory may be freed
- * anywhere). */
+/* Drops the read hold of @r.  For an unheld record (DH_RECORD_UNHELD)
+ * returns DH_ESTALE if the producer rewrote it since next returned it.
+ * DH_ESLOT for a record not held (stale or double release).  Any thread
+ * (so a GstMemory may be freed anywhere). */
 DH_API int dh_consumer_release (dh_consumer *c, const dh_record *r);
+
+/* Sends an upstream request to the producer (the latest one wins; the
+ * producer looks at most 10 times a second).  @len <= 2032.  Any thread. */
+DH_API int dh_consumer_request (dh_consumer *c, uint32_t kind, const void *data,
+    size_t len);
+
+/* Whether the producer of the current block says it is live; false when
+ * not attached.  Any thread. */
+DH_API bool dh_consumer_producer_live (dh_consumer *c);
 
 /* Moves the cursor to the newest or oldest intact record. One thread. */
 DH_API int dh_consumer_seek (dh_consumer *c, dh_start where);
@@ -351,7 +458,9 @@ typedef struct {
   uint64_t read, bytes_read, lost, races, checksum_failures, waits;
   uint64_t behind; /* records published and not yet taken by this consumer */
   uint32_t held;  /* records currently held */
-  uint32_t index; /* consumer entry index */
+  uint32_t index; /* consumer object index */
+  uint32_t quota; /* holds granted by the producer (0 before admission) */
+  bool attached;  /* admitted by a live block */
 } dh_consumer_stats;
 DH_API void dh_consumer_stats_get (dh_consumer *c, dh_consumer_stats *out);
 
@@ -361,8 +470,10 @@ DH_API uint64_t dh_consumer_slot_size (const dh_consumer *c);
 DH_API int dh_consumer_metrics (dh_consumer *c, dh_metrics *out);
 
 /* ---- spinlocks (shared pool of 32; owner-tagged, recursive) ------------- */
-/* Returns 0, DH_ELOCKRECOVERED (the previous owner died holding it: the data
- * it protects may be half-updated), -ETIMEDOUT or -EINVAL. */
+/* In the channel's exchange object (writable by everyone who may attach).
+ * Returns 0, DH_ELOCKRECOVERED (the previous owner died holding it: the data
+ * it protects may be half-updated), -ETIMEDOUT, -EINVAL, -EACCES (no write
+ * access to the exchange object), -ENOTCONN (consumer not attached). */
 DH_API int dh_producer_spin_lock (dh_producer *p, unsigned idx, int timeout_ms);
 DH_API int dh_producer_spin_unlock (dh_producer *p, unsigned idx);
 DH_API int dh_consumer_spin_lock (dh_consumer *c, unsigned idx, int timeout_ms);
@@ -370,7 +481,8 @@ DH_API int dh_consumer_spin_unlock (dh_consumer *c, unsigned idx);
 
 /* ---- utilities ------------------------------------------------------------ */
 /* Writes the shm object name for @name ("cam0" -> "/datahub.cam0"; a name
- * starting with '/' is used as is). Returns 0 or -ENAMETOOLONG/-EINVAL. */
+ * starting with '/' is used as is and must be '/' followed by 1..240 of
+ * [A-Za-z0-9._-]). Returns 0 or -ENAMETOOLONG/-EINVAL. */
 DH_API int dh_shm_name (const char *name, char *buf, size_t buflen);
 
 DH_API const char *dh_strerror (int code);
