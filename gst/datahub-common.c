@@ -118,7 +118,7 @@ datahub_common_get_property (const DatahubCommon *c, guint prop_id, GValue *valu
     case DATAHUB_PROP_CHANNEL: g_value_set_string (value, c->channel); return TRUE;
     case DATAHUB_PROP_SHM_NAME: g_value_set_string (value, c->shm_name); return TRUE;
     case DATAHUB_PROP_BROKER: g_value_set_string (value, c->broker); return TRUE;
-    case DATAHUB_PROP_SECRET: g_value_set_string (value, c->secret); return TRUE;
+    case DATAHUB_PROP_SECRET: /* write-only: never in dumps or logs */ return TRUE;
     case DATAHUB_PROP_STATS_INTERVAL: g_value_set_uint (value, c->stats_interval); return TRUE;
     default: return FALSE;
   }
@@ -160,8 +160,8 @@ datahub_install_common_properties (GObjectClass *klass)
           NULL, rw));
   g_object_class_install_property (klass, DATAHUB_PROP_SECRET,
       g_param_spec_string ("secret", "Secret",
-          "Shared secret: 32 hex digits, or any text (hashed to 128 bits)",
-          NULL, rw));
+          "Shared secret: 32 hex digits, or any text (hashed to 128 bits); write-only",
+          NULL, G_PARAM_WRITABLE | G_PARAM_STATIC_STRINGS | GST_PARAM_MUTABLE_READY));
   g_object_class_install_property (klass, DATAHUB_PROP_STATS_INTERVAL,
       g_param_spec_uint ("stats-interval", "Stats interval",
           "Post a datahub-stats element message every this many ms (0 = off)",

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 #include "datahub-enums.h"
 
 #include "datahub/datahub.h"
@@ -31,9 +32,18 @@ DEFINE_ENUM (datahub_start_get_type, "DatahubStart",
     { DH_START_LATEST, "Start with the newest buffer", "latest" },
     { DH_START_OLDEST, "Start with the oldest buffer still available", "oldest" })
 
+/* "true"/"false" keep the boolean spelling of earlier versions working */
+DEFINE_ENUM (datahub_leaky_get_type, "DatahubLeaky",
+    { DATAHUB_LEAKY_AUTO, "Hold back a producer that is not live, never a live one", "auto" },
+    { DATAHUB_LEAKY_NO, "Always hold the producer back: lose nothing (a recorder)", "no" },
+    { DATAHUB_LEAKY_YES, "Never hold the producer back: skip ahead when lagging (a preview)",
+      "yes" },
+    { DATAHUB_LEAKY_NO, "Same as no", "false" },
+    { DATAHUB_LEAKY_YES, "Same as yes", "true" })
+
 DEFINE_ENUM (datahub_timestamp_mode_get_type, "DatahubTimestampMode",
-    { DATAHUB_TIMESTAMP_AUTO, "passthrough when not live, clock when live", "auto" },
-    { DATAHUB_TIMESTAMP_PASSTHROUGH, "Keep the producer's timestamps and segment",
-      "passthrough" },
+    { DATAHUB_TIMESTAMP_AUTO, "clock when this src is live, else passthrough", "auto" },
+    { DATAHUB_TIMESTAMP_PASSTHROUGH, "The producer's timestamps, the segment moved so the "
+      "first buffer after each (re)attach plays now", "passthrough" },
     { DATAHUB_TIMESTAMP_CLOCK, "Map through the shared monotonic clock", "clock" },
     { DATAHUB_TIMESTAMP_ARRIVAL, "Timestamp on arrival", "arrival" })

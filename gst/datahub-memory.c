@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 #include "datahub-memory.h"
 
 static void
@@ -33,11 +34,12 @@ datahub_memory_allocator_class_init (GstAllocatorClass *klass)
 
 void
 datahub_memory_allocator_init (GstAllocator *allocator, const gchar *mem_type,
-    GstMemoryMapFunction map)
+    GstMemoryMapFunction map, gboolean custom_alloc)
 {
   allocator->mem_type = mem_type;
   allocator->mem_map = map;
   allocator->mem_unmap = memory_unmap;
   allocator->mem_share = memory_share;
-  GST_OBJECT_FLAG_SET (allocator, GST_ALLOCATOR_FLAG_CUSTOM_ALLOC);
+  if (custom_alloc)
+    GST_OBJECT_FLAG_SET (allocator, GST_ALLOCATOR_FLAG_CUSTOM_ALLOC);
 }

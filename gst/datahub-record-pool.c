@@ -88,7 +88,8 @@ datahub_record_allocator_class_init (DatahubRecordAllocatorClass *klass)
 static void
 datahub_record_allocator_init (DatahubRecordAllocator *self)
 {
-  datahub_memory_allocator_init (GST_ALLOCATOR_CAST (self), "DatahubRecord", record_memory_map);
+  datahub_memory_allocator_init (GST_ALLOCATOR_CAST (self), "DatahubRecord", record_memory_map,
+      TRUE);
 }
 
 static GstAllocator *

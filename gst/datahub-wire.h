@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* How GStreamer data rides in DataBlock records (docs/elements.md, "Wire
  * format"): buffers as payload + descriptor fields, serialized events as
  * text records in order with them, and the stream state (caps, segment) in
@@ -25,10 +26,22 @@ typedef enum {
 /* Event names recognised on both sides. */
 #define DATAHUB_METADATA_EVENT "datahub-metadata"
 
+/* Upstream requests from a src to the sink (dh_consumer_request kinds). */
+typedef enum {
+  DATAHUB_REQUEST_KEY_UNIT = 1,   /* a late joiner of an encoded stream */
+  DATAHUB_REQUEST_UPSTREAM = 2,   /* a custom upstream event: its structure as text */
+} DatahubRequestKind;
+
+/* Does an event of @type cross to consumers (serialized downstream events
+ * whose meaning is in their structure: caps, segment, tags, EOS, gap,
+ * flush-stop, custom)? */
+gboolean datahub_wire_event_carried (GstEventType type);
+
 /* Serializes @event as text (NUL-terminated).  Returns NULL for events that
- * do not cross (flushes, reconfigure, ...). */
+ * do not cross. */
 gchar *datahub_wire_event_to_string (GstEvent *event);
-/* Rebuilds an event of type @type from the text. */
+/* Rebuilds an event of type @type from the text; NULL for a type that
+ * does not cross or text that does not parse. */
 GstEvent *datahub_wire_event_from_string (GstEventType type, const gchar *text);
 
 /* Stream state written to zone 0: "caps-gen\ncaps\nsegment-structure". */

@@ -1,11 +1,20 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /**
  * SECTION:element-datahubsink
  * @title: datahubsink
  *
  * Writes buffers into a datahub DataBlock (named shared memory) so that
  * datahubsrc elements in other processes receive them with caps,
- * timestamps and events intact.  Upstream that uses the offered buffer pool
- * (e.g. videotestsrc) renders straight into shared memory: zero copies.
+ * timestamps and events intact.  Upstream that allocates from the offered
+ * allocator or pool (videotestsrc, decoders, appsrc applications using the
+ * negotiated allocator) renders straight into shared memory: zero copies.
+ *
+ * Consumers that start before the producer get every buffer from the
+ * first.  A live producer (videotestsrc is-live=true, a camera) is never
+ * held back by a consumer unless that consumer asked for it (datahubsrc
+ * leaky=false): a slow or stalled consumer loses only its own buffers.  A
+ * non-live producer (a file, num-buffers) waits for its consumers, so they
+ * lose nothing.
  *
  * ## Example launch lines
  * |[
@@ -19,11 +28,13 @@
 
 #include <gst/video/video.h>
 
-#include "datahub-enums.h"
-#include "datahub-pool.h"
-#include "datahub-wire.h"
 #include "datahub-common.h"
 #include "datahub-discovery.h"
+#include "datahub-enums.h"
+#include "datahub-slot-allocator.h"
+#include "datahub-slot-pool.h"
+#include "datahub-ticker.h"
+#include "datahub-wire.h"
 
 GST_DEBUG_CATEGORY_STATIC (datahub_sink_debug);
 #define GST_CAT_DEFAULT datahub_sink_debug
@@ -36,9 +47,14 @@ GST_DEBUG_CATEGORY_STATIC (datahub_sink_debug);
 #define DEFAULT_INTEGRITY DH_INTEGRITY_NONE
 #define DEFAULT_PERMS 0600
 #define DEFAULT_STATS_INTERVAL 0
+/* slots for streams whose first buffer says nothing (empty, or an EOS
+ * before any buffer) */
+#define MIN_SLOT_SIZE 4096
 /* the first registration waits this long for the broker; later updates
  * (handover, schema) go through the keep-alive thread and never block */
 #define BROKER_TIMEOUT_MS 1000
+/* the ticker's period: consumer changes are noticed this fast */
+#define TICK_MS 100
 
 enum {
   PROP_SLOT_SIZE = DATAHUB_PROP_LAST_COMMON + 1,
@@ -66,29 +82,36 @@ struct _GstDatahubSink {
   GstStructure *metadata;
   gboolean metadata_dirty;
 
-  /* streaming state */
+  /* The block.  Replaced by the streaming thread under the object lock;
+   * other threads (ticker, stats getter) take a ref under the lock. */
   DatahubProducerRef *producer;
-  GstBufferPool *pool;
+  DatahubProducerRef *origin;  /* the channel's first block, a redirect after handovers */
+  GstAllocator *allocator;     /* slots of @producer */
+  GstBufferPool *pool;         /* offered for @pool_caps only */
+  GstCaps *pool_caps;
+
+  /* streaming thread */
   GstCaps *caps;
-  GstVideoInfo vinfo;     /* of caps, parsed once per caps, not per buffer */
+  GstVideoInfo vinfo;          /* of caps, parsed once per caps, not per buffer */
   gboolean is_video;
   guint caps_gen;
-  GQueue pending_events;  /* serialized events before the block exists */
+  gboolean live;               /* upstream is a live source */
+  GQueue pending_events;       /* serialized events before the block exists */
+  gint flushing;               /* unlock: waits for slots end (int for the library) */
+
+  /* bytes this sink had to copy (object lock: read by the ticker) */
   guint64 bytes_copied;
-  guint64 buffers_zero_copy;
+
+  /* ticker thread: datahub-consumer and datahub-stats messages */
+  DatahubTicker ticker;
   DatahubStatsTimer stats_timer;
-  gint last_consumers;
+  guint last_consumers;
   guint64 last_reaped;
-  gint unlocked;          /* between unlock and unlock_stop */
-  /* handover: the block on the channel name stays as a redirect */
-  DatahubProducerRef *origin;
-  guint handovers;
-  gint followers;          /* consumers expected on the new block */
-  gint64 followers_deadline;
+
   /* broker: the channel's registration, kept alive by the client */
   dhb_client *broker;
   gchar *broker_channel;
-  gchar *schema;           /* of the current caps */
+  gchar *schema;               /* of the current caps */
   gboolean registered;
 };
 
@@ -100,6 +123,15 @@ static GstStaticPadTemplate sink_template = GST_STATIC_PAD_TEMPLATE ("sink",
     GST_PAD_SINK, GST_PAD_ALWAYS, GST_STATIC_CAPS_ANY);
 
 /* ---- the block ---------------------------------------------------------- */
+
+static DatahubProducerRef *
+take_producer (GstDatahubSink *self)
+{
+  GST_OBJECT_LOCK (self);
+  DatahubProducerRef *p = self->producer ? datahub_producer_ref (self->producer) : NULL;
+  GST_OBJECT_UNLOCK (self);
+  return p;
+}
 
 /* Tells the broker which block serves the channel.  The first time it
  * waits for the answer, so a CONFLICT fails the start; afterwards (a
@@ -147,16 +179,65 @@ register_block (GstDatahubSink *self)
   return FALSE;
 }
 
-/* Creates a block named @name (NULL: from channel/shm-name). */
+/* A consumer asked for something upstream (docs/elements.md): runs in the
+ * library's service thread, which may outlive the element by a moment. */
+static void
+on_request (uint32_t consumer, uint32_t kind, const void *data, size_t len, void *user)
+{
+  DatahubProducerRef *ref = user;
+  GstElement *element = g_weak_ref_get (&ref->element);
+  if (!element)
+    return;
+  GstEvent *event = NULL;
+  if (kind == DATAHUB_REQUEST_KEY_UNIT) {
+    event = gst_video_event_new_upstream_force_key_unit (GST_CLOCK_TIME_NONE, TRUE, 0);
+  } else if (kind == DATAHUB_REQUEST_UPSTREAM && len > 0
+      && ((const gchar *) data)[len - 1] == '\0') {
+    GstStructure *s = gst_structure_from_string (data, NULL);
+    if (s)
+      event = gst_event_new_custom (GST_EVENT_CUSTOM_UPSTREAM, s);
+  }
+  if (event) {
+    GST_DEBUG_OBJECT (element, "consumer %u asks upstream for %" GST_PTR_FORMAT, consumer,
+        event);
+    gst_pad_push_event (GST_BASE_SINK_PAD (element), event);
+  } else {
+    GST_WARNING_OBJECT (element, "consumer %u sent an unusable request (kind %u, %zu bytes)",
+        consumer, kind, len);
+  }
+  gst_object_unref (element);
+}
+
+static void
+report_create_error (GstDatahubSink *self, const gchar *name, int rc)
+{
+  if (rc == -EACCES)
+    GST_ELEMENT_ERROR (self, RESOURCE, OPEN_WRITE,
+        ("Permission denied creating the shared memory for '%s'.", name),
+        ("%s", dh_error_detail ()));
+  else if (rc == DH_EBUSY)
+    GST_ELEMENT_ERROR (self, RESOURCE, BUSY,
+        ("Another producer is already running on '%s'.", name), ("%s", dh_error_detail ()));
+  else if (rc == DH_ENOTDATAHUB)
+    GST_ELEMENT_ERROR (self, RESOURCE, OPEN_WRITE,
+        ("The shared memory object '%s' exists and is not a datahub block; it was left "
+            "alone (remove it, or use another channel or shm-name).", name),
+        ("%s", dh_error_detail ()));
+  else
+    GST_ELEMENT_ERROR (self, RESOURCE, OPEN_WRITE,
+        ("Could not create the datahub block for '%s': %s.", name, dh_error_detail ()),
+        ("%s", dh_strerror (rc)));
+}
+
+/* Creates the channel's block with slots of @slot_size bytes. */
 static DatahubProducerRef *
-create_block (GstDatahubSink *self, const gchar *override_name, guint64 slot_size)
+create_block (GstDatahubSink *self, guint64 slot_size)
 {
   dh_producer_config pc;
   dh_producer_config_init (&pc);
   guint8 secret[DH_SECRET_SIZE];
   GST_OBJECT_LOCK (self);
-  gchar *name = override_name ? g_strdup (override_name)
-      : datahub_common_name (&self->common);
+  gchar *name = datahub_common_name (&self->common);
   pc.slot_count = self->slots;
   pc.policy = self->policy;
   pc.on_full = self->on_full;
@@ -166,53 +247,70 @@ create_block (GstDatahubSink *self, const gchar *override_name, guint64 slot_siz
   if (datahub_common_secret (&self->common, secret))
     pc.secret = secret;
   GST_OBJECT_UNLOCK (self);
+  DatahubProducerRef *ref = datahub_producer_ref_new (NULL);
+  g_weak_ref_set (&ref->element, self);
   pc.name = name;
   pc.slot_size = slot_size;
+  pc.live = self->live;
   pc.zone_count = 2;
   pc.zone_sizes[DATAHUB_ZONE_STREAM] = DATAHUB_ZONE_STREAM_SIZE;
   pc.zone_sizes[DATAHUB_ZONE_METADATA] = DATAHUB_ZONE_METADATA_SIZE;
-  dh_producer *p;
-  int rc = dh_producer_create (&pc, &p);
+  pc.request_fn = on_request;
+  pc.request_user = ref;
+  int rc = dh_producer_create (&pc, &ref->producer);
   if (rc != 0) {
-    if (rc == -EACCES)
-      GST_ELEMENT_ERROR (self, RESOURCE, OPEN_WRITE,
-          ("Permission denied creating the shared memory for channel '%s'.", name),
-          ("%s", dh_error_detail ()));
-    else if (rc == DH_EBUSY)
-      GST_ELEMENT_ERROR (self, RESOURCE, BUSY,
-          ("Another producer is already running on channel '%s'.", name),
-          ("%s", dh_error_detail ()));
-    else
-      GST_ELEMENT_ERROR (self, RESOURCE, OPEN_WRITE,
-          ("Could not create the datahub block for '%s': %s.", name, dh_strerror (rc)),
-          ("%s", dh_error_detail ()));
+    report_create_error (self, name, rc);
+    datahub_producer_unref (ref);
     g_free (name);
     return NULL;
   }
   GST_INFO_OBJECT (self, "created %s: %u slots of %" G_GUINT64_FORMAT " bytes",
-      dh_producer_shm_name (p), pc.slot_count, slot_size);
+      dh_producer_shm_name (ref->producer), dh_producer_slot_count (ref->producer),
+      slot_size);
   g_free (name);
-  return datahub_producer_ref_new (p);
+  return ref;
 }
 
-/* The new block of a handover or a first block: announce it. */
-static gboolean
+/* Makes @block the one written from now on (the pool of the previous one
+ * is not offered any more; upstream is asked to reconfigure). */
+static void
 use_block (GstDatahubSink *self, DatahubProducerRef *block)
 {
+  GstAllocator *allocator = gst_datahub_slot_allocator_new (block);
+  GST_OBJECT_LOCK (self);
+  DatahubProducerRef *old = self->producer;
+  GstAllocator *old_allocator = self->allocator;
+  GstBufferPool *old_pool = self->pool;
   self->producer = block;
-  return register_block (self);
+  self->allocator = allocator;
+  self->pool = NULL;
+  gst_caps_replace (&self->pool_caps, NULL);
+  GST_OBJECT_UNLOCK (self);
+  if (old_pool)
+    gst_object_unref (old_pool);
+  if (old_allocator)
+    gst_object_unref (old_allocator);
+  if (old && old != self->origin)
+    datahub_producer_unref (old);
+}
+
+/* Caps and segment for consumers that join late, in @block. */
+static void
+write_stream_state_of (GstDatahubSink *self, DatahubProducerRef *block)
+{
+  GstBaseSink *bs = GST_BASE_SINK (self);
+  gchar *state = datahub_wire_state_to_string (self->caps_gen, self->caps, &bs->segment);
+  int rc = dh_producer_zone_write (block->producer, DATAHUB_ZONE_STREAM,
+      state, strlen (state) + 1);
+  if (rc != 0)
+    GST_WARNING_OBJECT (self, "stream state not written: %s", dh_error_detail ());
+  g_free (state);
 }
 
 static void
 write_stream_state (GstDatahubSink *self)
 {
-  GstBaseSink *bs = GST_BASE_SINK (self);
-  gchar *state = datahub_wire_state_to_string (self->caps_gen, self->caps, &bs->segment);
-  int rc = dh_producer_zone_write (self->producer->producer, DATAHUB_ZONE_STREAM,
-      state, strlen (state) + 1);
-  if (rc != 0)
-    GST_WARNING_OBJECT (self, "stream state not written: %s", dh_error_detail ());
-  g_free (state);
+  write_stream_state_of (self, self->producer);
 }
 
 static gboolean
@@ -223,8 +321,8 @@ write_metadata (GstDatahubSink *self, const GstStructure *md)
       text, strlen (text) + 1);
   if (rc != 0)
     GST_ELEMENT_WARNING (self, RESOURCE, WRITE,
-        ("Metadata of %zu bytes does not fit the %d-byte zone.", strlen (text) + 1,
-            DATAHUB_ZONE_METADATA_SIZE), ("%s", dh_error_detail ()));
+        ("Metadata of %zu bytes does not fit the %d-byte zone; not published.",
+            strlen (text) + 1, DATAHUB_ZONE_METADATA_SIZE), ("%s", dh_error_detail ()));
   g_free (text);
   return rc == 0;
 }
@@ -243,58 +341,68 @@ flush_metadata (GstDatahubSink *self)
   }
 }
 
-/* After a handover, give the consumers of the old block up to a second to
- * attach to the new one before writing, so they miss nothing. */
+/* Upstream liveness decides whether consumers that did not choose may hold
+ * the producer back (docs/elements.md "Who waits for whom"). */
 static void
-wait_for_followers (GstDatahubSink *self)
+update_liveness (GstDatahubSink *self)
 {
-  while (self->followers > 0
-      && dh_producer_consumer_count (self->producer->producer) < self->followers
-      && g_get_monotonic_time () < self->followers_deadline
-      && !g_atomic_int_get (&self->unlocked))
-    g_usleep (1000);
-  self->followers = 0;
+  gboolean live = FALSE, upstream_live = FALSE;
+  gst_base_sink_query_latency (GST_BASE_SINK (self), &live, &upstream_live, NULL, NULL);
+  if (upstream_live == self->live && self->producer)
+    return;
+  self->live = upstream_live;
+  GST_INFO_OBJECT (self, "upstream is %slive", upstream_live ? "" : "not ");
+  if (self->producer)
+    dh_producer_set_live (self->producer->producer, upstream_live);
 }
 
-/* One record: an event (text) or a buffer copy. */
+/* One record from this thread: an event (text) or a buffer copy.  Waits
+ * for a slot; unlock() ends the wait. */
 static GstFlowReturn
-write_record (GstDatahubSink *self, const void *data, gsize size,
-    const dh_record_info *info)
+acquire_slot (GstDatahubSink *self, dh_slot *s)
 {
-  dh_slot s;
-  wait_for_followers (self);
-  int rc = dh_producer_acquire (self->producer->producer, -1, &s);
+  int rc = dh_producer_acquire_cancellable (self->producer->producer, -1, &self->flushing, s);
   if (rc == -ECANCELED)
     return GST_FLOW_FLUSHING;
   if (rc != 0) {
-    GST_ELEMENT_ERROR (self, RESOURCE, WRITE, ("No free slot in the datahub block."),
-        ("%s", dh_error_detail ()));
-    return GST_FLOW_ERROR;
-  }
-  memcpy (s.data, data, size);
-  rc = dh_producer_commit (self->producer->producer, &s, info, NULL);
-  if (rc != 0) {
-    dh_producer_abort (self->producer->producer, &s);
-    GST_ELEMENT_ERROR (self, RESOURCE, WRITE, ("Could not publish a record."),
-        ("%s", dh_error_detail ()));
+    GST_ELEMENT_ERROR (self, RESOURCE, WRITE, ("No free slot in the datahub block: %s.",
+            dh_error_detail ()), (NULL));
     return GST_FLOW_ERROR;
   }
   return GST_FLOW_OK;
 }
 
 static GstFlowReturn
+publish (GstDatahubSink *self, dh_slot *s, const dh_record_info *info)
+{
+  int rc = dh_producer_commit (self->producer->producer, s, info, NULL);
+  if (rc == 0)
+    return GST_FLOW_OK;
+  dh_producer_abort (self->producer->producer, s);
+  GST_ELEMENT_ERROR (self, RESOURCE, WRITE, ("Could not publish a record: %s.",
+          dh_error_detail ()), (NULL));
+  return GST_FLOW_ERROR;
+}
+
+static gboolean handover (GstDatahubSink *self, guint64 needed);
+
+static GstFlowReturn
 write_event (GstDatahubSink *self, GstEvent *event, const gchar *text)
 {
   gsize len = strlen (text) + 1;
-  if (len > dh_producer_slot_size (self->producer->producer)) {
-    GST_WARNING_OBJECT (self, "%s event of %zu bytes does not fit a slot; dropped",
-        GST_EVENT_TYPE_NAME (event), len);
-    return GST_FLOW_OK;
-  }
+  /* an event larger than a slot (caps with big stream headers) moves the
+   * stream to larger slots, as a large buffer does */
+  if (len > dh_producer_slot_size (self->producer->producer) && !handover (self, len))
+    return GST_FLOW_ERROR;
   dh_record_info info = { .size = len, .kind = DATAHUB_KIND_EVENT,
     .flags = (uint32_t) GST_EVENT_TYPE (event), .caps_gen = self->caps_gen,
     .pts = -1, .dts = -1, .duration = -1 };
-  return write_record (self, text, len, &info);
+  dh_slot s;
+  GstFlowReturn ret = acquire_slot (self, &s);
+  if (ret != GST_FLOW_OK)
+    return ret;
+  memcpy (s.data, text, len);
+  return publish (self, &s, &info);
 }
 
 static GstFlowReturn
@@ -311,56 +419,49 @@ flush_pending_events (GstDatahubSink *self)
   return ret;
 }
 
-/* Moves the stream to a new block with slots of at least @needed bytes and
- * announces it in the old one (and in the block on the channel name, so
- * late joiners find it): consumers read the old block to its end, then
- * switch, and nothing is lost. */
+/* Moves the stream to a successor block with slots of at least @needed
+ * bytes.  The successor counts every consumer of the channel from its
+ * first record, so consumers read the old block to its end, follow, and
+ * lose nothing.  The channel's first block keeps pointing at the newest. */
 static gboolean
 handover (GstDatahubSink *self, guint64 needed)
 {
   DatahubProducerRef *old = self->producer;
   guint64 size = MAX (needed, 2 * dh_producer_slot_size (old->producer));
-  const gchar *base = dh_producer_shm_name ((self->origin ? self->origin : old)->producer);
-  gchar *name = g_strdup_printf ("%s.h%u", base, ++self->handovers);
-  DatahubProducerRef *next = create_block (self, name, size);
-  if (!next) {
-    g_free (name);
+  DatahubProducerRef *next = datahub_producer_ref_new (NULL);
+  g_weak_ref_set (&next->element, self);
+  int rc = dh_producer_create_successor (old->producer, size, &next->producer);
+  if (rc != 0) {
+    report_create_error (self, dh_producer_shm_name (old->producer), rc);
+    datahub_producer_unref (next);
     return FALSE;
   }
-  /* the channel was registered at start: this is an update, which the
-   * keep-alive thread sends and which cannot fail here */
-  (void) use_block (self, next);
-  write_stream_state (self);
+  const gchar *name = dh_producer_shm_name (next->producer);
+  write_stream_state_of (self, next);
+  dh_producer_handover (old->producer, name);
+  if (!self->origin)
+    self->origin = old;
+  else
+    dh_producer_handover (self->origin->producer, name);
+  use_block (self, next);
+  (void) register_block (self); /* an update: the keep-alive thread sends it */
   self->metadata_dirty = self->metadata != NULL;
   flush_metadata (self);
-  self->followers = dh_producer_consumer_count (old->producer);
-  self->followers_deadline = g_get_monotonic_time () + G_USEC_PER_SEC;
-  dh_producer_handover (old->producer, name);
-  if (self->origin) {
-    dh_producer_handover (self->origin->producer, name);
-    datahub_producer_unref (old);
-  } else {
-    self->origin = old;
-  }
-  /* pool buffers still upstream belong to the old block: they will be
-   * copied; ask upstream for a new allocation from the new pool */
-  if (self->pool) {
-    gst_object_unref (self->pool);
-    self->pool = NULL;
-  }
+  /* upstream's pool belongs to the old block: ask for a new allocation */
   gst_pad_push_event (GST_BASE_SINK_PAD (self), gst_event_new_reconfigure ());
   GST_INFO_OBJECT (self, "handover to %s (%" G_GUINT64_FORMAT "-byte slots)", name, size);
   gst_element_post_message (GST_ELEMENT (self), gst_message_new_element (GST_OBJECT (self),
           gst_structure_new ("datahub-handover", "to", G_TYPE_STRING, name,
               "slot-size", G_TYPE_UINT64, size, NULL)));
-  g_free (name);
   return TRUE;
 }
 
 /* Creates the block once the slot size is known: from the property, from
- * the video caps, or from the first buffer. */
+ * the video caps, or from the first buffer (@buffer_size; 0 when there is
+ * none, an EOS first).  A stream whose first buffer is empty gets
+ * MIN_SLOT_SIZE-byte slots, and a handover later if buffers grow. */
 static gboolean
-ensure_block (GstDatahubSink *self, gsize buffer_size)
+ensure_block (GstDatahubSink *self, gsize buffer_size, gboolean now)
 {
   if (self->producer)
     return TRUE;
@@ -369,12 +470,16 @@ ensure_block (GstDatahubSink *self, gsize buffer_size)
   GST_OBJECT_UNLOCK (self);
   if (size == 0 && self->is_video)
     size = self->vinfo.size;
-  if (size == 0 && buffer_size > 0)
-    size = MAX (2 * buffer_size, 4096); /* room for growth of non-video streams */
+  if (size == 0 && (buffer_size > 0 || now))
+    size = MAX (2 * buffer_size, MIN_SLOT_SIZE); /* room for growth of non-video streams */
   if (size == 0)
     return TRUE; /* not yet */
-  DatahubProducerRef *block = create_block (self, NULL, size);
-  if (!block || !use_block (self, block))
+  update_liveness (self);
+  DatahubProducerRef *block = create_block (self, size);
+  if (!block)
+    return FALSE;
+  use_block (self, block);
+  if (!register_block (self))
     return FALSE;
   self->metadata_dirty = TRUE;
   flush_metadata (self);
@@ -382,84 +487,147 @@ ensure_block (GstDatahubSink *self, gsize buffer_size)
   return flush_pending_events (self) == GST_FLOW_OK;
 }
 
-/* ---- GstBaseSink vfuncs ---------------------------------------------- */
+/* ---- caps -------------------------------------------------------------- */
 
-static void
-remember_caps (GstDatahubSink *self, GstCaps *caps)
+/* Only memory the block can carry: system memory.  Caps with other
+ * features (GL, VA, DMA-BUF, CUDA) are refused, so negotiation picks
+ * system memory instead of bytes that would claim to be GPU memory. */
+static gboolean
+caps_carriable (const GstCaps *caps)
 {
-  gst_caps_replace (&self->caps, caps);
-  self->is_video = caps && gst_video_info_from_caps (&self->vinfo, caps);
-  gchar *schema = caps ? datahub_discovery_schema (caps) : NULL;
-  gboolean changed = g_strcmp0 (schema, self->schema) != 0;
-  g_free (self->schema);
-  self->schema = schema;
-  if (changed && caps)
-    register_block (self);
+  for (guint i = 0; i < gst_caps_get_size (caps); i++) {
+    GstCapsFeatures *f = gst_caps_get_features (caps, i);
+    if (f && !gst_caps_features_is_any (f)
+        && !gst_caps_features_is_equal (f, GST_CAPS_FEATURES_MEMORY_SYSTEM_MEMORY))
+      return FALSE;
+  }
+  return TRUE;
+}
+
+/* What we accept: the filter without structures of other memory, and for
+ * raw video a preference for common formats first (a source free to choose
+ * fixates to the first: I420, not the 16-bit ABGR64 videotestsrc lists
+ * first). */
+static GstCaps *
+gst_datahub_sink_get_caps (GstBaseSink *bs, GstCaps *filter)
+{
+  (void) bs;
+  if (!filter || gst_caps_is_any (filter))
+    return gst_caps_new_any ();
+  GstCaps *usable = gst_caps_new_empty ();
+  for (guint i = 0; i < gst_caps_get_size (filter); i++) {
+    GstCapsFeatures *f = gst_caps_get_features (filter, i);
+    if (f && !gst_caps_features_is_any (f)
+        && !gst_caps_features_is_equal (f, GST_CAPS_FEATURES_MEMORY_SYSTEM_MEMORY))
+      continue;
+    gst_caps_append_structure_full (usable, gst_structure_copy (gst_caps_get_structure (filter,
+                i)), f ? gst_caps_features_copy (f) : NULL);
+  }
+  GstCaps *preferred = gst_caps_from_string ("video/x-raw, format=(string){ I420, NV12, "
+      "RGBA, BGRA, RGBx, BGRx, RGB, BGR, YUY2, UYVY, GRAY8 }");
+  GstCaps *result = gst_caps_intersect_full (preferred, usable, GST_CAPS_INTERSECT_FIRST);
+  gst_caps_unref (preferred);
+  return gst_caps_merge (result, usable);
 }
 
 static gboolean
 gst_datahub_sink_set_caps (GstBaseSink *bs, GstCaps *caps)
 {
   GstDatahubSink *self = GST_DATAHUB_SINK (bs);
-  remember_caps (self, caps);
-  self->caps_gen++;
-  if (!ensure_block (self, 0))
+  if (!caps_carriable (caps)) {
+    GST_ELEMENT_ERROR (self, STREAM, WRONG_TYPE, ("datahubsink carries system memory "
+            "only; these caps ask for other memory: %" GST_PTR_FORMAT, caps), (NULL));
     return FALSE;
-  if (self->producer && self->is_video
-      && self->vinfo.size > dh_producer_slot_size (self->producer->producer)
+  }
+  gst_caps_replace (&self->caps, caps);
+  self->is_video = gst_video_info_from_caps (&self->vinfo, caps);
+  self->caps_gen++;
+  gchar *schema = datahub_discovery_schema (caps);
+  gboolean schema_changed = g_strcmp0 (schema, self->schema) != 0;
+  g_free (self->schema);
+  self->schema = schema;
+  if (!ensure_block (self, 0, FALSE))
+    return FALSE;
+  if (!self->producer)
+    return TRUE; /* the caps go out with the pending events */
+  update_liveness (self);
+  if (self->is_video && self->vinfo.size > dh_producer_slot_size (self->producer->producer)
       && !handover (self, self->vinfo.size))
     return FALSE;
-  if (self->producer)
-    write_stream_state (self);
+  if (schema_changed)
+    register_block (self);
+  /* the state first: a consumer that sees the new caps_gen on a record
+   * finds these caps in it */
+  write_stream_state (self);
   return TRUE;
 }
 
+/* ---- events ------------------------------------------------------------ */
+
 /* Writes a serialized event in order with the buffers, or queues it until
  * the block exists. */
-static void
-forward_event (GstDatahubSink *self, GstEvent *event, const gchar *text)
+static gboolean
+forward_event (GstDatahubSink *self, GstEvent *event)
 {
-  if (!self->producer) {
-    g_queue_push_tail (&self->pending_events, gst_event_ref (event));
-    return;
+  gchar *text = datahub_wire_event_to_string (event);
+  if (!text) {
+    GST_DEBUG_OBJECT (self, "%s events do not cross", GST_EVENT_TYPE_NAME (event));
+    return TRUE;
   }
-  write_event (self, event, text);
-  if (GST_EVENT_TYPE (event) == GST_EVENT_SEGMENT)
-    write_stream_state (self);
+  GstFlowReturn ret = GST_FLOW_OK;
+  if (!self->producer)
+    g_queue_push_tail (&self->pending_events, gst_event_ref (event));
+  else
+    ret = write_event (self, event, text);
+  g_free (text);
+  return ret == GST_FLOW_OK || ret == GST_FLOW_FLUSHING;
+}
+
+static void
+take_metadata_event (GstDatahubSink *self, GstEvent *event)
+{
+  GST_OBJECT_LOCK (self);
+  if (self->metadata)
+    gst_structure_free (self->metadata);
+  self->metadata = gst_structure_copy (gst_event_get_structure (event));
+  self->metadata_dirty = TRUE;
+  GST_OBJECT_UNLOCK (self);
+  g_object_notify (G_OBJECT (self), "metadata");
+  if (self->producer)
+    flush_metadata (self);
 }
 
 static gboolean
 gst_datahub_sink_event (GstBaseSink *bs, GstEvent *event)
 {
   GstDatahubSink *self = GST_DATAHUB_SINK (bs);
-  if (GST_EVENT_TYPE (event) == GST_EVENT_CUSTOM_DOWNSTREAM
-      && gst_event_has_name (event, DATAHUB_METADATA_EVENT)) {
-    GST_OBJECT_LOCK (self);
-    if (self->metadata)
-      gst_structure_free (self->metadata);
-    self->metadata = gst_structure_copy (gst_event_get_structure (event));
-    self->metadata_dirty = TRUE;
-    GST_OBJECT_UNLOCK (self);
-    g_object_notify (G_OBJECT (self), "metadata");
-    if (self->producer)
-      flush_metadata (self);
-  }
-  gchar *text = datahub_wire_event_to_string (event);
-  if (GST_EVENT_TYPE (event) != GST_EVENT_CAPS) {
-    if (text)
-      forward_event (self, event, text);
-    g_free (text);
+  GstEventType type = GST_EVENT_TYPE (event);
+  if (type == GST_EVENT_CUSTOM_DOWNSTREAM && gst_event_has_name (event, DATAHUB_METADATA_EVENT))
+    take_metadata_event (self, event);
+  /* EOS: the record first, because the parent posts the EOS message and
+   * the application may stop us as soon as it sees it.  An EOS before any
+   * buffer still reaches consumers: the block is made now. */
+  if (type == GST_EVENT_EOS) {
+    if (!ensure_block (self, 0, TRUE) || !forward_event (self, event)) {
+      gst_event_unref (event);
+      return FALSE;
+    }
     return GST_BASE_SINK_CLASS (gst_datahub_sink_parent_class)->event (bs, event);
   }
-  /* caps: the parent calls set_caps (which may create the block) first */
-  GstEvent *caps_event = gst_event_ref (event);
+  /* The parent first (set_caps for caps, the segment for segments), so the
+   * stream state written with the record is the new one. */
+  GstEvent *keep = gst_event_ref (event);
   gboolean ok = GST_BASE_SINK_CLASS (gst_datahub_sink_parent_class)->event (bs, event);
-  if (ok && text)
-    forward_event (self, caps_event, text);
-  gst_event_unref (caps_event);
-  g_free (text);
+  if (ok) {
+    if (type == GST_EVENT_SEGMENT && self->producer)
+      write_stream_state (self);
+    ok = forward_event (self, keep);
+  }
+  gst_event_unref (keep);
   return ok;
 }
+
+/* ---- buffers ------------------------------------------------------------- */
 
 /* Monotonic-clock time at which this buffer is due, for consumers in
  * timestamp-mode=clock; -1 when the pipeline clock is not the system
@@ -481,40 +649,53 @@ monotonic_due_time (GstDatahubSink *self, GstBuffer *buf)
   return (gint64) (rt + GST_ELEMENT_CAST (self)->base_time);
 }
 
-static void
-post_consumer_changes (GstDatahubSink *self, const dh_metrics *m)
+/* Does @buf lay out its video frame as the caps do (the layout every src
+ * describes)?  A buffer of other strides or offsets, or of another size
+ * (a stale pool's after a caps change), is converted while copying. */
+static gboolean
+default_layout (GstDatahubSink *self, GstBuffer *buf)
 {
-  gint live = (gint) m->consumers_live;
-  if (live == self->last_consumers && m->consumers_reaped == self->last_reaped)
-    return;
-  const gchar *what = m->consumers_reaped > self->last_reaped ? "dead"
-      : live > self->last_consumers ? "attached" : "detached";
-  gst_element_post_message (GST_ELEMENT (self), gst_message_new_element (GST_OBJECT (self),
-          gst_structure_new ("datahub-consumer", "event", G_TYPE_STRING, what,
-              "consumers", G_TYPE_INT, live, NULL)));
-  self->last_consumers = live;
-  self->last_reaped = m->consumers_reaped;
+  if (!self->is_video)
+    return TRUE;
+  if (gst_buffer_get_size (buf) != self->vinfo.size)
+    return FALSE;
+  GstVideoMeta *meta = gst_buffer_get_video_meta (buf);
+  if (!meta)
+    return TRUE;
+  const GstVideoInfo *vi = &self->vinfo;
+  if (meta->format != GST_VIDEO_INFO_FORMAT (vi)
+      || meta->width != (guint) GST_VIDEO_INFO_WIDTH (vi)
+      || meta->height != (guint) GST_VIDEO_INFO_HEIGHT (vi)
+      || meta->n_planes != GST_VIDEO_INFO_N_PLANES (vi))
+    return FALSE;
+  for (guint p = 0; p < meta->n_planes; p++)
+    if (meta->stride[p] != vi->stride[p] || meta->offset[p] != vi->offset[p])
+      return FALSE;
+  return TRUE;
 }
 
-static void
-maybe_post_stats (GstDatahubSink *self)
+/* Copies @buf into @dst in the caps' default layout; returns the size. */
+static gsize
+copy_into_slot (GstDatahubSink *self, GstBuffer *buf, guint8 *dst, gsize size)
 {
-  GST_OBJECT_LOCK (self);
-  guint interval = self->common.stats_interval;
-  GST_OBJECT_UNLOCK (self);
-  if (!datahub_stats_timer_due (&self->stats_timer, interval ? interval : 100))
-    return;
-  dh_metrics m;
-  dh_producer_metrics (self->producer->producer, &m);
-  post_consumer_changes (self, &m);
-  if (interval) {
-    GstStructure *s = datahub_stats_from_metrics (&m, self->bytes_copied, NULL, NULL);
-    gst_element_post_message (GST_ELEMENT (self),
-        gst_message_new_element (GST_OBJECT (self), s));
+  if (!default_layout (self, buf)) {
+    GstVideoFrame in, out;
+    GstVideoInfo info = self->vinfo;
+    if (gst_video_frame_map (&in, &info, buf, GST_MAP_READ)) {
+      GstBuffer *wrap = gst_buffer_new_wrapped_full (0, dst, info.size, 0, info.size, NULL, NULL);
+      if (gst_video_frame_map (&out, &info, wrap, GST_MAP_WRITE)) {
+        gst_video_frame_copy (&out, &in);
+        gst_video_frame_unmap (&out);
+      }
+      gst_video_frame_unmap (&in);
+      gst_buffer_unref (wrap);
+      return info.size;
+    }
   }
+  return gst_buffer_extract (buf, 0, dst, size);
 }
 
-/* wait-for-consumer: hold the first buffers until someone attached;
+/* wait-for-consumer: hold the first buffers until someone is admitted;
  * unlock() (flushing, state change) ends the wait. */
 static GstFlowReturn
 wait_for_consumer (GstDatahubSink *self)
@@ -523,68 +704,26 @@ wait_for_consumer (GstDatahubSink *self)
   gboolean wait = self->wait_for_consumer;
   GST_OBJECT_UNLOCK (self);
   while (wait && dh_producer_consumer_count (self->producer->producer) == 0) {
-    if (g_atomic_int_get (&self->unlocked))
+    if (g_atomic_int_get (&self->flushing))
       return GST_FLOW_FLUSHING;
     g_usleep (5000);
   }
   return GST_FLOW_OK;
 }
 
-/* A video buffer whose GstVideoMeta has other strides or offsets than the
- * caps' default layout: it is copied plane by plane into the default
- * layout, which is what every src describes. */
-static gboolean
-has_custom_layout (GstDatahubSink *self, GstBuffer *buf, GstVideoInfo *info)
-{
-  GstVideoMeta *meta = gst_buffer_get_video_meta (buf);
-  if (!meta || !self->is_video)
-    return FALSE;
-  *info = self->vinfo;
-  for (guint p = 0; p < meta->n_planes; p++)
-    if (meta->stride[p] != info->stride[p] || meta->offset[p] != info->offset[p])
-      return TRUE;
-  return FALSE;
-}
-
-/* Copies @buf into a slot; returns the record size. */
-static gsize
-copy_into_slot (GstDatahubSink *self, GstBuffer *buf, guint8 *dst, gsize size)
-{
-  GstVideoInfo info;
-  GstVideoFrame in, out;
-  if (has_custom_layout (self, buf, &info)
-      && gst_video_frame_map (&in, &info, buf, GST_MAP_READ)) {
-    GstBuffer *wrap = gst_buffer_new_wrapped_full (0, dst, info.size, 0, info.size, NULL, NULL);
-    if (gst_video_frame_map (&out, &info, wrap, GST_MAP_WRITE)) {
-      gst_video_frame_copy (&out, &in);
-      gst_video_frame_unmap (&out);
-    }
-    gst_video_frame_unmap (&in);
-    gst_buffer_unref (wrap);
-    return info.size;
-  }
-  return gst_buffer_extract (buf, 0, dst, size);
-}
-
 static GstFlowReturn
 gst_datahub_sink_render (GstBaseSink *bs, GstBuffer *buf)
 {
   GstDatahubSink *self = GST_DATAHUB_SINK (bs);
-  GstVideoInfo vinfo;
-  gsize size = has_custom_layout (self, buf, &vinfo) ? vinfo.size : gst_buffer_get_size (buf);
-  if (!ensure_block (self, size))
+  gsize size = self->is_video ? self->vinfo.size : gst_buffer_get_size (buf);
+  if (!ensure_block (self, size, TRUE))
     return GST_FLOW_ERROR;
-  dh_producer *p = self->producer->producer;
   GstFlowReturn ret = wait_for_consumer (self);
   if (ret != GST_FLOW_OK)
     return ret;
   flush_metadata (self);
-  if (size > dh_producer_slot_size (p)) {
-    if (!handover (self, size))
-      return GST_FLOW_ERROR;
-    p = self->producer->producer;
-  }
-  wait_for_followers (self);
+  if (size > dh_producer_slot_size (self->producer->producer) && !handover (self, size))
+    return GST_FLOW_ERROR;
   dh_record_info info = {
     .size = size, .kind = DATAHUB_KIND_BUFFER,
     .flags = GST_BUFFER_FLAGS (buf), .caps_gen = self->caps_gen,
@@ -594,38 +733,38 @@ gst_datahub_sink_render (GstBaseSink *bs, GstBuffer *buf)
     .offset = GST_BUFFER_OFFSET (buf), .offset_end = GST_BUFFER_OFFSET_END (buf),
     .user = { (uint64_t) monotonic_due_time (self, buf), 0 },
   };
-  const dh_slot *slot = datahub_pool_buffer_slot (buf, self->producer);
-  if (slot) {
+  if (datahub_slot_buffer_publishable (buf, self->producer) && default_layout (self, buf)) {
     /* zero copy: upstream rendered into this slot */
-    int rc = dh_producer_commit (p, slot, &info, NULL);
+    info.size = gst_buffer_get_size (buf);
+    int rc = datahub_slot_buffer_publish (buf, &info);
     if (rc != 0) {
-      GST_ELEMENT_ERROR (self, RESOURCE, WRITE, ("Could not publish a buffer."),
-          ("%s", dh_error_detail ()));
+      GST_ELEMENT_ERROR (self, RESOURCE, WRITE, ("Could not publish a buffer: %s.",
+              dh_error_detail ()), (NULL));
       return GST_FLOW_ERROR;
     }
-    datahub_pool_buffer_committed (buf);
-    self->buffers_zero_copy++;
-  } else {
-    dh_slot s;
-    int rc = dh_producer_acquire (p, -1, &s);
-    if (rc == -ECANCELED)
-      return GST_FLOW_FLUSHING;
-    if (rc != 0) {
-      GST_ELEMENT_ERROR (self, RESOURCE, WRITE, ("No free slot in the datahub block."),
-          ("%s", dh_error_detail ()));
-      return GST_FLOW_ERROR;
-    }
-    info.size = copy_into_slot (self, buf, s.data, size);
-    self->bytes_copied += info.size;
-    if ((rc = dh_producer_commit (p, &s, &info, NULL)) != 0) {
-      dh_producer_abort (p, &s);
-      GST_ELEMENT_ERROR (self, RESOURCE, WRITE, ("Could not publish a buffer."),
-          ("%s", dh_error_detail ()));
-      return GST_FLOW_ERROR;
-    }
+    return GST_FLOW_OK;
   }
-  maybe_post_stats (self);
-  return GST_FLOW_OK;
+  dh_slot s;
+  if ((ret = acquire_slot (self, &s)) != GST_FLOW_OK)
+    return ret;
+  info.size = copy_into_slot (self, buf, s.data, size);
+  GST_OBJECT_LOCK (self);
+  self->bytes_copied += info.size;
+  GST_OBJECT_UNLOCK (self);
+  return publish (self, &s, &info);
+}
+
+/* ---- allocation ---------------------------------------------------------- */
+
+/* Buffers upstream may have out at once: every slot but one (kept for
+ * our own records), and one fewer if our last sample pins one. */
+static guint
+pool_max (GstDatahubSink *self)
+{
+  guint max = datahub_slot_allocator_limit (self->allocator);
+  if (gst_base_sink_is_last_sample_enabled (GST_BASE_SINK (self)) && max > 0)
+    max--;
+  return max;
 }
 
 static gboolean
@@ -635,55 +774,131 @@ gst_datahub_sink_propose_allocation (GstBaseSink *bs, GstQuery *query)
   GstCaps *caps;
   gboolean need_pool;
   gst_query_parse_allocation (query, &caps, &need_pool);
-  if (!caps)
+  if (!caps || !caps_carriable (caps))
     return FALSE;
-  if (caps && !self->caps)
-    remember_caps (self, caps);
   /* Buffer size: one video frame, or (other media) the slot size when the
    * application set it — upstream then writes into slots and may shrink
-   * its buffers. Otherwise no pool: upstream allocates and we copy once. */
+   * its buffers.  Otherwise no allocator: upstream allocates, we copy. */
   GstVideoInfo vinfo;
   gboolean video = gst_video_info_from_caps (&vinfo, caps);
   GST_OBJECT_LOCK (self);
   guint64 size = video ? vinfo.size : self->slot_size;
   GST_OBJECT_UNLOCK (self);
-  if (size == 0 || !ensure_block (self, 0) || !self->producer
-      || size > dh_producer_slot_size (self->producer->producer))
+  if (size == 0 || !self->producer
+      || size > dh_producer_slot_size (self->producer->producer)
+      || datahub_slot_allocator_limit (self->allocator) == 0)
     return TRUE;
-  if (!self->pool)
-    self->pool = gst_datahub_pool_new (self->producer);
-  if (!gst_buffer_pool_is_active (self->pool)) {
-    GstStructure *config = gst_buffer_pool_get_config (self->pool);
-    gst_buffer_pool_config_set_params (config, caps, (guint) size, 0, 0);
-    if (video)
-      gst_buffer_pool_config_add_option (config, GST_BUFFER_POOL_OPTION_VIDEO_META);
-    if (!gst_buffer_pool_set_config (self->pool, config))
-      return TRUE;
+  /* the allocator: any upstream that allocates from downstream */
+  gst_query_add_allocation_param (query, self->allocator, NULL);
+  guint max = pool_max (self);
+  if (max > 0) {
+    /* a pool per caps: never the pool of other caps, reconfigured */
+    GST_OBJECT_LOCK (self);
+    if (!self->pool || !self->pool_caps || !gst_caps_is_equal (caps, self->pool_caps)) {
+      if (self->pool)
+        gst_object_unref (self->pool);
+      self->pool = gst_datahub_slot_pool_new (self->allocator, caps, (guint) size, max);
+      gst_caps_replace (&self->pool_caps, caps);
+    }
+    gst_query_add_allocation_pool (query, self->pool, (guint) size, 0, max);
+    GST_OBJECT_UNLOCK (self);
   }
-  gst_query_add_allocation_pool (query, self->pool, (guint) size, 0, 0);
   if (video)
     gst_query_add_allocation_meta (query, GST_VIDEO_META_API_TYPE, NULL);
   return TRUE;
+}
+
+/* ---- unlock, start, stop --------------------------------------------------- */
+
+static void
+kick (GstDatahubSink *self)
+{
+  GST_OBJECT_LOCK (self);
+  if (self->allocator)
+    datahub_slot_allocator_kick (self->allocator);
+  GST_OBJECT_UNLOCK (self);
 }
 
 static gboolean
 gst_datahub_sink_unlock (GstBaseSink *bs)
 {
   GstDatahubSink *self = GST_DATAHUB_SINK (bs);
-  g_atomic_int_set (&self->unlocked, TRUE);
-  if (self->producer)
-    dh_producer_wakeup (self->producer->producer);
+  g_atomic_int_set (&self->flushing, 1);
+  kick (self);
   return TRUE;
 }
 
 static gboolean
 gst_datahub_sink_unlock_stop (GstBaseSink *bs)
 {
-  GstDatahubSink *self = GST_DATAHUB_SINK (bs);
-  g_atomic_int_set (&self->unlocked, FALSE);
-  if (self->producer)
-    dh_producer_clear_wakeup (self->producer->producer);
+  g_atomic_int_set (&GST_DATAHUB_SINK (bs)->flushing, 0);
   return TRUE;
+}
+
+static void
+post_consumer_changes (GstDatahubSink *self, const dh_metrics *m)
+{
+  guint live = m->consumers_live;
+  if (live == self->last_consumers && m->consumers_reaped == self->last_reaped)
+    return;
+  const gchar *what = m->consumers_reaped > self->last_reaped ? "dead"
+      : live > self->last_consumers ? "attached" : "detached";
+  gst_element_post_message (GST_ELEMENT (self), gst_message_new_element (GST_OBJECT (self),
+          gst_structure_new ("datahub-consumer", "event", G_TYPE_STRING, what,
+              "consumers", G_TYPE_UINT, live, NULL)));
+  self->last_consumers = live;
+  self->last_reaped = m->consumers_reaped;
+}
+
+static guint64
+bytes_copied (GstDatahubSink *self)
+{
+  GST_OBJECT_LOCK (self);
+  guint64 n = self->bytes_copied;
+  GST_OBJECT_UNLOCK (self);
+  return n;
+}
+
+/* The ticker thread: consumer changes and periodic stats, whether the
+ * streaming thread runs, waits for space, or is idle. */
+static void
+tick (gpointer user)
+{
+  GstDatahubSink *self = user;
+  DatahubProducerRef *p = take_producer (self);
+  if (!p)
+    return;
+  dh_metrics m;
+  dh_producer_metrics (p->producer, &m);
+  datahub_producer_unref (p);
+  post_consumer_changes (self, &m);
+  GST_OBJECT_LOCK (self);
+  guint interval = self->common.stats_interval;
+  GST_OBJECT_UNLOCK (self);
+  if (interval && datahub_stats_timer_due (&self->stats_timer, interval))
+    gst_element_post_message (GST_ELEMENT (self), gst_message_new_element (GST_OBJECT (self),
+            datahub_stats_from_metrics (&m, bytes_copied (self), NULL, NULL)));
+}
+
+/* Property values GObject cannot check on its own, named in the error. */
+static gboolean
+check_settings (GstDatahubSink *self)
+{
+  GST_OBJECT_LOCK (self);
+  gchar *why = NULL;
+  if (self->policy == DH_POLICY_RING && self->slots == 0)
+    why = g_strdup ("slots=0: the pool needs 1..65536 slots");
+  else if (self->max_consumers == 0)
+    why = g_strdup_printf ("max-consumers=0: allow 1..%d", DH_MAX_CONSUMERS);
+  else if (self->integrity == DH_INTEGRITY_HMAC && !(self->common.secret && *self->common.secret))
+    why = g_strdup ("integrity=hmac needs a secret");
+  else if (self->slot_size > G_GUINT64_CONSTANT (1) << 36)
+    why = g_strdup_printf ("slot-size=%" G_GUINT64_FORMAT " exceeds 64 GiB", self->slot_size);
+  GST_OBJECT_UNLOCK (self);
+  if (why)
+    GST_ELEMENT_ERROR (self, RESOURCE, SETTINGS, ("Invalid setting: %s.", why), (NULL));
+  g_free (why);
+  return why == NULL;
 }
 
 static gboolean gst_datahub_sink_stop (GstBaseSink *bs);
@@ -692,53 +907,76 @@ static gboolean
 gst_datahub_sink_start (GstBaseSink *bs)
 {
   GstDatahubSink *self = GST_DATAHUB_SINK (bs);
+  if (!check_settings (self))
+    return FALSE;
   if (!datahub_discovery_connect (GST_ELEMENT (self), &self->common, &self->broker))
     return FALSE;
   GST_OBJECT_LOCK (self);
   self->broker_channel = g_strdup (self->common.channel);
+  guint64 size = self->slot_size;
   GST_OBJECT_UNLOCK (self);
   self->registered = FALSE;
   self->caps_gen = 0;
+  self->live = FALSE;
   self->bytes_copied = 0;
-  self->buffers_zero_copy = 0;
   self->last_consumers = 0;
   self->last_reaped = 0;
+  g_atomic_int_set (&self->flushing, 0);
   datahub_stats_timer_init (&self->stats_timer);
-  GST_OBJECT_LOCK (self);
-  guint64 size = self->slot_size;
-  GST_OBJECT_UNLOCK (self);
-  /* a known slot size creates the block now, so consumers can attach and
-   * wait-for-consumer can work before the first buffer */
-  if (size == 0)
-    return TRUE;
-  DatahubProducerRef *block = create_block (self, NULL, size);
-  if (block && use_block (self, block))
-    return TRUE;
-  /* basesink does not call stop() after a failed start(): undo it here */
-  gst_datahub_sink_stop (bs);
-  return FALSE;
+  /* a known slot size creates the block now, so consumers are admitted
+   * (and wait-for-consumer works) before the first buffer */
+  if (size != 0) {
+    DatahubProducerRef *block = create_block (self, size);
+    if (block)
+      use_block (self, block);
+    if (!block || !register_block (self)) {
+      /* basesink does not call stop() after a failed start(): undo here */
+      gst_datahub_sink_stop (bs);
+      return FALSE;
+    }
+  }
+  datahub_ticker_start (&self->ticker, "datahubsink-tick", TICK_MS, tick, self);
+  return TRUE;
+}
+
+/* Closes a block now (consumers drain it and get a clean end, the name is
+ * removed) even if memory upstream still references it. */
+static void
+close_block (DatahubProducerRef *p)
+{
+  if (!p)
+    return;
+  dh_producer_close (p->producer);
+  datahub_producer_unref (p);
 }
 
 static gboolean
 gst_datahub_sink_stop (GstBaseSink *bs)
 {
   GstDatahubSink *self = GST_DATAHUB_SINK (bs);
-  if (self->pool) {
-    gst_buffer_pool_set_active (self->pool, FALSE);
-    gst_clear_object (&self->pool);
-  }
+  datahub_ticker_stop (&self->ticker);
   g_queue_clear_full (&self->pending_events, (GDestroyNotify) gst_event_unref);
-  remember_caps (self, NULL);
-  if (self->producer) {
-    datahub_producer_unref (self->producer);
-    self->producer = NULL;
+  GST_OBJECT_LOCK (self);
+  DatahubProducerRef *p = self->producer, *origin = self->origin;
+  GstAllocator *allocator = self->allocator;
+  GstBufferPool *pool = self->pool;
+  self->producer = self->origin = NULL;
+  self->allocator = NULL;
+  self->pool = NULL;
+  gst_caps_replace (&self->pool_caps, NULL);
+  GST_OBJECT_UNLOCK (self);
+  if (pool) {
+    gst_buffer_pool_set_active (pool, FALSE);
+    gst_object_unref (pool);
   }
-  if (self->origin) {
-    datahub_producer_unref (self->origin);
-    self->origin = NULL;
-  }
-  self->handovers = 0;
-  self->followers = 0;
+  if (allocator)
+    gst_object_unref (allocator);
+  close_block (p);
+  if (origin != p)
+    close_block (origin);
+  gst_caps_replace (&self->caps, NULL);
+  self->is_video = FALSE;
+  g_clear_pointer (&self->schema, g_free);
   if (self->broker) {
     /* consumers hear "producer-down" now instead of after the expiry */
     if (self->registered)
@@ -755,11 +993,13 @@ gst_datahub_sink_stop (GstBaseSink *bs)
 static GstStructure *
 stats_structure (GstDatahubSink *self)
 {
-  if (!self->producer)
+  DatahubProducerRef *p = take_producer (self);
+  if (!p)
     return gst_structure_new_empty ("datahub-stats");
   dh_metrics m;
-  dh_producer_metrics (self->producer->producer, &m);
-  return datahub_stats_from_metrics (&m, self->bytes_copied, NULL, NULL);
+  dh_producer_metrics (p->producer, &m);
+  datahub_producer_unref (p);
+  return datahub_stats_from_metrics (&m, bytes_copied (self), NULL, NULL);
 }
 
 static void
@@ -773,15 +1013,31 @@ gst_datahub_sink_set_property (GObject *object, guint prop_id, const GValue *val
     return;
   }
   switch (prop_id) {
-    case PROP_SLOT_SIZE: self->slot_size = g_value_get_uint64 (value); break;
-    case PROP_SLOTS: self->slots = g_value_get_uint (value); break;
-    case PROP_POLICY: self->policy = g_value_get_enum (value); break;
-    case PROP_ON_FULL: self->on_full = g_value_get_enum (value); break;
-    case PROP_MAX_CONSUMERS: self->max_consumers = g_value_get_uint (value); break;
-    case PROP_INTEGRITY: self->integrity = g_value_get_enum (value); break;
-    case PROP_PERMS: self->perms = g_value_get_uint (value); break;
-    case PROP_WAIT_FOR_CONSUMER: self->wait_for_consumer = g_value_get_boolean (value); break;
-    case PROP_METADATA: {
+    case PROP_SLOT_SIZE:
+      self->slot_size = g_value_get_uint64 (value);
+      break;
+    case PROP_SLOTS:
+      self->slots = g_value_get_uint (value);
+      break;
+    case PROP_POLICY:
+      self->policy = g_value_get_enum (value);
+      break;
+    case PROP_ON_FULL:
+      self->on_full = g_value_get_enum (value);
+      break;
+    case PROP_MAX_CONSUMERS:
+      self->max_consumers = g_value_get_uint (value);
+      break;
+    case PROP_INTEGRITY:
+      self->integrity = g_value_get_enum (value);
+      break;
+    case PROP_PERMS:
+      self->perms = g_value_get_uint (value);
+      break;
+    case PROP_WAIT_FOR_CONSUMER:
+      self->wait_for_consumer = g_value_get_boolean (value);
+      break;
+    case PROP_METADATA:{
       const GstStructure *s = gst_value_get_structure (value);
       if (self->metadata)
         gst_structure_free (self->metadata);
@@ -789,7 +1045,9 @@ gst_datahub_sink_set_property (GObject *object, guint prop_id, const GValue *val
       self->metadata_dirty = self->metadata != NULL;
       break;
     }
-    default: G_OBJECT_WARN_INVALID_PROPERTY_ID (object, prop_id, pspec); break;
+    default:
+      G_OBJECT_WARN_INVALID_PROPERTY_ID (object, prop_id, pspec);
+      break;
   }
   GST_OBJECT_UNLOCK (self);
 }
@@ -810,22 +1068,42 @@ gst_datahub_sink_get_property (GObject *object, guint prop_id, GValue *value,
     return;
   }
   switch (prop_id) {
-    case DATAHUB_PROP_SHM_NAME: /* the block in use, once there is one */
+    case DATAHUB_PROP_SHM_NAME:  /* the block in use, once there is one */
       if (self->producer)
         g_value_set_string (value, dh_producer_shm_name (self->producer->producer));
       else
         g_value_set_string (value, self->common.shm_name);
       break;
-    case PROP_SLOT_SIZE: g_value_set_uint64 (value, self->slot_size); break;
-    case PROP_SLOTS: g_value_set_uint (value, self->slots); break;
-    case PROP_POLICY: g_value_set_enum (value, self->policy); break;
-    case PROP_ON_FULL: g_value_set_enum (value, self->on_full); break;
-    case PROP_MAX_CONSUMERS: g_value_set_uint (value, self->max_consumers); break;
-    case PROP_INTEGRITY: g_value_set_enum (value, self->integrity); break;
-    case PROP_PERMS: g_value_set_uint (value, self->perms); break;
-    case PROP_WAIT_FOR_CONSUMER: g_value_set_boolean (value, self->wait_for_consumer); break;
-    case PROP_METADATA: gst_value_set_structure (value, self->metadata); break;
-    default: G_OBJECT_WARN_INVALID_PROPERTY_ID (object, prop_id, pspec); break;
+    case PROP_SLOT_SIZE:
+      g_value_set_uint64 (value, self->slot_size);
+      break;
+    case PROP_SLOTS:
+      g_value_set_uint (value, self->slots);
+      break;
+    case PROP_POLICY:
+      g_value_set_enum (value, self->policy);
+      break;
+    case PROP_ON_FULL:
+      g_value_set_enum (value, self->on_full);
+      break;
+    case PROP_MAX_CONSUMERS:
+      g_value_set_uint (value, self->max_consumers);
+      break;
+    case PROP_INTEGRITY:
+      g_value_set_enum (value, self->integrity);
+      break;
+    case PROP_PERMS:
+      g_value_set_uint (value, self->perms);
+      break;
+    case PROP_WAIT_FOR_CONSUMER:
+      g_value_set_boolean (value, self->wait_for_consumer);
+      break;
+    case PROP_METADATA:
+      gst_value_set_structure (value, self->metadata);
+      break;
+    default:
+      G_OBJECT_WARN_INVALID_PROPERTY_ID (object, prop_id, pspec);
+      break;
   }
   GST_OBJECT_UNLOCK (self);
 }
@@ -834,6 +1112,7 @@ static void
 gst_datahub_sink_finalize (GObject *object)
 {
   GstDatahubSink *self = GST_DATAHUB_SINK (object);
+  datahub_ticker_clear (&self->ticker);
   datahub_common_clear (&self->common);
   if (self->metadata)
     gst_structure_free (self->metadata);
@@ -856,22 +1135,26 @@ gst_datahub_sink_class_init (GstDatahubSinkClass *klass)
   datahub_install_common_properties (gobject_class);
   g_object_class_install_property (gobject_class, PROP_SLOT_SIZE,
       g_param_spec_uint64 ("slot-size", "Slot size",
-          "Bytes per slot; 0 = from the video caps, or twice the first buffer",
-          0, G_MAXUINT64, DEFAULT_SLOT_SIZE, rw_ready));
+          "Bytes per slot; 0 = one video frame of the caps, or twice the first buffer "
+          "(at least 4096); larger buffers later move the stream to larger slots "
+          "(a handover)", 0, G_MAXUINT64, DEFAULT_SLOT_SIZE, rw_ready));
   g_object_class_install_property (gobject_class, PROP_SLOTS,
       g_param_spec_uint ("slots", "Slots",
-          "Slots in the pool (ring policy; single uses 1, double 2)", 1, 65536,
+          "Slots in the pool, 1..65536 (ring policy; single uses 1, double 2)", 0, 65536,
           DEFAULT_SLOTS, rw_ready));
   g_object_class_install_property (gobject_class, PROP_POLICY,
-      g_param_spec_enum ("policy", "Policy", "How consumers see buffers",
+      g_param_spec_enum ("policy", "Policy", "How consumers see buffers: every one in order "
+          "(ring), or the latest (single, double: the producer never waits for readers)",
           DATAHUB_TYPE_POLICY, DEFAULT_POLICY, rw_ready));
   g_object_class_install_property (gobject_class, PROP_ON_FULL,
       g_param_spec_enum ("on-full", "On full",
-          "What the sink does when every slot is unread or held (ring policy)",
+          "Ring policy, when every slot is unread or held: wait for the consumers that "
+          "may hold the producer back (block: every consumer of a non-live producer, and "
+          "those that set leaky=false), or reuse the oldest unheld slot (drop)",
           DATAHUB_TYPE_ON_FULL, DEFAULT_ON_FULL, rw_ready));
   g_object_class_install_property (gobject_class, PROP_MAX_CONSUMERS,
       g_param_spec_uint ("max-consumers", "Max consumers",
-          "Most consumers that can attach at once", 1, DH_MAX_CONSUMERS,
+          "Most consumers that can attach at once, 1..64", 0, DH_MAX_CONSUMERS,
           DEFAULT_MAX_CONSUMERS, rw_ready));
   g_object_class_install_property (gobject_class, PROP_INTEGRITY,
       g_param_spec_enum ("integrity", "Integrity",
@@ -879,11 +1162,13 @@ gst_datahub_sink_class_init (GstDatahubSinkClass *klass)
           DATAHUB_TYPE_INTEGRITY, DEFAULT_INTEGRITY, rw_ready));
   g_object_class_install_property (gobject_class, PROP_PERMS,
       g_param_spec_uint ("perms", "Permissions",
-          "File mode of the shared memory object (e.g. 0660 = 432 for a group)",
-          0, 0777, DEFAULT_PERMS, rw_ready));
+          "File mode of the shared memory: who may attach (e.g. 0640 = 416 lets the "
+          "group read; consumers never need write access)", 0, 0777, DEFAULT_PERMS,
+          rw_ready));
   g_object_class_install_property (gobject_class, PROP_WAIT_FOR_CONSUMER,
       g_param_spec_boolean ("wait-for-consumer", "Wait for consumer",
-          "Hold buffers until at least one consumer is attached", FALSE, rw_ready));
+          "Hold buffers until at least one consumer is attached (consumers started "
+          "before the producer get every buffer anyway)", FALSE, rw_ready));
   g_object_class_install_property (gobject_class, PROP_METADATA,
       g_param_spec_boxed ("metadata", "Metadata",
           "Application metadata published to every src (settable while playing; "
@@ -897,6 +1182,7 @@ gst_datahub_sink_class_init (GstDatahubSinkClass *klass)
 
   bs_class->start = GST_DEBUG_FUNCPTR (gst_datahub_sink_start);
   bs_class->stop = GST_DEBUG_FUNCPTR (gst_datahub_sink_stop);
+  bs_class->get_caps = GST_DEBUG_FUNCPTR (gst_datahub_sink_get_caps);
   bs_class->set_caps = GST_DEBUG_FUNCPTR (gst_datahub_sink_set_caps);
   bs_class->event = GST_DEBUG_FUNCPTR (gst_datahub_sink_event);
   bs_class->render = GST_DEBUG_FUNCPTR (gst_datahub_sink_render);
@@ -922,7 +1208,10 @@ gst_datahub_sink_init (GstDatahubSink *self)
   self->perms = DEFAULT_PERMS;
   self->common.stats_interval = DEFAULT_STATS_INTERVAL;
   g_queue_init (&self->pending_events);
+  datahub_ticker_init (&self->ticker);
   /* render into shared memory as soon as a buffer arrives: sync is the
    * consumer's business */
   gst_base_sink_set_sync (GST_BASE_SINK (self), FALSE);
+  /* a kept last sample would pin a slot for nothing */
+  gst_base_sink_set_last_sample_enabled (GST_BASE_SINK (self), FALSE);
 }

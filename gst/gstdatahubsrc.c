@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /**
  * SECTION:element-datahubsrc
  * @title: datahubsrc
@@ -9,10 +10,16 @@
  * reusing it until they are freed, up to max-held-slots, beyond which they
  * are copied so a slow downstream cannot stall the producer.
  *
+ * The src registers with the channel when it starts, so a src started
+ * before the producer receives every buffer from the first.  It plays what
+ * it reads at once, whenever it joins (see timestamp-mode), follows the
+ * producer through caps changes, handovers and restarts, and asks the
+ * producer for a key frame when it joins an encoded stream.
+ *
  * ## Example launch lines
  * |[
  * gst-launch-1.0 datahubsrc channel=cam0 ! videoconvert ! autovideosink
- * gst-launch-1.0 datahubsrc channel=cam0 leaky=true ! fakesink
+ * gst-launch-1.0 datahubsrc channel=cam0 leaky=yes ! fakesink
  * ]|
  */
 #include "gstdatahubsrc.h"
@@ -21,22 +28,27 @@
 
 #include <gst/video/video.h>
 
-#include "datahub-enums.h"
 #include "datahub-common.h"
 #include "datahub-discovery.h"
+#include "datahub-enums.h"
 #include "datahub-record-pool.h"
+#include "datahub-ticker.h"
+#include "datahub-timing.h"
 #include "datahub-wire.h"
 
 GST_DEBUG_CATEGORY_STATIC (datahub_src_debug);
 #define GST_CAT_DEFAULT datahub_src_debug
 
 #define DEFAULT_START DH_START_LATEST
+#define DEFAULT_LEAKY DATAHUB_LEAKY_AUTO
 #define DEFAULT_TIMEOUT 0
 #define DEFAULT_MAX_HELD 4
 #define DEFAULT_TIMESTAMP_MODE DATAHUB_TIMESTAMP_AUTO
-/* how long one attach attempt or one wait lasts before flushing and
- * timeouts are checked again */
+/* how long one wait lasts before flushing and timeouts are checked again */
 #define SLICE_MS 100
+#define TICK_MS 100
+/* reported latency of a live src when the frame duration is unknown */
+#define DEFAULT_LATENCY (20 * GST_MSECOND)
 
 enum {
   PROP_START = DATAHUB_PROP_LAST_COMMON + 1,
@@ -57,34 +69,52 @@ struct _GstDatahubSrc {
   /* properties (GST_OBJECT_LOCK) */
   DatahubCommon common;
   dh_start start;
-  gboolean leaky, reconnect, copy;
+  DatahubLeaky leaky;
+  gboolean reconnect, copy, is_live_set;
   guint timeout_ms, max_held;
   DatahubTimestampMode ts_mode;
   GstStructure *metadata;
   gchar *schema;
 
-  /* streaming state */
+  /* The consumer, for start..stop (replaced only when the broker names
+   * another block).  Swapped under the object lock; other threads take a
+   * ref under it. */
   DatahubConsumerRef *conn;
-  gboolean flushing;
-  guint64 session;
+  gint flushing;
+
+  /* streaming thread */
+  guint64 session;           /* block session of the last record read */
   GstCaps *caps;
   GstVideoInfo vinfo;
-  gboolean is_video;
-  uint64_t metadata_version;
-  guint64 bytes_copied;
-  DatahubStatsTimer stats_timer;
-  DatahubLatency latency;  /* commit -> received, last buffers */
-  /* the READY-mutable settings the streaming thread needs per buffer,
-   * taken once in start(): no lock per buffer */
+  gboolean is_video, is_raw;
+  guint caps_gen;            /* of the caps applied */
+  gboolean discont;          /* mark the next buffer DISCONT */
+  enum { KEY_UNIT_HAVE, KEY_UNIT_WANT, KEY_UNIT_ASKED } key_unit; /* a joiner of an
+                                * encoded stream drops delta units until a key frame */
+  DatahubTiming timing;
+  GstClockTime frame_duration;
+  guint64 unknown_caps;      /* buffers dropped: their caps were never seen */
+  /* READY-mutable settings the streaming thread needs per buffer, taken
+   * once in start(): no lock per buffer */
   DatahubTimestampMode mode;
   gboolean copy_always;
   guint held_limit;
-  GstBufferPool *records;  /* buffers wrapping held records (start..stop) */
+  GstBufferPool *records;    /* buffers wrapping held records (start..stop) */
+
+  /* figures (object lock: the ticker posts them) */
+  guint64 bytes_copied;
+  DatahubLatency latency;    /* commit -> received, last buffers */
+  /* ticker thread: datahub-stats, datahub-metadata */
+  DatahubTicker ticker;
+  DatahubStatsTimer stats_timer;
+  GMutex metadata_lock;      /* the ticker and the streaming thread both look */
+  uint64_t metadata_version;
+
   /* broker: set in start(), used by the streaming thread */
   dhb_client *broker;
   gchar *broker_channel, *expected_schema;
   gboolean keeping_alive;
-  gchar *discovered_shm;   /* what datahub-discovered last said */
+  gchar *discovered_shm;     /* what datahub-discovered last said */
   gint64 discovered_pid;
 };
 
@@ -95,7 +125,26 @@ GST_ELEMENT_REGISTER_DEFINE (datahubsrc, "datahubsrc", GST_RANK_NONE,
 static GstStaticPadTemplate src_template = GST_STATIC_PAD_TEMPLATE ("src",
     GST_PAD_SRC, GST_PAD_ALWAYS, GST_STATIC_CAPS_ANY);
 
-/* ---- attaching ------------------------------------------------------------ */
+static DatahubConsumerRef *
+take_conn (GstDatahubSrc *self)
+{
+  GST_OBJECT_LOCK (self);
+  DatahubConsumerRef *c = self->conn ? datahub_consumer_ref (self->conn) : NULL;
+  GST_OBJECT_UNLOCK (self);
+  return c;
+}
+
+static void
+set_conn (GstDatahubSrc *self, DatahubConsumerRef *conn)
+{
+  GST_OBJECT_LOCK (self);
+  DatahubConsumerRef *old = self->conn;
+  self->conn = conn;
+  GST_OBJECT_UNLOCK (self);
+  datahub_consumer_unref (old);
+}
+
+/* ---- caps and stream state ---------------------------------------------- */
 
 static gboolean
 apply_caps (GstDatahubSrc *self, GstCaps *caps)
@@ -104,59 +153,79 @@ apply_caps (GstDatahubSrc *self, GstCaps *caps)
     return TRUE;
   gst_caps_replace (&self->caps, caps);
   self->is_video = gst_video_info_from_caps (&self->vinfo, caps);
+  const GstStructure *s = gst_caps_get_structure (caps, 0);
+  self->is_raw = gst_structure_has_name (s, "video/x-raw")
+      || gst_structure_has_name (s, "audio/x-raw");
+  gint n, d;
+  self->frame_duration = gst_structure_get_fraction (s, "framerate", &n, &d) && n > 0 && d > 0
+      ? gst_util_uint64_scale_int (GST_SECOND, d, n) : GST_CLOCK_TIME_NONE;
   GST_DEBUG_OBJECT (self, "caps %" GST_PTR_FORMAT, caps);
   return gst_base_src_set_caps (GST_BASE_SRC (self), caps);
 }
 
-static DatahubTimestampMode
-effective_ts_mode (GstDatahubSrc *self)
-{
-  return self->mode;
-}
-
-/* A late joiner has missed the caps and segment records: take them from
- * the stream-state zone. */
+/* The stream state zone: the newest caps (with their generation) and
+ * segment, for a consumer that did not read their records.  FALSE when
+ * the caps cannot be negotiated. */
 static gboolean
-read_stream_state (GstDatahubSrc *self)
+read_stream_state (GstDatahubSrc *self, dh_consumer *c, guint *gen_out)
 {
   gchar buf[DATAHUB_ZONE_STREAM_SIZE];
   size_t len = 0;
-  if (dh_consumer_zone_read (self->conn->consumer, DATAHUB_ZONE_STREAM, buf,
-          sizeof buf - 1, &len, NULL) != 0 || len == 0)
+  *gen_out = 0;
+  if (dh_consumer_zone_read (c, DATAHUB_ZONE_STREAM, buf, sizeof buf - 1, &len, NULL) != 0
+      || len == 0)
     return TRUE;
   buf[len] = '\0';
-  guint gen;
   GstCaps *caps = NULL;
   GstSegment seg;
-  if (!datahub_wire_state_from_string (buf, &gen, &caps, &seg))
+  if (!datahub_wire_state_from_string (buf, gen_out, &caps, &seg))
     return TRUE;
   gboolean ok = TRUE;
   if (caps) {
     ok = apply_caps (self, caps);
     gst_caps_unref (caps);
+    self->caps_gen = *gen_out;
   }
-  if (ok && effective_ts_mode (self) == DATAHUB_TIMESTAMP_PASSTHROUGH
-      && seg.format == GST_FORMAT_TIME)
-    gst_base_src_new_segment (GST_BASE_SRC (self), &seg);
+  GstSegment out;
+  if (ok && datahub_timing_segment (&self->timing, &seg, &out))
+    gst_base_src_new_segment (GST_BASE_SRC (self), &out);
   return ok;
 }
 
-static void
-post_metadata_if_changed (GstDatahubSrc *self)
+/* A record of another block session: an attach, a producer restart.  The
+ * next buffer plays at once (DISCONT), with the caps and segment of now. */
+static gboolean
+new_session (GstDatahubSrc *self, dh_consumer *c, guint64 session)
 {
-  uint64_t v = dh_consumer_zone_version (self->conn->consumer, DATAHUB_ZONE_METADATA);
+  GST_INFO_OBJECT (self, "reading %s (session %016" G_GINT64_MODIFIER "x)",
+      dh_consumer_shm_name (c), session);
+  self->session = session;
+  self->discont = TRUE;
+  self->key_unit = KEY_UNIT_WANT;
+  datahub_timing_restart (&self->timing, self->mode);
+  guint gen;
+  return read_stream_state (self, c, &gen);
+}
+
+/* The sink's metadata zone changed: the property and a message.  Looked
+ * at before every read and by the ticker (while no data comes). */
+static void
+post_metadata_if_changed (GstDatahubSrc *self, dh_consumer *c)
+{
+  uint64_t v = dh_consumer_zone_version (c, DATAHUB_ZONE_METADATA);
   if (v == self->metadata_version)
     return;
+  g_mutex_lock (&self->metadata_lock);
   gchar buf[DATAHUB_ZONE_METADATA_SIZE];
   size_t len = 0;
-  if (dh_consumer_zone_read (self->conn->consumer, DATAHUB_ZONE_METADATA, buf,
-          sizeof buf - 1, &len, &v) != 0)
-    return;
-  self->metadata_version = v;
-  if (len == 0)
-    return;
-  buf[len] = '\0';
-  GstStructure *md = gst_structure_from_string (buf, NULL);
+  GstStructure *md = NULL;
+  if (v != self->metadata_version
+      && dh_consumer_zone_read (c, DATAHUB_ZONE_METADATA, buf, sizeof buf - 1, &len, &v) == 0) {
+    self->metadata_version = v;
+    buf[len] = '\0';
+    md = len ? gst_structure_from_string (buf, NULL) : NULL;
+  }
+  g_mutex_unlock (&self->metadata_lock);
   if (!md)
     return;
   GST_OBJECT_LOCK (self);
@@ -170,6 +239,8 @@ post_metadata_if_changed (GstDatahubSrc *self)
               NULL)));
   gst_structure_free (md);
 }
+
+/* ---- attaching ------------------------------------------------------------ */
 
 static void
 report_attach_error (GstDatahubSrc *self, const gchar *name, int rc)
@@ -185,21 +256,68 @@ report_attach_error (GstDatahubSrc *self, const gchar *name, int rc)
     GST_ELEMENT_ERROR (self, RESOURCE, OPEN_READ,
         ("Permission denied on the shared memory of '%s' (see the sink's perms).", name),
         ("%s", dh_error_detail ()));
+  else if (rc == DH_EFULL)
+    GST_ELEMENT_ERROR (self, RESOURCE, OPEN_READ,
+        ("Channel '%s' has no room for another consumer (see the sink's max-consumers).",
+            name), ("%s", dh_error_detail ()));
+  else if (rc == DH_EEVICTED)
+    GST_ELEMENT_ERROR (self, RESOURCE, READ,
+        ("The producer of '%s' evicted this consumer.", name), ("%s", dh_error_detail ()));
   else
     GST_ELEMENT_ERROR (self, RESOURCE, OPEN_READ,
-        ("Could not attach to channel '%s': %s.", name, dh_strerror (rc)),
-        ("%s", dh_error_detail ()));
+        ("Could not read channel '%s': %s.", name, dh_error_detail ()),
+        ("%s", dh_strerror (rc)));
+}
+
+static dh_leaky
+leaky_mode (DatahubLeaky leaky)
+{
+  return leaky == DATAHUB_LEAKY_YES ? DH_LEAKY_YES
+      : leaky == DATAHUB_LEAKY_NO ? DH_LEAKY_NO : DH_LEAKY_AUTO;
+}
+
+/* Registers as a consumer of @name (pre-registration: a producer that
+ * starts later counts us from its first record). */
+static gboolean
+open_consumer (GstDatahubSrc *self, const gchar *name)
+{
+  dh_consumer_config cc;
+  dh_consumer_config_init (&cc);
+  guint8 secret[DH_SECRET_SIZE];
+  GST_OBJECT_LOCK (self);
+  cc.leaky = leaky_mode (self->leaky);
+  cc.start = self->start;
+  if (datahub_common_secret (&self->common, secret))
+    cc.secret = secret;
+  GST_OBJECT_UNLOCK (self);
+  cc.name = name;
+  /* one hold more than we keep, for copying beyond the limit */
+  cc.max_held = self->held_limit + 1;
+  dh_consumer *c;
+  int rc = dh_consumer_open (&cc, &c);
+  if (rc != 0) {
+    report_attach_error (self, name, rc);
+    return FALSE;
+  }
+  set_conn (self, datahub_consumer_ref_new (c));
+  self->session = 0;
+  self->metadata_version = 0;
+  return TRUE;
 }
 
 /* Asks the broker which block serves the channel.  Returns FLOW_OK with
  * *@name set, FLOW_CUSTOM_SUCCESS when there is no producer (yet; retry),
  * or FLOW_ERROR for a refusal, which is posted. */
 static GstFlowReturn
-discover (GstDatahubSrc *self, const guint8 *secret, gchar **name)
+discover (GstDatahubSrc *self, gchar **name)
 {
+  guint8 secret[DH_SECRET_SIZE];
+  GST_OBJECT_LOCK (self);
+  gboolean has_secret = datahub_common_secret (&self->common, secret);
+  GST_OBJECT_UNLOCK (self);
   dhb_discovery d;
-  dhb_status st = dhb_discover (self->broker, self->broker_channel, secret,
-      self->expected_schema, SLICE_MS, &d);
+  dhb_status st = dhb_discover (self->broker, self->broker_channel,
+      has_secret ? secret : NULL, self->expected_schema, SLICE_MS, &d);
   if (st == DHB_NOT_FOUND || st == DHB_TIMEOUT)
     return GST_FLOW_CUSTOM_SUCCESS;
   char why[256];
@@ -222,7 +340,6 @@ discover (GstDatahubSrc *self, const guint8 *secret, gchar **name)
             dhb_status_name (st)), ("%s", why));
     return GST_FLOW_ERROR;
   }
-  g_free (*name);
   *name = g_strdup (d.shm_name);
   if (!self->keeping_alive)
     self->keeping_alive = dhb_client_keep_alive (self->broker, NULL,
@@ -262,84 +379,62 @@ on_broker_event (const dhb_event *ev, void *user_data)
               "client-id", G_TYPE_STRING, ev->client_id, NULL)));
 }
 
-/* Attaches, waiting for a producer (of a session other than @avoid_session,
- * after a producer died).  Returns FLOW_OK, FLUSHING or ERROR. */
+/* With a broker: the block the broker names (looked up again after the
+ * producer went away: a restarted producer may use another block name). */
 static GstFlowReturn
-attach (GstDatahubSrc *self, guint64 avoid_session, const gchar *successor)
+connect_via_broker (GstDatahubSrc *self)
 {
-  dh_consumer_config cc;
-  dh_consumer_config_init (&cc);
-  guint8 secret[DH_SECRET_SIZE];
   GST_OBJECT_LOCK (self);
-  gchar *name = successor ? g_strdup (successor) : datahub_common_name (&self->common);
-  cc.leaky = self->leaky;
-  /* a successor block is read from its first record: nothing is lost */
-  cc.start = successor ? DH_START_OLDEST : self->start;
   guint timeout = self->timeout_ms;
-  if (datahub_common_secret (&self->common, secret))
-    cc.secret = secret;
   GST_OBJECT_UNLOCK (self);
-  cc.attach_timeout_ms = SLICE_MS;
   GstClockTime started = gst_util_get_timestamp ();
-  GstFlowReturn ret = GST_FLOW_OK;
   for (;;) {
-    if (g_atomic_int_get (&self->flushing)) {
-      ret = GST_FLOW_FLUSHING;
-      break;
+    if (g_atomic_int_get (&self->flushing))
+      return GST_FLOW_FLUSHING;
+    gchar *name = NULL;
+    GstFlowReturn ret = discover (self, &name);
+    if (ret == GST_FLOW_OK) {
+      gboolean ok = open_consumer (self, name);
+      g_free (name);
+      return ok ? GST_FLOW_OK : GST_FLOW_ERROR;
     }
-    /* with a broker the block is looked up every time: a restarted
-     * producer may serve the channel from another block */
-    int rc = -ENOENT;
-    GstFlowReturn found = self->broker && !successor
-        ? discover (self, cc.secret, &name) : GST_FLOW_OK;
-    if (found == GST_FLOW_ERROR) {
-      ret = GST_FLOW_ERROR;
-      break;
-    }
-    cc.name = name;
-    dh_consumer *c = NULL;
-    if (found == GST_FLOW_OK)
-      rc = dh_consumer_attach (&cc, &c);
-    if (rc == 0 && dh_consumer_session_id (c) == avoid_session) {
-      dh_consumer_detach (c); /* still the dead producer's block */
-      g_usleep (10000);
-      rc = -ENOENT;
-    } else if (rc == 0) {
-      self->conn = datahub_consumer_ref_new (c);
-      self->session = dh_consumer_session_id (c);
-      self->metadata_version = 0;
-      GST_INFO_OBJECT (self, "attached to %s", dh_consumer_shm_name (c));
-      break;
-    }
-    if (rc != -ENOENT && rc != DH_ENOTREADY && rc != -ETIMEDOUT) {
-      report_attach_error (self, name, rc);
-      ret = GST_FLOW_ERROR;
-      break;
-    }
+    if (ret != GST_FLOW_CUSTOM_SUCCESS)
+      return ret;
     if (timeout && gst_util_get_timestamp () - started > timeout * GST_MSECOND) {
       GST_ELEMENT_ERROR (self, RESOURCE, NOT_FOUND,
-          ("No producer on channel '%s' after %u ms.", name, timeout),
-          ("%s", dh_error_detail ()));
-      ret = GST_FLOW_ERROR;
-      break;
+          ("No producer on channel '%s' after %u ms.", self->broker_channel, timeout),
+          (NULL));
+      return GST_FLOW_ERROR;
     }
+    g_usleep (SLICE_MS * 1000);
   }
-  g_free (name);
-  if (ret == GST_FLOW_OK && !read_stream_state (self))
-    ret = GST_FLOW_NOT_NEGOTIATED;
-  return ret;
-}
-
-static void
-drop_connection (GstDatahubSrc *self)
-{
-  datahub_consumer_unref (self->conn);
-  self->conn = NULL;
 }
 
 /* ---- turning records into events and buffers ------------------------------ */
 
-/* Returns GST_FLOW_OK to continue reading, or EOS/an error to stop. */
+/* A caps event record: its generation is the one buffers refer to. */
+static GstFlowReturn
+take_caps_event (GstDatahubSrc *self, GstEvent *e, const dh_record *r)
+{
+  GstCaps *caps;
+  gst_event_parse_caps (e, &caps);
+  self->caps_gen = r->info.caps_gen;
+  return apply_caps (self, caps) ? GST_FLOW_OK : GST_FLOW_NOT_NEGOTIATED;
+}
+
+/* A flush in the producer's pipeline (a seek): flush ours, and place the
+ * next buffer at once again. */
+static void
+take_flush (GstDatahubSrc *self, GstEvent *flush_stop)
+{
+  GstPad *pad = GST_BASE_SRC_PAD (self);
+  gst_pad_push_event (pad, gst_event_new_flush_start ());
+  gst_pad_push_event (pad, flush_stop);
+  datahub_timing_restart (&self->timing, self->mode);
+  self->discont = TRUE;
+}
+
+/* Returns GST_FLOW_OK to continue reading, or EOS / an error to stop. */
 static GstFlowReturn
 handle_event_record (GstDatahubSrc *self, const dh_record *r)
 {
@@ -352,28 +447,25 @@ handle_event_record (GstDatahubSrc *self, const dh_record *r)
   GstEventType type = (GstEventType) r->info.flags;
   GstEvent *e = datahub_wire_event_from_string (type, text);
   if (!e) {
-    GST_WARNING_OBJECT (self, "could not rebuild event from '%s'", text);
+    GST_WARNING_OBJECT (self, "event record %" G_GUINT64_FORMAT " of type %u not usable: '%s'",
+        r->seq, r->info.flags, text);
     return GST_FLOW_OK;
   }
   GstFlowReturn ret = GST_FLOW_OK;
   switch (type) {
-    case GST_EVENT_CAPS: {
-      GstCaps *caps;
-      gst_event_parse_caps (e, &caps);
-      if (!apply_caps (self, caps))
-        ret = GST_FLOW_NOT_NEGOTIATED;
+    case GST_EVENT_CAPS:
+      ret = take_caps_event (self, e, r);
+      gst_event_unref (e);
+      break;
+    case GST_EVENT_SEGMENT:{
+      const GstSegment *seg;
+      GstSegment out;
+      gst_event_parse_segment (e, &seg);
+      if (datahub_timing_segment (&self->timing, seg, &out))
+        gst_base_src_new_segment (GST_BASE_SRC (self), &out);
       gst_event_unref (e);
       break;
     }
-    case GST_EVENT_SEGMENT:
-      if (effective_ts_mode (self) == DATAHUB_TIMESTAMP_PASSTHROUGH) {
-        const GstSegment *seg;
-        gst_event_parse_segment (e, &seg);
-        if (seg->format == GST_FORMAT_TIME)
-          gst_base_src_new_segment (GST_BASE_SRC (self), seg);
-      }
-      gst_event_unref (e);
-      break;
     case GST_EVENT_EOS:
       gst_event_unref (e);
       ret = GST_FLOW_EOS;
@@ -381,44 +473,14 @@ handle_event_record (GstDatahubSrc *self, const dh_record *r)
     case GST_EVENT_STREAM_START:
       gst_event_unref (e); /* basesrc sends its own */
       break;
+    case GST_EVENT_FLUSH_STOP:
+      take_flush (self, e);
+      break;
     default:
       gst_pad_push_event (GST_BASE_SRC_PAD (self), e);
       break;
   }
   return ret;
-}
-
-static void
-set_timestamps (GstDatahubSrc *self, GstBuffer *buf, const dh_record *r)
-{
-  GstClockTime base = GST_ELEMENT_CAST (self)->base_time;
-  switch (effective_ts_mode (self)) {
-    case DATAHUB_TIMESTAMP_CLOCK: {
-      gint64 due = (gint64) r->info.user[0];
-      if (due >= 0 && (GstClockTime) due >= base)
-        GST_BUFFER_PTS (buf) = (GstClockTime) due - base;
-      else
-        GST_BUFFER_PTS (buf) = GST_CLOCK_TIME_NONE;
-      GST_BUFFER_DTS (buf) = GST_CLOCK_TIME_NONE;
-      break;
-    }
-    case DATAHUB_TIMESTAMP_ARRIVAL: {
-      GstClock *clock = gst_element_get_clock (GST_ELEMENT (self));
-      GST_BUFFER_PTS (buf) = clock ? gst_clock_get_time (clock) - base : GST_CLOCK_TIME_NONE;
-      GST_BUFFER_DTS (buf) = GST_CLOCK_TIME_NONE;
-      if (clock)
-        gst_object_unref (clock);
-      break;
-    }
-    default:
-      GST_BUFFER_PTS (buf) = r->info.pts >= 0 ? (GstClockTime) r->info.pts : GST_CLOCK_TIME_NONE;
-      GST_BUFFER_DTS (buf) = r->info.dts >= 0 ? (GstClockTime) r->info.dts : GST_CLOCK_TIME_NONE;
-      break;
-  }
-  GST_BUFFER_DURATION (buf) = r->info.duration >= 0 ? (GstClockTime) r->info.duration
-      : GST_CLOCK_TIME_NONE;
-  GST_BUFFER_OFFSET (buf) = r->info.offset;
-  GST_BUFFER_OFFSET_END (buf) = r->info.offset_end;
 }
 
 /* The default layout of the caps as a video meta, or none.  A pool buffer
@@ -449,84 +511,179 @@ set_video_meta (GstDatahubSrc *self, GstBuffer *buf, gboolean wanted)
   memcpy (meta->stride, vi->stride, sizeof meta->stride);
 }
 
+/* The record as a buffer: its slot memory (held until the buffer is
+ * freed), or a copy beyond the held limit, for unheld (latest-value)
+ * records, or when asked.  NULL when an unheld record was rewritten while
+ * it was copied. */
 static GstBuffer *
-buffer_from_record (GstDatahubSrc *self, const dh_record *r)
+buffer_from_record (GstDatahubSrc *self, DatahubConsumerRef *conn, const dh_record *r)
 {
   dh_consumer_stats st;
-  dh_consumer_stats_get (self->conn->consumer, &st);
-  gboolean copy = self->copy_always || st.held > self->held_limit;
-  guint64 now = (guint64) g_get_monotonic_time () * 1000; /* CLOCK_MONOTONIC */
-  datahub_latency_add (&self->latency, now > r->commit_ns ? now - r->commit_ns : 0);
+  dh_consumer_stats_get (conn->consumer, &st);
+  guint limit = MIN (self->held_limit, st.quota > 0 ? st.quota - 1 : 0);
+  gboolean copy = self->copy_always || (r->flags & DH_RECORD_UNHELD) || st.held > limit;
   /* the pool only fails when inactive, outside start..stop: copy then */
-  GstBuffer *buf = copy ? NULL : datahub_record_pool_wrap (self->records, self->conn, r);
+  GstBuffer *buf = copy ? NULL : datahub_record_pool_wrap (self->records, conn, r);
   if (!buf) {
     buf = gst_buffer_new_memdup (r->data, r->info.size);
+    if (dh_consumer_release (conn->consumer, r) == DH_ESTALE) {
+      gst_buffer_unref (buf);
+      return NULL;
+    }
+    GST_OBJECT_LOCK (self);
     self->bytes_copied += r->info.size;
-    dh_consumer_release (self->conn->consumer, r);
+    GST_OBJECT_UNLOCK (self);
   }
-  /* flags the producer set (delta unit, discont, ...), minus the ones that
-   * describe memory on the other side */
-  GST_BUFFER_FLAGS (buf) = r->info.flags & ~(GST_BUFFER_FLAG_TAG_MEMORY);
-  set_timestamps (self, buf, r);
+  /* flags the producer set (delta unit, ...), minus the ones that describe
+   * memory or position on the other side */
+  GST_BUFFER_FLAGS (buf) = r->info.flags & ~(GST_BUFFER_FLAG_TAG_MEMORY
+      | GST_BUFFER_FLAG_DISCONT);
+  if (self->discont || r->lost_before > 0)
+    GST_BUFFER_FLAG_SET (buf, GST_BUFFER_FLAG_DISCONT);
+  self->discont = FALSE;
+  GST_BUFFER_DURATION (buf) = r->info.duration >= 0 ? (GstClockTime) r->info.duration
+      : GST_CLOCK_TIME_NONE;
+  GST_BUFFER_OFFSET (buf) = r->info.offset;
+  GST_BUFFER_OFFSET_END (buf) = r->info.offset_end;
   set_video_meta (self, buf, r->info.size == self->vinfo.size);
   return buf;
 }
 
-static void
-maybe_post_stats (GstDatahubSrc *self)
+/* A buffer record's caps generation must be the one applied: else take
+ * the state zone's caps if they are that generation; a buffer whose caps
+ * were never seen (skipped records, an old record read from the oldest) is
+ * dropped rather than sent out under the wrong caps. */
+static gboolean
+caps_known_for (GstDatahubSrc *self, dh_consumer *c, const dh_record *r)
 {
-  GST_OBJECT_LOCK (self);
-  guint interval = self->common.stats_interval;
-  GST_OBJECT_UNLOCK (self);
-  if (!interval || !datahub_stats_timer_due (&self->stats_timer, interval))
-    return;
-  dh_metrics m;
-  dh_consumer_stats st;
-  dh_consumer_metrics (self->conn->consumer, &m);
-  dh_consumer_stats_get (self->conn->consumer, &st);
-  gst_element_post_message (GST_ELEMENT (self), gst_message_new_element (GST_OBJECT (self),
-          datahub_stats_from_metrics (&m, self->bytes_copied, &st, &self->latency)));
+  if (self->caps && r->info.caps_gen == self->caps_gen)
+    return TRUE;
+  guint gen;
+  if (!read_stream_state (self, c, &gen) || gen != r->info.caps_gen || !self->caps) {
+    self->unknown_caps++;
+    GST_DEBUG_OBJECT (self, "record %" G_GUINT64_FORMAT " has caps generation %u, "
+        "known %u: dropped", r->seq, r->info.caps_gen, gen);
+    return FALSE;
+  }
+  return TRUE;
 }
 
-/* The producer went away: reattach (reconnect=true) or fail. */
+/* A late joiner of an encoded stream asks for a key frame and skips delta
+ * units until one comes. */
+static gboolean
+wait_for_key_unit (GstDatahubSrc *self, dh_consumer *c, const dh_record *r)
+{
+  if (self->key_unit == KEY_UNIT_HAVE || self->is_raw)
+    return FALSE;
+  if (!(r->info.flags & GST_BUFFER_FLAG_DELTA_UNIT)) {
+    self->key_unit = KEY_UNIT_HAVE;
+    return FALSE;
+  }
+  if (self->key_unit == KEY_UNIT_WANT) {
+    GST_INFO_OBJECT (self, "joined an encoded stream between key frames: asking for one");
+    dh_consumer_request (c, DATAHUB_REQUEST_KEY_UNIT, NULL, 0);
+    self->key_unit = KEY_UNIT_ASKED;
+  }
+  return TRUE;
+}
+
+static void
+note_latency (GstDatahubSrc *self, const dh_record *r)
+{
+  guint64 now = (guint64) g_get_monotonic_time () * 1000; /* CLOCK_MONOTONIC */
+  GST_OBJECT_LOCK (self);
+  datahub_latency_add (&self->latency, now > r->commit_ns ? now - r->commit_ns : 0);
+  GST_OBJECT_UNLOCK (self);
+}
+
+/* 1 = *out is a buffer to push, 0 = read on, <0: a flow return to give. */
+static int
+take_record (GstDatahubSrc *self, DatahubConsumerRef *conn, const dh_record *r,
+    GstBuffer **out)
+{
+  dh_consumer *c = conn->consumer;
+  if (r->session != self->session && !new_session (self, c, r->session)) {
+    dh_consumer_release (c, r);
+    return GST_FLOW_NOT_NEGOTIATED;
+  }
+  if (r->info.kind == DATAHUB_KIND_EVENT) {
+    GstFlowReturn ret = handle_event_record (self, r);
+    dh_consumer_release (c, r);
+    return ret == GST_FLOW_OK ? 0 : ret;
+  }
+  if (!caps_known_for (self, c, r) || wait_for_key_unit (self, c, r)) {
+    dh_consumer_release (c, r);
+    return 0;
+  }
+  note_latency (self, r);
+  GstBuffer *buf = buffer_from_record (self, conn, r);
+  if (!buf)
+    return 0; /* latest-value record rewritten while copied: take the next */
+  GstSegment seg;
+  if (datahub_timing_stamp (&self->timing, GST_ELEMENT (self), buf, r, &seg))
+    gst_base_src_new_segment (GST_BASE_SRC (self), &seg);
+  *out = buf;
+  return 1;
+}
+
+/* The producer went away (cleanly or not): say so and wait for the next
+ * one (reconnect=true, the default), or fail. */
 static GstFlowReturn
 producer_gone (GstDatahubSrc *self, int rc)
 {
   GST_OBJECT_LOCK (self);
   gboolean reconnect = self->reconnect;
   GST_OBJECT_UNLOCK (self);
-  guint64 session = self->session;
-  drop_connection (self);
+  const gchar *what = rc == DH_ECLOSED ? "stopped" : "died";
   if (!reconnect) {
-    GST_ELEMENT_ERROR (self, RESOURCE, READ, ("The producer stopped (%s).",
-            dh_strerror (rc)), ("reconnect=false"));
+    GST_ELEMENT_ERROR (self, RESOURCE, READ, ("The producer %s.", what), ("reconnect=false"));
     return GST_FLOW_ERROR;
   }
-  GST_ELEMENT_WARNING (self, RESOURCE, READ,
-      ("The producer stopped (%s); waiting for a new one.", dh_strerror (rc)), (NULL));
-  return attach (self, session, NULL);
+  GST_ELEMENT_WARNING (self, RESOURCE, READ, ("The producer %s; waiting for a new one.",
+          what), (NULL));
+  if (self->broker)
+    set_conn (self, NULL); /* a restart may use another block: ask the broker again */
+  return GST_FLOW_OK;
 }
 
-/* The producer moved to a block with larger slots: everything here was
- * read, continue there. */
-static GstFlowReturn
-follow_handover (GstDatahubSrc *self)
+static void
+post_handover (GstDatahubSrc *self, const gchar *from, const gchar *to)
 {
-  char next[DH_NAME_MAX + 1];
-  int rc = dh_consumer_successor (self->conn->consumer, next, sizeof next);
-  if (rc != 0) {
-    GST_ELEMENT_ERROR (self, RESOURCE, READ, ("Handover without a successor."),
-        ("%s", dh_error_detail ()));
-    return GST_FLOW_ERROR;
+  GST_INFO_OBJECT (self, "followed the stream from %s to %s", from, to);
+  gst_element_post_message (GST_ELEMENT (self), gst_message_new_element (GST_OBJECT (self),
+          gst_structure_new ("datahub-handover", "from", G_TYPE_STRING, from,
+              "to", G_TYPE_STRING, to, NULL)));
+}
+
+/* One read; GST_FLOW_CUSTOM_SUCCESS: nothing yet, read again. */
+static GstFlowReturn
+read_once (GstDatahubSrc *self, DatahubConsumerRef *conn, GstBuffer **out)
+{
+  dh_consumer *c = conn->consumer;
+  gchar from[DH_NAME_MAX + 1];
+  g_strlcpy (from, dh_consumer_shm_name (c), sizeof from);
+  post_metadata_if_changed (self, c);
+  dh_record r;
+  int rc = dh_consumer_next (c, SLICE_MS, &r);
+  GstFlowReturn ret = GST_FLOW_CUSTOM_SUCCESS;
+  if (rc == 0) {
+    int got = take_record (self, conn, &r, out);
+    ret = got == 1 ? GST_FLOW_OK : got == 0 ? GST_FLOW_CUSTOM_SUCCESS : (GstFlowReturn) got;
+  } else if (rc == -ECANCELED) {
+    ret = GST_FLOW_FLUSHING;
+  } else if (rc == DH_ECHECKSUM) {
+    GST_ELEMENT_WARNING (self, STREAM, DECODE, ("A buffer failed its integrity check and "
+            "was dropped."), ("%s", dh_error_detail ()));
+  } else if (rc == DH_EHANDOVER) {
+    post_handover (self, from, dh_consumer_shm_name (c));
+  } else if (rc == DH_ECLOSED || rc == DH_EPRODUCERDEAD) {
+    ret = producer_gone (self, rc);
+    if (ret == GST_FLOW_OK)
+      ret = GST_FLOW_CUSTOM_SUCCESS;
+  } else if (rc != -ETIMEDOUT) {
+    report_attach_error (self, dh_consumer_shm_name (c), rc);
+    ret = GST_FLOW_ERROR;
   }
-  gchar *from = g_strdup (dh_consumer_shm_name (self->conn->consumer));
-  drop_connection (self);
-  GstFlowReturn ret = attach (self, 0, next);
-  if (ret == GST_FLOW_OK)
-    gst_element_post_message (GST_ELEMENT (self), gst_message_new_element (
-            GST_OBJECT (self), gst_structure_new ("datahub-handover", "from",
-                G_TYPE_STRING, from, "to", G_TYPE_STRING, next, NULL)));
-  g_free (from);
   return ret;
 }
 
@@ -534,62 +691,27 @@ static GstFlowReturn
 gst_datahub_src_create (GstPushSrc *ps, GstBuffer **out)
 {
   GstDatahubSrc *self = GST_DATAHUB_SRC (ps);
-  GstFlowReturn ret;
-  if (!self->conn && (ret = attach (self, 0, NULL)) != GST_FLOW_OK)
-    return ret;
   GST_OBJECT_LOCK (self);
   guint timeout = self->timeout_ms;
   GST_OBJECT_UNLOCK (self);
   GstClockTime waited_since = gst_util_get_timestamp ();
   for (;;) {
-    post_metadata_if_changed (self);
-    dh_record r;
-    int rc = dh_consumer_next (self->conn->consumer, SLICE_MS, &r);
-    if (rc == -ETIMEDOUT) {
-      if (timeout && gst_util_get_timestamp () - waited_since > timeout * GST_MSECOND) {
-        GST_ELEMENT_ERROR (self, RESOURCE, READ, ("No data for %u ms.", timeout),
-            (NULL));
-        return GST_FLOW_ERROR;
-      }
-      continue;
-    }
-    if (rc == -ECANCELED)
+    GstFlowReturn ret;
+    if (!self->conn && (ret = connect_via_broker (self)) != GST_FLOW_OK)
+      return ret;
+    DatahubConsumerRef *conn = take_conn (self);
+    if (!conn)
       return GST_FLOW_FLUSHING;
-    if (rc == DH_ECHECKSUM) {
-      GST_ELEMENT_WARNING (self, STREAM, DECODE, ("A buffer failed its integrity "
-              "check and was dropped."), ("%s", dh_error_detail ()));
-      continue;
-    }
-    if (rc == DH_EHANDOVER) {
-      if ((ret = follow_handover (self)) != GST_FLOW_OK)
-        return ret;
-      continue;
-    }
-    if (rc == DH_EPRODUCERDEAD || rc == DH_ECLOSED) {
-      if ((ret = producer_gone (self, rc)) != GST_FLOW_OK)
-        return ret;
-      continue;
-    }
-    if (rc != 0) {
-      GST_ELEMENT_ERROR (self, RESOURCE, READ, ("Reading failed: %s.", dh_strerror (rc)),
-          ("%s", dh_error_detail ()));
+    ret = read_once (self, conn, out);
+    datahub_consumer_unref (conn);
+    if (ret != GST_FLOW_CUSTOM_SUCCESS)
+      return ret;
+    if (timeout && gst_util_get_timestamp () - waited_since > timeout * GST_MSECOND) {
+      GST_ELEMENT_ERROR (self, RESOURCE, READ,
+          ("No producer or no data on channel '%s' for %u ms.", self->broker_channel,
+              timeout), (NULL));
       return GST_FLOW_ERROR;
     }
-    waited_since = gst_util_get_timestamp ();
-    if (r.info.kind == DATAHUB_KIND_EVENT) {
-      ret = handle_event_record (self, &r);
-      dh_consumer_release (self->conn->consumer, &r);
-      if (ret != GST_FLOW_OK)
-        return ret;
-      continue;
-    }
-    if (!self->caps && !read_stream_state (self)) {
-      dh_consumer_release (self->conn->consumer, &r);
-      return GST_FLOW_NOT_NEGOTIATED;
-    }
-    *out = buffer_from_record (self, &r);
-    maybe_post_stats (self);
-    return GST_FLOW_OK;
   }
 }
 
@@ -609,7 +731,9 @@ static GstCaps *
 gst_datahub_src_get_caps (GstBaseSrc *bs, GstCaps *filter)
 {
   GstDatahubSrc *self = GST_DATAHUB_SRC (bs);
+  GST_OBJECT_LOCK (self);
   GstCaps *caps = self->caps ? gst_caps_ref (self->caps) : gst_caps_new_any ();
+  GST_OBJECT_UNLOCK (self);
   if (filter) {
     GstCaps *tmp = gst_caps_intersect_full (filter, caps, GST_CAPS_INTERSECT_FIRST);
     gst_caps_unref (caps);
@@ -617,6 +741,96 @@ gst_datahub_src_get_caps (GstBaseSrc *bs, GstCaps *filter)
   }
   return caps;
 }
+
+/* A live src: buffers stamped with the producer's due time arrive a little
+ * after it; a frame's worth of latency lets syncing sinks render them on
+ * time. */
+static gboolean
+gst_datahub_src_query (GstBaseSrc *bs, GstQuery *query)
+{
+  GstDatahubSrc *self = GST_DATAHUB_SRC (bs);
+  if (GST_QUERY_TYPE (query) == GST_QUERY_LATENCY && gst_base_src_is_live (bs)) {
+    GstClockTime min = GST_CLOCK_TIME_IS_VALID (self->frame_duration)
+        ? self->frame_duration : DEFAULT_LATENCY;
+    gst_query_set_latency (query, TRUE, min, GST_CLOCK_TIME_NONE);
+    return TRUE;
+  }
+  return GST_BASE_SRC_CLASS (gst_datahub_src_parent_class)->query (bs, query);
+}
+
+/* Downstream asks upstream for a key frame, or sends a custom upstream
+ * event: it goes to the producer's pipeline (rate-limited there). */
+static gboolean
+gst_datahub_src_event (GstBaseSrc *bs, GstEvent *event)
+{
+  GstDatahubSrc *self = GST_DATAHUB_SRC (bs);
+  if (GST_EVENT_TYPE (event) == GST_EVENT_CUSTOM_UPSTREAM) {
+    DatahubConsumerRef *conn = take_conn (self);
+    if (conn) {
+      if (gst_video_event_is_force_key_unit (event)) {
+        dh_consumer_request (conn->consumer, DATAHUB_REQUEST_KEY_UNIT, NULL, 0);
+      } else {
+        gchar *text = gst_structure_to_string (gst_event_get_structure (event));
+        if (dh_consumer_request (conn->consumer, DATAHUB_REQUEST_UPSTREAM, text,
+                strlen (text) + 1) != 0)
+          GST_WARNING_OBJECT (self, "upstream event not sent: %s", dh_error_detail ());
+        g_free (text);
+      }
+      datahub_consumer_unref (conn);
+      return TRUE;
+    }
+  }
+  return GST_BASE_SRC_CLASS (gst_datahub_src_parent_class)->event (bs, event);
+}
+
+/* The ticker thread: stats and metadata, also while the streaming thread
+ * waits for a producer or data. */
+static void
+tick (gpointer user)
+{
+  GstDatahubSrc *self = user;
+  DatahubConsumerRef *conn = take_conn (self);
+  if (!conn)
+    return;
+  post_metadata_if_changed (self, conn->consumer);
+  GST_OBJECT_LOCK (self);
+  guint interval = self->common.stats_interval;
+  GST_OBJECT_UNLOCK (self);
+  if (interval && datahub_stats_timer_due (&self->stats_timer, interval)) {
+    dh_metrics m;
+    dh_consumer_stats st;
+    if (dh_consumer_metrics (conn->consumer, &m) != 0)
+      memset (&m, 0, sizeof m);
+    dh_consumer_stats_get (conn->consumer, &st);
+    GST_OBJECT_LOCK (self);
+    DatahubLatency latency = self->latency;
+    guint64 copied = self->bytes_copied;
+    GST_OBJECT_UNLOCK (self);
+    gst_element_post_message (GST_ELEMENT (self), gst_message_new_element (GST_OBJECT (self),
+            datahub_stats_from_metrics (&m, copied, &st, &latency)));
+  }
+  datahub_consumer_unref (conn);
+}
+
+/* Whether this src is live: as set, or (by default) as the producer is,
+ * when one is there now.  A src started before a live producer stays
+ * non-live: it still plays at once (timestamp-mode=passthrough moves the
+ * segment to now). */
+static void
+decide_liveness (GstDatahubSrc *self)
+{
+  GST_OBJECT_LOCK (self);
+  gboolean decide = !self->is_live_set;
+  GST_OBJECT_UNLOCK (self);
+  if (!decide || !self->conn)
+    return;
+  int rc = dh_consumer_wait_attached (self->conn->consumer, 0);
+  if (rc == 0)
+    gst_base_src_set_live (GST_BASE_SRC (self),
+        dh_consumer_producer_live (self->conn->consumer));
+}
+
+static gboolean gst_datahub_src_stop (GstBaseSrc *bs);
 
 static gboolean
 gst_datahub_src_start (GstBaseSrc *bs)
@@ -627,24 +841,35 @@ gst_datahub_src_start (GstBaseSrc *bs)
   GST_OBJECT_LOCK (self);
   self->broker_channel = g_strdup (self->common.channel);
   self->expected_schema = self->schema && *self->schema ? g_strdup (self->schema) : NULL;
+  self->mode = self->ts_mode;
+  self->copy_always = self->copy;
+  self->held_limit = self->max_held;
+  gchar *name = datahub_common_name (&self->common);
   GST_OBJECT_UNLOCK (self);
   self->keeping_alive = FALSE;
   self->records = datahub_record_pool_new ();
   if (self->broker)
     dhb_client_subscribe (self->broker, self->broker_channel, on_broker_event, self);
-  self->flushing = FALSE;
+  g_atomic_int_set (&self->flushing, 0);
   self->session = 0;
+  self->caps_gen = 0;
+  self->unknown_caps = 0;
   self->bytes_copied = 0;
   memset (&self->latency, 0, sizeof self->latency);
   datahub_stats_timer_init (&self->stats_timer);
-  GST_OBJECT_LOCK (self);
-  self->mode = self->ts_mode;
-  self->copy_always = self->copy;
-  self->held_limit = self->max_held;
-  GST_OBJECT_UNLOCK (self);
+  /* registered from now on: a producer that starts later counts us */
+  gboolean ok = self->broker || open_consumer (self, name);
+  g_free (name);
+  if (!ok) {
+    gst_datahub_src_stop (bs);
+    return FALSE;
+  }
+  decide_liveness (self);
   if (self->mode == DATAHUB_TIMESTAMP_AUTO)
     self->mode = gst_base_src_is_live (bs) ? DATAHUB_TIMESTAMP_CLOCK
         : DATAHUB_TIMESTAMP_PASSTHROUGH;
+  datahub_timing_restart (&self->timing, self->mode);
+  datahub_ticker_start (&self->ticker, "datahubsrc-tick", TICK_MS, tick, self);
   return TRUE;
 }
 
@@ -652,7 +877,8 @@ static gboolean
 gst_datahub_src_stop (GstBaseSrc *bs)
 {
   GstDatahubSrc *self = GST_DATAHUB_SRC (bs);
-  drop_connection (self);
+  datahub_ticker_stop (&self->ticker);
+  set_conn (self, NULL);
   gst_caps_replace (&self->caps, NULL);
   if (self->records) {
     /* buffers still downstream come back to an inactive pool: freed then,
@@ -678,8 +904,10 @@ gst_datahub_src_unlock (GstBaseSrc *bs)
 {
   GstDatahubSrc *self = GST_DATAHUB_SRC (bs);
   g_atomic_int_set (&self->flushing, TRUE);
+  GST_OBJECT_LOCK (self);
   if (self->conn)
     dh_consumer_wakeup (self->conn->consumer);
+  GST_OBJECT_UNLOCK (self);
   return TRUE;
 }
 
@@ -688,12 +916,33 @@ gst_datahub_src_unlock_stop (GstBaseSrc *bs)
 {
   GstDatahubSrc *self = GST_DATAHUB_SRC (bs);
   g_atomic_int_set (&self->flushing, FALSE);
+  GST_OBJECT_LOCK (self);
   if (self->conn)
     dh_consumer_clear_wakeup (self->conn->consumer);
+  GST_OBJECT_UNLOCK (self);
   return TRUE;
 }
 
 /* ---- properties ---------------------------------------------------------- */
+
+static GstStructure *
+stats_structure (GstDatahubSrc *self)
+{
+  DatahubConsumerRef *conn = take_conn (self);
+  if (!conn)
+    return gst_structure_new_empty ("datahub-stats");
+  dh_metrics m;
+  dh_consumer_stats st;
+  if (dh_consumer_metrics (conn->consumer, &m) != 0)
+    memset (&m, 0, sizeof m);
+  dh_consumer_stats_get (conn->consumer, &st);
+  datahub_consumer_unref (conn);
+  GST_OBJECT_LOCK (self);
+  DatahubLatency latency = self->latency;
+  guint64 copied = self->bytes_copied;
+  GST_OBJECT_UNLOCK (self);
+  return datahub_stats_from_metrics (&m, copied, &st, &latency);
+}
 
 static void
 gst_datahub_src_set_property (GObject *object, guint prop_id, const GValue *value,
@@ -702,6 +951,9 @@ gst_datahub_src_set_property (GObject *object, guint prop_id, const GValue *valu
   GstDatahubSrc *self = GST_DATAHUB_SRC (object);
   if (prop_id == PROP_IS_LIVE) {
     gst_base_src_set_live (GST_BASE_SRC (self), g_value_get_boolean (value));
+    GST_OBJECT_LOCK (self);
+    self->is_live_set = TRUE;
+    GST_OBJECT_UNLOCK (self);
     return;
   }
   GST_OBJECT_LOCK (self);
@@ -710,18 +962,34 @@ gst_datahub_src_set_property (GObject *object, guint prop_id, const GValue *valu
     return;
   }
   switch (prop_id) {
-    case PROP_START: self->start = g_value_get_enum (value); break;
-    case PROP_LEAKY: self->leaky = g_value_get_boolean (value); break;
-    case PROP_TIMEOUT: self->timeout_ms = g_value_get_uint (value); break;
-    case PROP_RECONNECT: self->reconnect = g_value_get_boolean (value); break;
-    case PROP_TIMESTAMP_MODE: self->ts_mode = g_value_get_enum (value); break;
-    case PROP_MAX_HELD_SLOTS: self->max_held = g_value_get_uint (value); break;
-    case PROP_COPY: self->copy = g_value_get_boolean (value); break;
+    case PROP_START:
+      self->start = g_value_get_enum (value);
+      break;
+    case PROP_LEAKY:
+      self->leaky = g_value_get_enum (value);
+      break;
+    case PROP_TIMEOUT:
+      self->timeout_ms = g_value_get_uint (value);
+      break;
+    case PROP_RECONNECT:
+      self->reconnect = g_value_get_boolean (value);
+      break;
+    case PROP_TIMESTAMP_MODE:
+      self->ts_mode = g_value_get_enum (value);
+      break;
+    case PROP_MAX_HELD_SLOTS:
+      self->max_held = g_value_get_uint (value);
+      break;
+    case PROP_COPY:
+      self->copy = g_value_get_boolean (value);
+      break;
     case PROP_SCHEMA:
       g_free (self->schema);
       self->schema = g_value_dup_string (value);
       break;
-    default: G_OBJECT_WARN_INVALID_PROPERTY_ID (object, prop_id, pspec); break;
+    default:
+      G_OBJECT_WARN_INVALID_PROPERTY_ID (object, prop_id, pspec);
+      break;
   }
   GST_OBJECT_UNLOCK (self);
 }
@@ -735,20 +1003,9 @@ gst_datahub_src_get_property (GObject *object, guint prop_id, GValue *value,
     case PROP_IS_LIVE:
       g_value_set_boolean (value, gst_base_src_is_live (GST_BASE_SRC (self)));
       return;
-    case DATAHUB_PROP_STATS: {
-      GstStructure *s;
-      if (self->conn) {
-        dh_metrics m;
-        dh_consumer_stats st;
-        dh_consumer_metrics (self->conn->consumer, &m);
-        dh_consumer_stats_get (self->conn->consumer, &st);
-        s = datahub_stats_from_metrics (&m, self->bytes_copied, &st, &self->latency);
-      } else {
-        s = gst_structure_new_empty ("datahub-stats");
-      }
-      g_value_take_boxed (value, s);
+    case DATAHUB_PROP_STATS:
+      g_value_take_boxed (value, stats_structure (self));
       return;
-    }
     default:
       break;
   }
@@ -758,16 +1015,36 @@ gst_datahub_src_get_property (GObject *object, guint prop_id, GValue *value,
     return;
   }
   switch (prop_id) {
-    case PROP_START: g_value_set_enum (value, self->start); break;
-    case PROP_LEAKY: g_value_set_boolean (value, self->leaky); break;
-    case PROP_TIMEOUT: g_value_set_uint (value, self->timeout_ms); break;
-    case PROP_RECONNECT: g_value_set_boolean (value, self->reconnect); break;
-    case PROP_TIMESTAMP_MODE: g_value_set_enum (value, self->ts_mode); break;
-    case PROP_MAX_HELD_SLOTS: g_value_set_uint (value, self->max_held); break;
-    case PROP_COPY: g_value_set_boolean (value, self->copy); break;
-    case PROP_METADATA: gst_value_set_structure (value, self->metadata); break;
-    case PROP_SCHEMA: g_value_set_string (value, self->schema); break;
-    default: G_OBJECT_WARN_INVALID_PROPERTY_ID (object, prop_id, pspec); break;
+    case PROP_START:
+      g_value_set_enum (value, self->start);
+      break;
+    case PROP_LEAKY:
+      g_value_set_enum (value, self->leaky);
+      break;
+    case PROP_TIMEOUT:
+      g_value_set_uint (value, self->timeout_ms);
+      break;
+    case PROP_RECONNECT:
+      g_value_set_boolean (value, self->reconnect);
+      break;
+    case PROP_TIMESTAMP_MODE:
+      g_value_set_enum (value, self->ts_mode);
+      break;
+    case PROP_MAX_HELD_SLOTS:
+      g_value_set_uint (value, self->max_held);
+      break;
+    case PROP_COPY:
+      g_value_set_boolean (value, self->copy);
+      break;
+    case PROP_METADATA:
+      gst_value_set_structure (value, self->metadata);
+      break;
+    case PROP_SCHEMA:
+      g_value_set_string (value, self->schema);
+      break;
+    default:
+      G_OBJECT_WARN_INVALID_PROPERTY_ID (object, prop_id, pspec);
+      break;
   }
   GST_OBJECT_UNLOCK (self);
 }
@@ -776,6 +1053,8 @@ static void
 gst_datahub_src_finalize (GObject *object)
 {
   GstDatahubSrc *self = GST_DATAHUB_SRC (object);
+  datahub_ticker_clear (&self->ticker);
+  g_mutex_clear (&self->metadata_lock);
   datahub_common_clear (&self->common);
   if (self->metadata)
     gst_structure_free (self->metadata);
@@ -797,12 +1076,15 @@ gst_datahub_src_class_init (GstDatahubSrcClass *klass)
 
   datahub_install_common_properties (gobject_class);
   g_object_class_install_property (gobject_class, PROP_START,
-      g_param_spec_enum ("start", "Start", "Where a late joiner starts reading",
+      g_param_spec_enum ("start", "Start", "Where a src that joins a running stream starts "
+          "(a src started before the producer gets everything from the first buffer)",
           DATAHUB_TYPE_START, DEFAULT_START, rw));
   g_object_class_install_property (gobject_class, PROP_LEAKY,
-      g_param_spec_boolean ("leaky", "Leaky",
-          "Never hold the producer back, even with on-full=block: when lagging, skip "
-          "ahead and count the loss (for previews)", FALSE, rw));
+      g_param_spec_enum ("leaky", "Leaky",
+          "May this src hold the producer back when it lags?  auto: only a producer that "
+          "is not live (a file: nothing is lost); a live producer is never held back and "
+          "this src skips ahead, counting what it lost.  no: always (a recorder of a "
+          "live source).  yes: never", DATAHUB_TYPE_LEAKY, DEFAULT_LEAKY, rw));
   g_object_class_install_property (gobject_class, PROP_TIMEOUT,
       g_param_spec_uint ("timeout", "Timeout",
           "Fail after this many ms without a producer or data (0 = wait forever)",
@@ -812,15 +1094,17 @@ gst_datahub_src_class_init (GstDatahubSrcClass *klass)
           "When the producer stops or dies, wait for a new one instead of failing",
           TRUE, rw));
   g_object_class_install_property (gobject_class, PROP_IS_LIVE,
-      g_param_spec_boolean ("is-live", "Is live", "Act as a live source", FALSE, rw));
+      g_param_spec_boolean ("is-live", "Is live",
+          "Act as a live source; unset, this src is live when the producer it finds at "
+          "start is", FALSE, rw));
   g_object_class_install_property (gobject_class, PROP_TIMESTAMP_MODE,
       g_param_spec_enum ("timestamp-mode", "Timestamp mode",
           "How buffers are timestamped", DATAHUB_TYPE_TIMESTAMP_MODE,
           DEFAULT_TIMESTAMP_MODE, rw));
   g_object_class_install_property (gobject_class, PROP_MAX_HELD_SLOTS,
       g_param_spec_uint ("max-held-slots", "Max held slots",
-          "Zero-copy buffers alive at once; beyond this, buffers are copied so a "
-          "slow downstream cannot stall the producer", 0, 1024,
+          "Zero-copy buffers alive at once; beyond this (or what the producer grants), "
+          "buffers are copied so a slow downstream cannot stall the producer", 0, 63,
           DEFAULT_MAX_HELD, rw));
   g_object_class_install_property (gobject_class, PROP_COPY,
       g_param_spec_boolean ("copy", "Copy", "Always copy buffers out of shared memory",
@@ -843,12 +1127,15 @@ gst_datahub_src_class_init (GstDatahubSrcClass *klass)
   bs_class->start = GST_DEBUG_FUNCPTR (gst_datahub_src_start);
   bs_class->stop = GST_DEBUG_FUNCPTR (gst_datahub_src_stop);
   bs_class->unlock = GST_DEBUG_FUNCPTR (gst_datahub_src_unlock);
+  bs_class->unlock_stop = GST_DEBUG_FUNCPTR (gst_datahub_src_unlock_stop);
   bs_class->negotiate = GST_DEBUG_FUNCPTR (gst_datahub_src_negotiate);
   bs_class->get_caps = GST_DEBUG_FUNCPTR (gst_datahub_src_get_caps);
-  bs_class->unlock_stop = GST_DEBUG_FUNCPTR (gst_datahub_src_unlock_stop);
+  bs_class->query = GST_DEBUG_FUNCPTR (gst_datahub_src_query);
+  bs_class->event = GST_DEBUG_FUNCPTR (gst_datahub_src_event);
   GST_PUSH_SRC_CLASS (klass)->create = GST_DEBUG_FUNCPTR (gst_datahub_src_create);
 
   gst_type_mark_as_plugin_api (DATAHUB_TYPE_START, 0);
+  gst_type_mark_as_plugin_api (DATAHUB_TYPE_LEAKY, 0);
   gst_type_mark_as_plugin_api (DATAHUB_TYPE_TIMESTAMP_MODE, 0);
   GST_DEBUG_CATEGORY_INIT (datahub_src_debug, "datahubsrc", 0, "datahub source");
 }
@@ -858,8 +1145,12 @@ gst_datahub_src_init (GstDatahubSrc *self)
 {
   datahub_common_init (&self->common);
   self->start = DEFAULT_START;
+  self->leaky = DEFAULT_LEAKY;
   self->reconnect = TRUE;
   self->max_held = DEFAULT_MAX_HELD;
   self->ts_mode = DEFAULT_TIMESTAMP_MODE;
+  self->frame_duration = GST_CLOCK_TIME_NONE;
+  g_mutex_init (&self->metadata_lock);
+  datahub_ticker_init (&self->ticker);
   gst_base_src_set_format (GST_BASE_SRC (self), GST_FORMAT_TIME);
 }

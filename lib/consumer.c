@@ -53,6 +53,7 @@ keep_config (dh_consumer *c, const dh_consumer_config *cfg)
 static void
 free_consumer (dh_consumer *c)
 {
+  pthread_mutex_destroy (&c->cur_lock);
   pthread_mutex_destroy (&c->hold_lock);
   pthread_mutex_destroy (&c->req_lock);
   free (c->schema);
@@ -69,6 +70,7 @@ dh_consumer_open (const dh_consumer_config *cfg, dh_consumer **out)
   dh_consumer *c = calloc (1, sizeof *c);
   if (!c)
     return dh_fail (-ENOMEM, "out of memory");
+  pthread_mutex_init (&c->cur_lock, NULL);
   pthread_mutex_init (&c->hold_lock, NULL);
   pthread_mutex_init (&c->req_lock, NULL);
   c->obj_fd = -1;
@@ -76,6 +78,7 @@ dh_consumer_open (const dh_consumer_config *cfg, dh_consumer **out)
   int rc = keep_config (c, cfg);
   if (rc == 0)
     rc = dh_shm_name (cfg->name, c->origin, sizeof c->origin);
+  memcpy (c->cur_name, c->origin, sizeof c->cur_name);
   if (rc == 0) {
     randombytes_buf (&c->token, sizeof c->token);
     rc = dh_peer_create (c->origin, 0, c->cfg.mode, &c->cfg, c->token, &c->obj_fd,
@@ -115,8 +118,8 @@ int
 dh_consumer_wait_attached (dh_consumer *c, int timeout_ms)
 {
   DH_CHECK_ARG (c);
-  uint64_t deadline = dh_deadline (timeout_ms);
-  return c->cur ? 0 : dh_session_connect (c, deadline, deadline);
+  return c->cur ? 0 : dh_session_connect (c, dh_deadline (timeout_ms),
+      dh_now_ns () + DH_ADMISSION_TIMEOUT_NS);
 }
 
 void
@@ -623,13 +626,17 @@ release_held (dh_consumer *c, const dh_record *r)
 static int
 validate_unheld (dh_consumer *c, const dh_record *r)
 {
-  if (!c->cur || c->cur->b.session_id != r->session || r->slot >= c->cur->b.slot_count)
+  pthread_mutex_lock (&c->cur_lock);
+  if (!c->cur || c->cur->b.session_id != r->session || r->slot >= c->cur->b.slot_count) {
+    pthread_mutex_unlock (&c->cur_lock);
     return dh_fail (DH_ESTALE, "record %llu: its block is gone", (unsigned long long) r->seq);
+  }
   /* The caller's reads of the payload happen before this load (seqlock
    * reader); pairs with the release fence the producer makes after it
    * stores WRITING and before it writes the payload (producer.c claim). */
   dh_acquire_fence ();
   uint64_t w = atomic_load_explicit (&c->cur->b.slots[r->slot].state, memory_order_relaxed);
+  pthread_mutex_unlock (&c->cur_lock);
   if (w != DH_SLOT_WORD (r->generation, DH_SLOT_COMMITTED)) {
     dh_relaxed_inc (&c->obj->races, 1);
     return dh_fail (DH_ESTALE, "record %llu was rewritten while it was read",
@@ -711,18 +718,25 @@ dh_consumer_zone_read (dh_consumer *c, unsigned zone, void *buf, size_t cap,
     size_t *len, uint64_t *version)
 {
   DH_CHECK_ARG (c && (buf || cap == 0) && len);
-  if (!c->cur)
-    return dh_fail (-ENOTCONN, "%s: no producer yet", c->origin);
-  return dh_zone_read (&c->cur->b, zone, buf, cap, len, version);
+  pthread_mutex_lock (&c->cur_lock);
+  int rc = c->cur ? dh_zone_read (&c->cur->b, zone, buf, cap, len, version)
+      : dh_fail (-ENOTCONN, "%s: no producer yet", c->origin);
+  pthread_mutex_unlock (&c->cur_lock);
+  return rc;
 }
 
 uint64_t
 dh_consumer_zone_version (dh_consumer *c, unsigned zone)
 {
-  if (!c || !c->cur || zone >= c->cur->b.zone_count)
+  if (!c)
     return 0;
+  uint64_t v = 0;
+  pthread_mutex_lock (&c->cur_lock);
   /* Pairs with the release store of the even seq in dh_zone_write. */
-  return atomic_load_explicit (&c->cur->b.hdr->zones[zone].seq, memory_order_acquire);
+  if (c->cur && zone < c->cur->b.zone_count)
+    v = atomic_load_explicit (&c->cur->b.hdr->zones[zone].seq, memory_order_acquire);
+  pthread_mutex_unlock (&c->cur_lock);
+  return v;
 }
 
 int
@@ -760,8 +774,13 @@ dh_consumer_request (dh_consumer *c, uint32_t kind, const void *data, size_t len
 bool
 dh_consumer_producer_live (dh_consumer *c)
 {
-  return c && c->cur
+  if (!c)
+    return false;
+  pthread_mutex_lock (&c->cur_lock);
+  bool live = c->cur
       && atomic_load_explicit (&c->cur->b.hdr->producer_live, memory_order_relaxed) == 1;
+  pthread_mutex_unlock (&c->cur_lock);
+  return live;
 }
 
 void
@@ -799,42 +818,57 @@ dh_consumer_stats_get (dh_consumer *c, dh_consumer_stats *out)
   out->held = c->nheld;
   pthread_mutex_unlock (&c->hold_lock);
   out->index = c->index;
+  out->behind = 0;
+  pthread_mutex_lock (&c->cur_lock);
   out->quota = c->cur ? c->quota : 0;
   out->attached = c->cur != NULL;
-  out->behind = 0;
   if (c->cur) {
     uint64_t head = atomic_load_explicit (&c->cur->b.hdr->head, memory_order_acquire);
     uint64_t cursor = atomic_load_explicit (&o->cursor, memory_order_relaxed);
     out->behind = head >= cursor ? head - cursor + 1 : 0;
   }
+  pthread_mutex_unlock (&c->cur_lock);
 }
 
+/* A copy made under the lock: valid until the next dh_consumer_next. */
 const char *
 dh_consumer_shm_name (const dh_consumer *c)
 {
-  return c->cur ? c->cur->b.name : c->origin;
+  return c->cur_name;
 }
 
 uint64_t
 dh_consumer_session_id (const dh_consumer *c)
 {
-  return c->cur ? c->cur->b.session_id : 0;
+  dh_consumer *m = (dh_consumer *) c;
+  pthread_mutex_lock (&m->cur_lock);
+  uint64_t id = c->cur ? c->cur->b.session_id : 0;
+  pthread_mutex_unlock (&m->cur_lock);
+  return id;
 }
 
 uint64_t
 dh_consumer_slot_size (const dh_consumer *c)
 {
-  return c->cur ? c->cur->b.slot_size : 0;
+  dh_consumer *m = (dh_consumer *) c;
+  pthread_mutex_lock (&m->cur_lock);
+  uint64_t size = c->cur ? c->cur->b.slot_size : 0;
+  pthread_mutex_unlock (&m->cur_lock);
+  return size;
 }
 
 int
 dh_consumer_metrics (dh_consumer *c, dh_metrics *out)
 {
   DH_CHECK_ARG (c && out);
-  if (!c->cur)
-    return dh_fail (-ENOTCONN, "%s: no producer yet", c->origin);
-  dh_metrics_from_header (&c->cur->b, out);
-  return 0;
+  pthread_mutex_lock (&c->cur_lock);
+  int rc = 0;
+  if (c->cur)
+    dh_metrics_from_header (&c->cur->b, out);
+  else
+    rc = dh_fail (-ENOTCONN, "%s: no producer yet", c->origin);
+  pthread_mutex_unlock (&c->cur_lock);
+  return rc;
 }
 
 static int

@@ -36,8 +36,13 @@ struct dh_consumer {
   dh_shm_consumer *obj;
   uint32_t index;
   uint64_t token;
-  /* the block we read (NULL: waiting for a producer); one thread at a time */
+  /* The block we read (NULL: waiting for a producer).  Changed by the
+   * reading thread only, under cur_lock; other threads (stats, zones,
+   * release of unheld records) read it under cur_lock, so it is not
+   * unmapped under them. */
+  pthread_mutex_t cur_lock;
   dh_cblock *cur;
+  char cur_name[DH_NAME_MAX + 1];
   dh_cblock *candidate;      /* found, waiting to be admitted there */
   uint32_t quota;
   uint64_t cursor;           /* next seq to read (mirrored in obj->cursor) */

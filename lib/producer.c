@@ -405,17 +405,26 @@ gating_consumers (dh_producer *p)
 
 /* ---- waiting for space ------------------------------------------------------ */
 
+static bool
+cancelled (const dh_producer *p, const int *cancel)
+{
+  return atomic_load (&p->wakeup) || (cancel && __atomic_load_n (cancel, __ATOMIC_ACQUIRE));
+}
+
 /* One sleep: on the progress words of the consumers that gate us and on
  * our private wake-up word (docs/protocol.md §7). */
 static int
-sleep_for_space (dh_producer *p, uint64_t until, dh_slot *out, uint64_t *gate_out)
+sleep_for_space (dh_producer *p, uint64_t until, const int *cancel, dh_slot *out,
+    uint64_t *gate_out)
 {
   dh_shm_header *h = p->b.hdr;
   const _Atomic uint32_t *words[DH_MAX_CONSUMERS];
   uint32_t seen[DH_MAX_CONSUMERS];
   unsigned n = 0;
+  /* the private word first, then the flags: a wake-up in between changes
+   * the word and ends the sleep below at once */
   uint32_t local = atomic_load_explicit (&p->wake_word, memory_order_acquire);
-  if (atomic_load (&p->wakeup))
+  if (cancelled (p, cancel))
     return -ECANCELED;
   pthread_mutex_lock (&p->lock);
   if (scan_locked (p, out)) {
@@ -457,7 +466,7 @@ sleep_for_space (dh_producer *p, uint64_t until, dh_slot *out, uint64_t *gate_ou
  * that gate us every DH_LIVENESS_SLICE_NS so a killed consumer stalls us
  * no longer than that. */
 static int
-wait_for_space (dh_producer *p, uint64_t deadline, dh_slot *out)
+wait_for_space (dh_producer *p, uint64_t deadline, const int *cancel, dh_slot *out)
 {
   dh_block *b = &p->b;
   dh_shm_header *h = b->hdr;
@@ -469,7 +478,7 @@ wait_for_space (dh_producer *p, uint64_t deadline, dh_slot *out)
   atomic_store_explicit (&h->gated_since_ns, started, memory_order_relaxed);
   uint64_t next_reap = started + DH_LIVENESS_SLICE_NS;
   for (;;) {
-    if (atomic_load (&p->wakeup)) {
+    if (cancelled (p, cancel)) {
       rc = -ECANCELED;
       break;
     }
@@ -478,7 +487,7 @@ wait_for_space (dh_producer *p, uint64_t deadline, dh_slot *out)
       break;
     uint64_t gate = 0;
     uint64_t until = next_reap < deadline ? next_reap : deadline;
-    int got = sleep_for_space (p, until, out, &gate);
+    int got = sleep_for_space (p, until, cancel, out, &gate);
     if (got == 1) {
       rc = 0;
       break;
@@ -515,13 +524,16 @@ scan (dh_producer *p, dh_slot *out)
 }
 
 int
-dh_producer_acquire (dh_producer *p, int timeout_ms, dh_slot *out)
+dh_producer_acquire_cancellable (dh_producer *p, int timeout_ms, const int *cancel,
+    dh_slot *out)
 {
   DH_CHECK_ARG (p && out);
+  if (cancelled (p, cancel))
+    return -ECANCELED;
   if (scan (p, out))
     return 0;
   if (timeout_ms != 0)
-    return wait_for_space (p, dh_deadline (timeout_ms), out);
+    return wait_for_space (p, dh_deadline (timeout_ms), cancel, out);
   /* polling still notices dead consumers (at most once per slice) */
   uint64_t now = dh_now_ns ();
   pthread_mutex_lock (&p->lock);
@@ -535,6 +547,12 @@ dh_producer_acquire (dh_producer *p, int timeout_ms, dh_slot *out)
     return 0;
   dh_relaxed_inc (&p->b.hdr->metrics.slot_acquire_errors, 1);
   return -EAGAIN;
+}
+
+int
+dh_producer_acquire (dh_producer *p, int timeout_ms, dh_slot *out)
+{
+  return dh_producer_acquire_cancellable (p, timeout_ms, NULL, out);
 }
 
 int
@@ -905,6 +923,12 @@ dh_producer_wakeup (dh_producer *p)
 }
 
 void
+dh_producer_kick (dh_producer *p)
+{
+  wake_own_waiters (p);
+}
+
+void
 dh_producer_clear_wakeup (dh_producer *p)
 {
   atomic_store (&p->wakeup, false);
@@ -930,6 +954,12 @@ uint64_t
 dh_producer_slot_size (const dh_producer *p)
 {
   return p->b.slot_size;
+}
+
+uint32_t
+dh_producer_slot_count (const dh_producer *p)
+{
+  return p->b.slot_count;
 }
 
 uint64_t

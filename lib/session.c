@@ -176,7 +176,10 @@ adopt (dh_consumer *c, dh_cblock *blk)
   atomic_store_explicit (&c->obj->cursor, c->cursor, memory_order_seq_cst);
   atomic_store_explicit (&c->obj->session, blk->b.session_id, memory_order_release);
   blk->current = true;
+  pthread_mutex_lock (&c->cur_lock);
   c->cur = blk;
+  memcpy (c->cur_name, blk->b.name, sizeof c->cur_name);
+  pthread_mutex_unlock (&c->cur_lock);
   c->started = false;
   c->pending_lost = 0;
   c->last_liveness_check_ns = dh_now_ns ();
@@ -246,8 +249,11 @@ dh_session_connect (dh_consumer *c, uint64_t deadline, uint64_t admit_deadline)
 static void
 retire_current (dh_consumer *c)
 {
+  pthread_mutex_lock (&c->cur_lock);
   dh_cblock *blk = c->cur;
   c->cur = NULL;
+  memcpy (c->cur_name, c->origin, sizeof c->cur_name);
+  pthread_mutex_unlock (&c->cur_lock);
   if (!blk)
     return;
   pthread_mutex_lock (&c->hold_lock);
@@ -316,11 +322,14 @@ dh_session_free_all (dh_consumer *c)
     close_block (c->candidate);
     c->candidate = NULL;
   }
-  if (c->cur) {
-    c->cur->current = false;
-    c->cur->holds = 0;
-    close_block (c->cur);
-    c->cur = NULL;
+  pthread_mutex_lock (&c->cur_lock);
+  dh_cblock *cur = c->cur;
+  c->cur = NULL;
+  pthread_mutex_unlock (&c->cur_lock);
+  if (cur) {
+    cur->current = false;
+    cur->holds = 0;
+    close_block (cur);
   }
   for (unsigned k = 0; k < DH_MAX_RETIRED; k++)
     if (c->retired[k]) {

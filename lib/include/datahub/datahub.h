@@ -272,6 +272,17 @@ DH_API void dh_producer_set_live (dh_producer *p, bool live);
 DH_API DH_WARN_UNUSED int dh_producer_acquire (dh_producer *p, int timeout_ms,
     dh_slot *out);
 
+/* As dh_producer_acquire, but also returns -ECANCELED as soon as *@cancel
+ * is nonzero: set it, then call dh_producer_kick, and the waiting calls
+ * notice at once.  Unlike dh_producer_wakeup this stops only the calls
+ * that watch that flag (a buffer pool's, say).  Any thread. */
+DH_API DH_WARN_UNUSED int dh_producer_acquire_cancellable (dh_producer *p, int timeout_ms,
+    const int *cancel, dh_slot *out);
+
+/* Wakes every call waiting in this producer so it re-checks its flags
+ * (dh_producer_acquire_cancellable).  Any thread. */
+DH_API void dh_producer_kick (dh_producer *p);
+
 /* Acquires between 1 and @n slots, waiting (as acquire) only for the first.
  * Returns how many were acquired, or a negative code. Any thread. */
 DH_API DH_WARN_UNUSED int dh_producer_acquire_batch (dh_producer *p,
@@ -350,6 +361,7 @@ DH_API void dh_producer_heartbeat (dh_producer *p);
 
 DH_API const char *dh_producer_shm_name (const dh_producer *p);
 DH_API uint64_t dh_producer_slot_size (const dh_producer *p);
+DH_API uint32_t dh_producer_slot_count (const dh_producer *p);
 DH_API uint64_t dh_producer_session_id (const dh_producer *p);
 DH_API int dh_producer_metrics (dh_producer *p, dh_metrics *out);
 DH_API void dh_producer_reset_metrics (dh_producer *p);
@@ -389,8 +401,9 @@ DH_API DH_WARN_UNUSED int dh_consumer_open (const dh_consumer_config *cfg,
 DH_API DH_WARN_UNUSED int dh_consumer_attach (const dh_consumer_config *cfg,
     dh_consumer **out);
 
-/* Waits until a producer admitted this consumer (0), or an error; a
- * zero timeout only checks.  One thread at a time (as next). */
+/* Waits up to @timeout_ms for a producer to appear and admit this
+ * consumer (0), or an error.  A producer that is there is given a moment
+ * to admit it even with a zero timeout.  One thread at a time (as next). */
 DH_API int dh_consumer_wait_attached (dh_consumer *c, int timeout_ms);
 
 /* Releases every hold, removes the consumer object, unmaps.  Records still

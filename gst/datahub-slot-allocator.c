@@ -1,0 +1,259 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#include "datahub-slot-allocator.h"
+
+#include "datahub-memory.h"
+
+GST_DEBUG_CATEGORY_STATIC (datahub_slot_allocator_debug);
+#define GST_CAT_DEFAULT datahub_slot_allocator_debug
+
+/* Memory structs kept for reuse: no heap allocation per buffer. */
+#define FREE_LIST_MAX 64
+
+DatahubProducerRef *
+datahub_producer_ref_new (dh_producer *p)
+{
+  DatahubProducerRef *r = g_new0 (DatahubProducerRef, 1);
+  r->refcount = 1;
+  r->producer = p;
+  g_weak_ref_init (&r->element, NULL);
+  return r;
+}
+
+DatahubProducerRef *
+datahub_producer_ref (DatahubProducerRef *r)
+{
+  g_atomic_int_inc (&r->refcount);
+  return r;
+}
+
+void
+datahub_producer_unref (DatahubProducerRef *r)
+{
+  if (r && g_atomic_int_dec_and_test (&r->refcount)) {
+    /* joins the producer's service thread: no request callback runs after */
+    dh_producer_destroy (r->producer);
+    g_weak_ref_clear (&r->element);
+    g_free (r);
+  }
+}
+
+typedef struct {
+  GstMemory mem;
+  dh_slot slot;
+  gboolean published;     /* committed: pinned until the memory is freed */
+} SlotMemory;
+
+struct _GstDatahubSlotAllocator {
+  GstAllocator parent;
+  DatahubProducerRef *producer;
+  gint cancel;            /* direct allocations stop waiting (flushing) */
+  GMutex lock;
+  GCond freed;            /* a memory was freed (or a kick) */
+  guint outstanding;      /* slots our memories own (writing or pinned) */
+  guint limit;            /* at most this many: one slot stays for the sink */
+  GQueue free_list;       /* memory structs kept for reuse */
+};
+
+G_DEFINE_TYPE (GstDatahubSlotAllocator, gst_datahub_slot_allocator, GST_TYPE_ALLOCATOR);
+
+static gpointer
+slot_memory_map (GstMemory *mem, gsize maxsize, GstMapFlags flags)
+{
+  (void) maxsize;
+  (void) flags; /* a published memory is READONLY: writes fail before this */
+  return ((SlotMemory *) mem)->slot.data;
+}
+
+static SlotMemory *
+take_struct (GstDatahubSlotAllocator *self)
+{
+  g_mutex_lock (&self->lock);
+  SlotMemory *sm = g_queue_pop_head (&self->free_list);
+  g_mutex_unlock (&self->lock);
+  return sm ? sm : g_new (SlotMemory, 1);
+}
+
+static void
+slot_allocator_free (GstAllocator *allocator, GstMemory *mem)
+{
+  GstDatahubSlotAllocator *self = GST_DATAHUB_SLOT_ALLOCATOR (allocator);
+  SlotMemory *sm = (SlotMemory *) mem;
+  dh_producer *p = self->producer->producer;
+  /* the memory is gone: its slot may be reused once no consumer holds it */
+  int rc = sm->published ? dh_producer_unpin (p, &sm->slot) : dh_producer_abort (p, &sm->slot);
+  if (rc != 0)
+    GST_WARNING_OBJECT (self, "slot %u not returned: %s", sm->slot.index, dh_error_detail ());
+  g_mutex_lock (&self->lock);
+  self->outstanding--;
+  g_cond_broadcast (&self->freed);
+  if (self->free_list.length < FREE_LIST_MAX) {
+    g_queue_push_head (&self->free_list, sm);
+    sm = NULL;
+  }
+  g_mutex_unlock (&self->lock);
+  g_free (sm);
+}
+
+/* Counts one more outstanding memory, waiting for room if asked to. */
+static gboolean
+reserve (GstDatahubSlotAllocator *self, gboolean wait, const gint *cancel)
+{
+  gboolean ok = TRUE;
+  g_mutex_lock (&self->lock);
+  /* keep a slot for the sink's own records (events, copies) */
+  while (self->outstanding >= self->limit) {
+    if (!wait || g_atomic_int_get (cancel)) {
+      ok = FALSE;
+      break;
+    }
+    g_cond_wait_until (&self->freed, &self->lock, g_get_monotonic_time () + 100 * 1000);
+  }
+  if (ok)
+    self->outstanding++;
+  g_mutex_unlock (&self->lock);
+  return ok;
+}
+
+static void
+unreserve (GstDatahubSlotAllocator *self)
+{
+  g_mutex_lock (&self->lock);
+  self->outstanding--;
+  g_cond_broadcast (&self->freed);
+  g_mutex_unlock (&self->lock);
+}
+
+GstMemory *
+datahub_slot_allocator_alloc_slot (GstAllocator *allocator, gsize size, gboolean dontwait,
+    gboolean wait_for_room, const gint *cancel)
+{
+  GstDatahubSlotAllocator *self = GST_DATAHUB_SLOT_ALLOCATOR (allocator);
+  dh_producer *p = self->producer->producer;
+  if (!cancel)
+    cancel = &self->cancel;
+  if (size == 0 || size > dh_producer_slot_size (p)
+      || !reserve (self, wait_for_room && !dontwait, cancel))
+    return NULL;
+  dh_slot slot;
+  int rc = dh_producer_acquire_cancellable (p, dontwait ? 0 : -1, cancel, &slot);
+  if (rc != 0) {
+    unreserve (self);
+    if (rc != -EAGAIN && rc != -ECANCELED)
+      GST_WARNING_OBJECT (self, "no slot: %s", dh_error_detail ());
+    return NULL;
+  }
+  SlotMemory *sm = take_struct (self);
+  sm->slot = slot;
+  sm->published = FALSE;
+  /* NO_SHARE: a sub-buffer is a copy, never a second owner of the slot */
+  gst_memory_init (GST_MEMORY_CAST (sm), GST_MEMORY_FLAG_NO_SHARE, allocator, NULL,
+      (gsize) slot.capacity, 63, 0, size);
+  return GST_MEMORY_CAST (sm);
+}
+
+/* gst_allocator_alloc(): a slot when it fits, else system memory. */
+static GstMemory *
+slot_allocator_alloc (GstAllocator *allocator, gsize size, GstAllocationParams *params)
+{
+  GstMemory *mem = NULL;
+  /* slots start on a 64-byte (or page) boundary, with no room before */
+  if (!params || (params->prefix == 0 && params->padding == 0 && params->align < 64))
+    mem = datahub_slot_allocator_alloc_slot (allocator, size, FALSE, FALSE, NULL);
+  return mem ? mem : gst_allocator_alloc (NULL, size, params);
+}
+
+guint
+datahub_slot_allocator_limit (GstAllocator *allocator)
+{
+  return GST_DATAHUB_SLOT_ALLOCATOR (allocator)->limit;
+}
+
+void
+datahub_slot_allocator_kick (GstAllocator *allocator)
+{
+  GstDatahubSlotAllocator *self = GST_DATAHUB_SLOT_ALLOCATOR (allocator);
+  g_mutex_lock (&self->lock);
+  g_cond_broadcast (&self->freed);
+  g_mutex_unlock (&self->lock);
+  dh_producer_kick (self->producer->producer);
+}
+
+static void
+slot_allocator_finalize (GObject *object)
+{
+  GstDatahubSlotAllocator *self = GST_DATAHUB_SLOT_ALLOCATOR (object);
+  g_queue_clear_full (&self->free_list, g_free);
+  g_mutex_clear (&self->lock);
+  g_cond_clear (&self->freed);
+  datahub_producer_unref (self->producer);
+  G_OBJECT_CLASS (gst_datahub_slot_allocator_parent_class)->finalize (object);
+}
+
+static void
+gst_datahub_slot_allocator_class_init (GstDatahubSlotAllocatorClass *klass)
+{
+  GstAllocatorClass *ac = GST_ALLOCATOR_CLASS (klass);
+  datahub_memory_allocator_class_init (ac);
+  ac->alloc = slot_allocator_alloc;
+  ac->free = slot_allocator_free;
+  G_OBJECT_CLASS (klass)->finalize = slot_allocator_finalize;
+  GST_DEBUG_CATEGORY_INIT (datahub_slot_allocator_debug, "datahubslotallocator", 0,
+      "datahub slot allocator");
+}
+
+static void
+gst_datahub_slot_allocator_init (GstDatahubSlotAllocator *self)
+{
+  datahub_memory_allocator_init (GST_ALLOCATOR_CAST (self), DATAHUB_SLOT_MEMORY_TYPE,
+      slot_memory_map, FALSE);
+  g_mutex_init (&self->lock);
+  g_cond_init (&self->freed);
+  g_queue_init (&self->free_list);
+}
+
+GstAllocator *
+gst_datahub_slot_allocator_new (DatahubProducerRef *producer)
+{
+  GstDatahubSlotAllocator *self = g_object_new (GST_TYPE_DATAHUB_SLOT_ALLOCATOR, NULL);
+  gst_object_ref_sink (self);
+  self->producer = datahub_producer_ref (producer);
+  guint slots = dh_producer_slot_count (producer->producer);
+  self->limit = slots > 1 ? slots - 1 : 0;
+  return GST_ALLOCATOR_CAST (self);
+}
+
+static SlotMemory *
+publishable_memory (GstBuffer *buffer, DatahubProducerRef *producer)
+{
+  if (gst_buffer_n_memory (buffer) != 1)
+    return NULL;
+  GstMemory *mem = gst_buffer_peek_memory (buffer, 0);
+  if (!GST_IS_DATAHUB_SLOT_ALLOCATOR (mem->allocator)
+      || GST_DATAHUB_SLOT_ALLOCATOR (mem->allocator)->producer != producer)
+    return NULL;
+  SlotMemory *sm = (SlotMemory *) mem;
+  /* the record starts at the slot start; a memory published before (a
+   * buffer pushed twice) is copied instead */
+  return sm->published || mem->offset != 0 ? NULL : sm;
+}
+
+gboolean
+datahub_slot_buffer_publishable (GstBuffer *buffer, DatahubProducerRef *producer)
+{
+  return publishable_memory (buffer, producer) != NULL;
+}
+
+int
+datahub_slot_buffer_publish (GstBuffer *buffer, const dh_record_info *info)
+{
+  GstMemory *mem = gst_buffer_peek_memory (buffer, 0);
+  SlotMemory *sm = (SlotMemory *) mem;
+  dh_producer *p = GST_DATAHUB_SLOT_ALLOCATOR (mem->allocator)->producer->producer;
+  int rc = dh_producer_commit_keep (p, &sm->slot, info, NULL);
+  if (rc == 0) {
+    sm->published = TRUE;
+    /* consumers read it now: nobody in this process may write it again */
+    GST_MINI_OBJECT_FLAG_SET (mem, GST_MEMORY_FLAG_READONLY);
+  }
+  return rc;
+}
