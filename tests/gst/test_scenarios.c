@@ -1562,10 +1562,52 @@ GST_START_TEST (test_zero_copy_downstream_allocator)
 }
 GST_END_TEST;
 
-/* An application that keeps references to the buffers it pushed (its last
- * three) and pushes some of them again: every buffer the consumer gets is
- * what was pushed, in order, and the kept buffers still hold what the
- * application wrote. */
+#define KEPT 10   /* more than the 8 slots of the default ring */
+
+typedef struct {
+  GstAppSrc *in;
+  Offer *offer;
+  GArray *expected;   /* indices in push order */
+  GQueue kept;        /* the application's last KEPT buffers */
+  GMutex lock;
+  GCond cond;
+  gboolean done;
+} KeepingApp;
+
+/* Pushes 60 buffers, keeps the last KEPT, and every third step pushes the
+ * oldest kept one again (as a frame repeater does). */
+static gpointer
+keeping_app (gpointer data)
+{
+  KeepingApp *app = data;
+  for (guint32 i = 0; i < 60; i++) {
+    GstBuffer *b = offered_buffer (app->offer, i);
+    gst_app_src_push_buffer (app->in, gst_buffer_ref (b));
+    g_array_append_val (app->expected, i);
+    g_queue_push_tail (&app->kept, b);
+    if (app->kept.length > KEPT)
+      gst_buffer_unref (g_queue_pop_head (&app->kept));
+    if (i % 3 == 2) {
+      GstBuffer *again = g_queue_peek_head (&app->kept);
+      guint32 idx = i + 1 - app->kept.length;
+      gst_app_src_push_buffer (app->in, gst_buffer_ref (again));
+      g_array_append_val (app->expected, idx);
+    }
+    g_usleep (2000);
+  }
+  gst_app_src_end_of_stream (app->in);
+  g_mutex_lock (&app->lock);
+  app->done = TRUE;
+  g_cond_signal (&app->cond);
+  g_mutex_unlock (&app->lock);
+  return NULL;
+}
+
+/* An application writing into the sink's shared memory keeps references to
+ * the buffers it pushed (its last 10, more than the ring's 8 slots) and
+ * pushes some of them again: every buffer the consumer gets is what was
+ * pushed, in order, and the kept buffers still hold what the application
+ * wrote (a slot is not reused while its memory is alive). */
 GST_START_TEST (test_zero_copy_kept_and_repushed_buffers)
 {
   const gchar *ch = chan ("kept");
@@ -1582,57 +1624,56 @@ GST_START_TEST (test_zero_copy_kept_and_repushed_buffers)
   if (!o.allocator)
     fail_unless (gst_buffer_pool_set_active (o.pool, TRUE));
   wait_consumers (el (prod, "sink"), 1, 5000);
-  GArray *expected = g_array_new (FALSE, FALSE, sizeof (guint32));
-  GQueue kept = G_QUEUE_INIT;   /* the application's last three buffers */
-  for (guint32 i = 0; i < 60; i++) {
-    GstBuffer *b = offered_buffer (&o, i);
-    gst_app_src_push_buffer (in, gst_buffer_ref (b));
-    g_array_append_val (expected, i);
-    g_queue_push_tail (&kept, b);
-    if (kept.length > 3)
-      gst_buffer_unref (g_queue_pop_head (&kept));
-    if (i % 3 == 2) { /* show the oldest kept one again, as a frame repeater does */
-      GstBuffer *again = g_queue_peek_head (&kept);
-      guint32 idx = i - 2;
-      gst_app_src_push_buffer (in, gst_buffer_ref (again));
-      g_array_append_val (expected, idx);
-    }
-    g_usleep (2000);
-  }
-  gst_app_src_end_of_stream (in);
+  KeepingApp app = { .in = in, .offer = &o,
+    .expected = g_array_new (FALSE, FALSE, sizeof (guint32)) };
+  g_queue_init (&app.kept);
+  g_mutex_init (&app.lock);
+  g_cond_init (&app.cond);
+  GThread *t = g_thread_new ("app", keeping_app, &app);
+  gint64 end = g_get_monotonic_time () + 20 * G_USEC_PER_SEC;
+  g_mutex_lock (&app.lock);
+  while (!app.done && g_cond_wait_until (&app.cond, &app.lock, end))
+    ;
+  gboolean done = app.done;
+  g_mutex_unlock (&app.lock);
+  fail_unless (done, "the application blocked writing into the sink's memory while it kept "
+      "%d buffers (after %u pushes)", KEPT, app.expected->len);
+  g_thread_join (t);
   gchar *err = NULL;
   fail_unless (wait_bus_eos (prod, 20000, &err), "producer: %s", err ? err : "no EOS");
   fail_unless (collector_wait_eos (&k.c, 20000), "the consumer got no EOS");
   GPtrArray *frames = collector_snapshot (&k.c);
   guint bad = 0, first_bad = 0;
-  for (guint i = 0; i < MIN (frames->len, expected->len); i++) {
+  for (guint i = 0; i < MIN (frames->len, app.expected->len); i++) {
     Rx *f = g_ptr_array_index (frames, i);
-    if (!f->indexed || f->index != g_array_index (expected, guint32, i))
+    if (!f->indexed || f->index != g_array_index (app.expected, guint32, i))
       if (bad++ == 0)
         first_bad = i;
   }
   /* the application's own buffers */
   guint kept_bad = 0, pos = 0;
-  for (GList *l = kept.head; l; l = l->next, pos++) {
+  for (GList *l = app.kept.head; l; l = l->next, pos++) {
     GstMapInfo map;
     guint32 idx;
     gst_buffer_map (l->data, &map, GST_MAP_READ);
-    if (!check_indexed (map.data, GRAY_SIZE, &idx) || idx != 57 + pos)
+    if (!check_indexed (map.data, GRAY_SIZE, &idx) || idx != 60 - KEPT + pos)
       kept_bad++;
     gst_buffer_unmap (l->data, &map);
   }
-  g_print ("kept buffers: %u of %u received, %u not what was pushed; %u of 3 kept buffers "
-      "overwritten\n", frames->len, expected->len, bad, kept_bad);
-  fail_unless_equals_int (frames->len, expected->len);
+  g_print ("kept buffers: %u of %u received, %u not what was pushed; %u of %d kept buffers "
+      "overwritten; sink bytes-copied %" G_GUINT64_FORMAT "\n", frames->len,
+      app.expected->len, bad, kept_bad, KEPT, stat_get (el (prod, "sink"), "bytes-copied",
+          NULL));
+  fail_unless_equals_int (frames->len, app.expected->len);
   fail_unless (bad == 0, "%u received buffers are not what was pushed; first: buffer %u "
       "(expected index %u, got %u, intact %d)", bad, first_bad,
-      g_array_index (expected, guint32, first_bad),
+      g_array_index (app.expected, guint32, first_bad),
       ((Rx *) g_ptr_array_index (frames, first_bad))->index,
       ((Rx *) g_ptr_array_index (frames, first_bad))->indexed);
-  fail_unless (kept_bad == 0, "%u of the application's kept buffers were overwritten after "
-      "they were pushed", kept_bad);
-  g_queue_clear_full (&kept, (GDestroyNotify) gst_buffer_unref);
-  g_array_unref (expected);
+  fail_unless (kept_bad == 0, "%u of the application's %d kept buffers were overwritten "
+      "after they were pushed", kept_bad, KEPT);
+  g_queue_clear_full (&app.kept, (GDestroyNotify) gst_buffer_unref);
+  g_array_unref (app.expected);
   g_ptr_array_unref (frames);
   offer_clear (&o);
   free_pipeline (prod, "producer");
