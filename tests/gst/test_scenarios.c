@@ -1688,10 +1688,11 @@ GST_END_TEST;
 static const gsize handover_sizes[11] = { 100, 100, 100, 5000, 100, 100, 100, 50000,
   100, 100, 100 };
 
-/* One run: consumer first, the block exists before the first buffer
- * (slot-size=4096, so this is about the handovers, not about consumers
- * starting first), sizes that force two handovers.  Returns NULL or what
- * went wrong. */
+/* One run: consumer first, default properties (the first buffer creates
+ * the block with 4096-byte slots), sizes that force two handovers.  The
+ * test holds the buffers after the first until the consumer is attached,
+ * so this is about the handovers, not about consumers starting first.
+ * Returns NULL or what went wrong. */
 static gchar *
 handover_run (guint run)
 {
@@ -1700,14 +1701,21 @@ handover_run (guint run)
   Consumer k;
   consumer_start (&k, "datahubsrc name=src channel=%s ! appsink name=out sync=false", ch);
   GstElement *prod = pipeline_new ("appsrc name=in format=time caps=" APP_CAPS " ! "
-      "datahubsink name=sink channel=%s slot-size=4096", ch);
+      "datahubsink name=sink channel=%s", ch);
   gst_element_set_state (prod, GST_STATE_PLAYING);
   gchar *problem = NULL;
+  /* the first buffer creates the block; the rest follow once the consumer
+   * is attached (the test's synchronisation, not wait-for-consumer) */
+  gst_app_src_push_buffer (GST_APP_SRC (el (prod, "in")),
+      indexed_buffer (handover_sizes[0], 0, 0));
   if (!wait_consumers (el (prod, "sink"), 1, 10000))
-    problem = g_strdup ("the consumer did not attach within 10 s");
-  for (guint32 i = 0; !problem && i < 11; i++)
+    problem = g_strdup_printf ("run %u: the consumer did not attach within 10 s", run);
+  for (guint32 i = 1; !problem && i < 11; i++) {
+    /* at an application's pace: the consumer has caught up at each handover */
+    g_usleep (20000);
     gst_app_src_push_buffer (GST_APP_SRC (el (prod, "in")),
         indexed_buffer (handover_sizes[i], i, i * GST_MSECOND));
+  }
   gst_app_src_end_of_stream (GST_APP_SRC (el (prod, "in")));
   gboolean eos = !problem && collector_wait_eos (&k.c, 10000);
   GPtrArray *frames = collector_snapshot (&k.c);
@@ -1736,13 +1744,13 @@ handover_run (guint run)
 }
 
 /* appsrc pushes sizes 100,100,100,5000,100,100,100,50000,100,100,100: the
- * consumer receives indices 0..10 once each, in order, in each of 10 runs
+ * consumer receives indices 0..10 once each, in order, in each of 20 runs
  * (the replay showed in about a third of runs). */
 GST_START_TEST (test_handover_delivers_each_buffer_once)
 {
   GString *bad = g_string_new (NULL);
   guint n_bad = 0;
-  for (guint run = 0; run < 10; run++) {
+  for (guint run = 0; run < 20; run++) {
     gchar *problem = handover_run (run);
     if (problem) {
       n_bad++;
@@ -1750,8 +1758,8 @@ GST_START_TEST (test_handover_delivers_each_buffer_once)
       g_free (problem);
     }
   }
-  g_print ("handover: %u of 10 runs wrong%s\n", n_bad, bad->str);
-  fail_unless (n_bad == 0, "%u of 10 runs wrong:%s", n_bad, bad->str);
+  g_print ("handover: %u of 20 runs wrong%s\n", n_bad, bad->str);
+  fail_unless (n_bad == 0, "%u of 20 runs wrong:%s", n_bad, bad->str);
   g_string_free (bad, TRUE);
 }
 GST_END_TEST;
@@ -1762,58 +1770,82 @@ has_index (Rx *f, gpointer data)
   return f->indexed && f->index == GPOINTER_TO_UINT (data);
 }
 
-/* A consumer that attaches after a handover starts with the new block's
- * caps and buffers, never with the old block's last buffer. */
-GST_START_TEST (test_handover_late_joiner_starts_on_new_block)
+/* One run: 100-byte buffers, a 5000-byte one (handover), a 50000-byte one
+ * (second handover), then 100-byte ones every 20 ms; with @new_caps the
+ * two big buffers come with new caps (block=2, block=3).  A consumer joins
+ * after the second handover.  Returns NULL or what went wrong. */
+static gchar *
+late_joiner_run (guint run, gboolean new_caps)
 {
-  const gchar *ch = chan ("hojoin");
+  gchar *what = g_strdup_printf ("hojoin%s%u", new_caps ? "caps" : "", run);
+  const gchar *ch = chan (what);
   GstElement *prod = pipeline_new ("appsrc name=in format=time caps=" APP_CAPS
       ",block=(int)1 ! datahubsink name=sink channel=%s", ch);
   GstAppSrc *in = GST_APP_SRC (el (prod, "in"));
   gst_element_set_state (prod, GST_STATE_PLAYING);
-  GstCaps *caps_b = gst_caps_from_string (APP_CAPS ",block=(int)2");
-  for (guint32 i = 0; i < 6; i++) {
-    if (i == 3)
-      gst_app_src_set_caps (in, caps_b);
-    gst_app_src_push_buffer (in, indexed_buffer (i == 3 ? 5000 : 100, i, i * GST_MSECOND));
+  GstCaps *newest = gst_caps_from_string (new_caps ? APP_CAPS ",block=(int)3" : APP_CAPS
+      ",block=(int)1");
+  Consumer k = { NULL };
+  for (guint32 i = 0; i < 40; i++) {
+    if (new_caps && (i == 3 || i == 6)) {
+      GstCaps *c = gst_caps_from_string (i == 3 ? APP_CAPS ",block=(int)2" : APP_CAPS
+          ",block=(int)3");
+      gst_app_src_set_caps (in, c);
+      gst_caps_unref (c);
+    }
+    gsize size = i == 3 ? 5000 : i == 6 ? 50000 : 100;
+    gst_app_src_push_buffer (in, indexed_buffer (size, i, i * 20 * GST_MSECOND));
+    if (i == 15)
+      consumer_start (&k, "datahubsrc name=src channel=%s ! appsink name=out sync=false", ch);
+    g_usleep (20000);
   }
-  GstMessage *m = gst_bus_timed_pop_filtered (GST_ELEMENT_BUS (prod), 5 * GST_SECOND,
-      GST_MESSAGE_ELEMENT);
-  fail_unless (m && gst_message_has_name (m, "datahub-handover"), "no handover");
-  gst_message_unref (m);
-  sleep_s (0.5);
-  Consumer k;
-  consumer_start (&k, "datahubsrc name=src channel=%s ! appsink name=out sync=false", ch);
-  collector_wait (&k.c, 1, 5000);
-  for (guint32 i = 6; i < 9; i++) {
-    gst_app_src_push_buffer (in, indexed_buffer (100, i, i * GST_MSECOND));
-    sleep_s (0.1);
-  }
-  gint last = collector_wait_for (&k.c, 0, has_index, GUINT_TO_POINTER (8), 1, 5000);
+  gint last = collector_wait_for (&k.c, 0, has_index, GUINT_TO_POINTER (39), 1, 5000);
   GPtrArray *frames = collector_snapshot (&k.c);
   GString *seq = g_string_new (NULL);
-  for (guint i = 0; i < frames->len; i++) {
-    Rx *f = g_ptr_array_index (frames, i);
+  gboolean ok = last >= 0 && frames->len > 0;
+  for (guint j = 0; j < frames->len && j < 6; j++) {
+    Rx *f = g_ptr_array_index (frames, j);
     gchar *c = f->caps ? gst_caps_to_string (f->caps) : g_strdup ("none");
-    g_string_append_printf (seq, "%u (%s) ", f->indexed ? f->index : 999, c);
+    g_string_append_printf (seq, "%d (%s) ", f->indexed ? (gint) f->index : -1, c);
     g_free (c);
   }
-  g_print ("late joiner after a handover received: %s\n", seq->str);
-  fail_unless (frames->len > 0, "the late joiner received nothing");
-  for (guint i = 0; i < frames->len; i++) {
-    Rx *f = g_ptr_array_index (frames, i);
-    fail_unless (f->indexed && f->index >= 3 && (i == 0 || f->index >
-            ((Rx *) g_ptr_array_index (frames, i - 1))->index), "the late joiner received %s",
-        seq->str);
-    fail_unless (f->caps && gst_caps_is_equal (f->caps, caps_b), "the late joiner received "
-        "%s", seq->str);
+  for (guint j = 0; j < frames->len; j++) {
+    Rx *f = g_ptr_array_index (frames, j);
+    /* start=latest: it joined after buffer 15 was pushed */
+    ok = ok && f->indexed && f->index >= 14 && f->caps && gst_caps_is_equal (f->caps, newest)
+        && (j == 0 || f->index > ((Rx *) g_ptr_array_index (frames, j - 1))->index);
   }
-  fail_unless (last >= 0, "the late joiner did not receive buffer 8: %s", seq->str);
+  gchar *problem = ok ? NULL : g_strdup_printf ("run %u: received %u buffers, starting %s%s",
+      run, frames->len, seq->str, last >= 0 ? "" : "; buffer 39 never came");
   g_string_free (seq, TRUE);
   g_ptr_array_unref (frames);
-  gst_caps_unref (caps_b);
+  gst_caps_unref (newest);
   consumer_free (&k);
   free_pipeline (prod, "producer");
+  g_free (what);
+  return problem;
+}
+
+/* A consumer that attaches after handovers starts with the newest block's
+ * newest buffers (start=latest: it joins after buffer 15 was pushed; 14 is
+ * allowed, the sink may not have written 15 yet) and caps, never with an
+ * old block's last buffer or caps, nor with the newest block's backlog;
+ * 3 runs with the same caps throughout, 3 with new caps at each handover. */
+GST_START_TEST (test_handover_late_joiner_starts_on_new_block)
+{
+  GString *bad = g_string_new (NULL);
+  guint n_bad = 0;
+  for (guint run = 0; run < 6; run++) {
+    gchar *problem = late_joiner_run (run, run >= 3);
+    if (problem) {
+      n_bad++;
+      g_string_append_printf (bad, "\n  %s%s", run >= 3 ? "new caps, " : "", problem);
+      g_free (problem);
+    }
+  }
+  g_print ("late joiner after handovers: %u of 6 runs wrong%s\n", n_bad, bad->str);
+  fail_unless (n_bad == 0, "%u of 6 runs wrong:%s", n_bad, bad->str);
+  g_string_free (bad, TRUE);
 }
 GST_END_TEST;
 
