@@ -118,8 +118,8 @@ cleanup (void)
 /* In fork mode check ends a failing test with _exit(): nothing of the test
  * runs after the failure.  Its processes die with it (PR_SET_PDEATHSIG);
  * its shm objects are removed here, in the runner, before and after the
- * tests: every "datahub.scn-*-PID*" and "foo-PID" whose test process is
- * gone. */
+ * tests: every "[datahub.]scn-*-PID[.@]*" and "foo-PID" whose test process
+ * is gone. */
 static gboolean
 pid_gone (const gchar *digits)
 {
@@ -136,11 +136,10 @@ remove_stale_objects (void)
   struct dirent *e;
   while (d && (e = readdir (d))) {
     const gchar *n = e->d_name;
-    const gchar *dash = NULL;
-    if (g_str_has_prefix (n, "datahub.scn-")) {
-      const gchar *dot = strchr (n + strlen ("datahub."), '.');
-      gchar *base = dot ? g_strndup (n, (gsize) (dot - n)) : g_strdup (n);
-      dash = strrchr (base, '-');
+    const gchar *ch = g_str_has_prefix (n, "datahub.") ? n + strlen ("datahub.") : n;
+    if (g_str_has_prefix (ch, "scn-")) {
+      gchar *base = g_strndup (ch, strcspn (ch, ".@"));
+      const gchar *dash = strrchr (base, '-');
       gboolean gone = dash && pid_gone (dash + 1);
       g_free (base);
       if (!gone)
@@ -324,23 +323,31 @@ proc_stop (Proc *p, int sig, guint timeout_ms, gdouble *took)
 
 /* ---- /dev/shm ----------------------------------------------------------- */
 
-/* Names in /dev/shm of the channel's objects ("datahub.CH" and
- * "datahub.CH.*"), space separated, or NULL. */
+static gboolean
+names_channel (const gchar *entry, const gchar *ch)
+{
+  if (g_str_has_prefix (entry, "datahub."))
+    entry += strlen ("datahub.");
+  gsize len = strlen (ch);
+  return strncmp (entry, ch, len) == 0
+      && (entry[len] == '\0' || entry[len] == '.' || entry[len] == '@');
+}
+
+/* Names in /dev/shm of the channel's objects ("datahub.CH", with any
+ * ".suffix" or "@suffix", with or without the "datahub." prefix), space
+ * separated, or NULL. */
 static gchar *
 shm_leftovers (const gchar *ch)
 {
-  gchar *base = g_strdup_printf ("datahub.%s", ch);
-  gsize len = strlen (base);
   GString *out = g_string_new (NULL);
   DIR *d = opendir ("/dev/shm");
   struct dirent *e;
   while (d && (e = readdir (d))) {
-    if (strncmp (e->d_name, base, len) == 0 && (e->d_name[len] == '\0' || e->d_name[len] == '.'))
+    if (names_channel (e->d_name, ch))
       g_string_append_printf (out, "%s%s", out->len ? " " : "", e->d_name);
   }
   if (d)
     closedir (d);
-  g_free (base);
   return g_string_free (out, out->len == 0);
 }
 
@@ -1987,16 +1994,19 @@ checksum_lines (Proc *p)
 GST_START_TEST (test_sixteen_waiting_consumers_get_every_frame)
 {
   const gchar *ch = chan ("sixteen");
+  gdouble t_start = now_s ();
   Proc *cons[16];
   for (guint i = 0; i < 16; i++)
     cons[i] = proc_spawn (FALSE, "datahubsrc channel=%s ! checksumsink hash=md5", ch);
   for (guint i = 0; i < 16; i++)
     fail_unless (proc_wait_output (cons[i], "PREROLLING", 30000), "consumer %u: %s", i,
         proc_tail (cons[i]));
+  g_print ("16 consumers waiting after %.1f s\n", now_s () - t_start);
   sleep_s (0.5);
   Proc *prod = proc_spawn (FALSE, "videotestsrc num-buffers=34 ! " BIG_CAPS " ! "
       "datahubsink channel=%s", ch);
   gint pst = proc_wait (prod, 60000);
+  g_print ("producer done after %.1f s\n", now_s () - t_start);
   GPtrArray *want = reference_run ("videotestsrc num-buffers=34 ! " BIG_CAPS
       " ! appsink name=out sync=false");
   fail_unless_equals_int (want->len, 34);
