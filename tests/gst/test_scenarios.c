@@ -648,6 +648,13 @@ reference_clear (Reference *r)
   g_hash_table_unref (r->index_of);
 }
 
+/* For failure messages (check does not know GST_PTR_FORMAT); leaks. */
+static gchar *
+caps_text (const GstCaps *caps)
+{
+  return caps ? gst_caps_to_string (caps) : g_strdup ("(none)");
+}
+
 /* ---- collecting what a consumer renders ---------------------------------- */
 
 typedef struct {
@@ -946,6 +953,44 @@ GST_START_TEST (test_late_join_live_renders_at_once)
   consumer_free (&k);
   fail_unless_equals_int (proc_stop (prod, SIGINT, 10000, NULL), 0);
   reference_clear (&ref);
+  g_free (src);
+}
+GST_END_TEST;
+
+/* The last "rendered: N" that fpsdisplaysink reported (gst-launch -v), 0
+ * before it rendered anything. */
+static gint
+fps_rendered (Proc *p)
+{
+  gchar *out = proc_output (p);
+  gint n = 0;
+  for (const gchar *at = out; (at = strstr (at, "rendered: ")); at++)
+    n = atoi (at + strlen ("rendered: "));
+  g_free (out);
+  return n;
+}
+
+/* The same as users run it: gst-launch-1.0 producer, and 6 s later
+ * gst-launch-1.0 -v datahubsrc ! videoconvert ! fpsdisplaysink
+ * video-sink=fakesink: 4 s after the consumer started it has rendered at
+ * least 30 frames. */
+GST_START_TEST (test_late_join_gst_launch_fpsdisplaysink)
+{
+  const gchar *ch = chan ("latefps");
+  gchar *src = vsrc ("is-live=true", "I420", 320, 240, 30);
+  Proc *prod = proc_spawn (FALSE, "%s ! datahubsink channel=%s", src, ch);
+  fail_unless (wait_block (ch, 10000), "no block: %s", proc_tail (prod));
+  sleep_s (6);
+  Proc *cons = proc_spawn (FALSE, "-v datahubsrc channel=%s ! videoconvert ! fpsdisplaysink "
+      "video-sink=fakesink text-overlay=false", ch);
+  sleep_s (4);
+  gint rendered = fps_rendered (cons);
+  g_print ("late join, gst-launch consumer with fpsdisplaysink: %d frames rendered 4 s after "
+      "joining a producer that had run 6 s\n", rendered);
+  fail_unless_equals_int (proc_stop (cons, SIGINT, 10000, NULL), 0);
+  fail_unless_equals_int (proc_stop (prod, SIGINT, 10000, NULL), 0);
+  fail_unless (rendered >= 30, "fpsdisplaysink rendered %d frames in the 4 s after joining "
+      "(30 fps producer)", rendered);
   g_free (src);
 }
 GST_END_TEST;
@@ -1399,7 +1444,8 @@ check_caps_change (gboolean held_back)
     for (guint s = 0; s < 3 && step < 0; s++)
       if (has_caps (f, caps[s]))
         step = (gint) s;
-    fail_unless (step >= 0, "received frame %u has caps %" GST_PTR_FORMAT, i, f->caps);
+    if (step < 0)
+      fail ("received frame %u has caps %s", i, caps_text (f->caps));
     fail_unless (reference_index (&refs[step], f->md5) >= 0, "received frame %u (%s) is not "
         "a correct frame for its caps (sheared or stale)", i, steps[step]);
     guint from = j;
@@ -1407,9 +1453,9 @@ check_caps_change (gboolean held_back)
       j++;
     fail_unless (j < log.md5->len, "received frame %u (%s) matches no produced frame after "
         "produced frame %u (stale or reordered)", i, steps[step], from);
-    fail_unless (gst_caps_is_equal (f->caps, g_ptr_array_index (log.caps, j)),
-        "received frame %u has caps %" GST_PTR_FORMAT ", produced with %" GST_PTR_FORMAT,
-        i, f->caps, g_ptr_array_index (log.caps, j));
+    if (!gst_caps_is_equal (f->caps, g_ptr_array_index (log.caps, j)))
+      fail ("received frame %u has caps %s, produced with %s", i, caps_text (f->caps),
+          caps_text (g_ptr_array_index (log.caps, j)));
   }
   g_mutex_unlock (&log.lock);
   g_ptr_array_unref (frames);
@@ -2601,8 +2647,9 @@ GST_START_TEST (test_caps_larger_than_a_slot)
   fail_unless_equals_int (frames->len, 6);
   for (guint i = 3; i < 6; i++) {
     Rx *f = g_ptr_array_index (frames, i);
-    fail_unless (f->caps && gst_caps_is_equal (f->caps, big), "buffer %u arrived with caps "
-        "%" GST_PTR_FORMAT ", not the producer's caps with the streamheader", i, f->caps);
+    if (!f->caps || !gst_caps_is_equal (f->caps, big))
+      fail ("buffer %u arrived with caps %s, not the producer's caps with the streamheader",
+          i, caps_text (f->caps));
   }
   g_ptr_array_unref (frames);
   gst_caps_unref (big);
@@ -2661,6 +2708,7 @@ scenarios_suite (void)
   suite_add_tcase (s, tc);
   /* 1 */
   tcase_add_test (tc, test_late_join_live_renders_at_once);
+  tcase_add_test (tc, test_late_join_gst_launch_fpsdisplaysink);
   tcase_add_test (tc, test_late_join_after_producer_restart);
   tcase_add_test (tc, test_late_join_non_live_producer);
   /* 2 */
