@@ -920,6 +920,23 @@ counter_attach (Counter *c, GstElement *e, const gchar *pad_name, gboolean offse
   gst_object_unref (pad);
 }
 
+/* Gaps in the offsets seen, and how many of them lack DISCONT. */
+static void
+counter_gaps (Counter *c, guint *gaps, guint *without_discont)
+{
+  *gaps = *without_discont = 0;
+  g_mutex_lock (&c->lock);
+  for (guint i = 1; i < c->offsets->len; i++) {
+    guint64 prev = g_array_index (c->offsets, guint64, i - 1) & ~(G_GUINT64_CONSTANT (1) << 63);
+    guint64 v = g_array_index (c->offsets, guint64, i);
+    if ((v & ~(G_GUINT64_CONSTANT (1) << 63)) != prev + 1) {
+      (*gaps)++;
+      *without_discont += !(v >> 63);
+    }
+  }
+  g_mutex_unlock (&c->lock);
+}
+
 /* ---- 1. late join renders at once -------------------------------------- */
 
 /* A live producer has run 6 s; a consumer with default properties and a
@@ -1081,6 +1098,10 @@ GST_START_TEST (test_late_join_non_live_producer)
   sleep_s (2);
   Consumer k;
   consumer_start (&k, "datahubsrc name=src channel=%s ! " VIDEO_SINK_LIKE, ch);
+  /* losslessness is the src's business: counted before the sink, which may
+   * drop a late frame on a loaded machine */
+  Counter in;
+  counter_attach (&in, k.src, "src", TRUE);
   guint n = collector_wait (&k.c, 30, 8000);
   Rx *f0 = collector_frame (&k.c, 0);
   Rx *last = n ? collector_frame (&k.c, n - 1) : NULL;
@@ -1093,11 +1114,16 @@ GST_START_TEST (test_late_join_non_live_producer)
   fail_unless (n >= 30 && last->t - f0->t <= 3.0, "after the first frame only %u frames "
       "in %.1f s", n, last->t - f0->t);
   GPtrArray *frames = collector_snapshot (&k.c);
-  assert_periodic_frames (&ref, frames, 0, TRUE);
+  assert_periodic_frames (&ref, frames, 0, FALSE);
   g_ptr_array_unref (frames);
+  guint gaps, nodiscont;
+  counter_gaps (&in, &gaps, &nodiscont);
+  fail_unless (gaps == 0, "the consumer of a non-live producer lost frames (%u gaps in the "
+      "offsets after the first frame)", gaps);
   consumer_free (&k);
   fail_unless_equals_int (proc_stop (prod, SIGINT, 10000, NULL), 0);
   reference_clear (&ref);
+  g_array_unref (in.offsets);
   g_free (src);
 }
 GST_END_TEST;
@@ -1941,10 +1967,8 @@ check_clean_stop (gboolean eos, const gchar *src_props)
     fail_unless (cst == 0, "the consumer exited %d: %s", cst, proc_tail (cons));
   }
   gchar *out = proc_output (cons);
-  gchar *lower = g_ascii_strdown (out, -1);
-  fail_unless (strstr (lower, "died") == NULL && strstr (lower, "dead") == NULL,
+  fail_if (g_regex_match_simple ("\\b(died|dead)\\b", out, G_REGEX_CASELESS, 0),
       "the consumer reports a dead producer after a clean stop: %s", proc_tail (cons));
-  g_free (lower);
   g_free (out);
   assert_no_leftovers (ch, 3000);
 }
@@ -2094,23 +2118,6 @@ GST_START_TEST (test_sixteen_waiting_consumers_get_every_frame)
 GST_END_TEST;
 
 /* ---- 10. a stalled consumer does not slow a live producer ---------------- */
-
-/* Gaps in the offsets seen, and how many of them lack DISCONT. */
-static void
-counter_gaps (Counter *c, guint *gaps, guint *without_discont)
-{
-  *gaps = *without_discont = 0;
-  g_mutex_lock (&c->lock);
-  for (guint i = 1; i < c->offsets->len; i++) {
-    guint64 prev = g_array_index (c->offsets, guint64, i - 1) & ~(G_GUINT64_CONSTANT (1) << 63);
-    guint64 v = g_array_index (c->offsets, guint64, i);
-    if ((v & ~(G_GUINT64_CONSTANT (1) << 63)) != prev + 1) {
-      (*gaps)++;
-      *without_discont += !(v >> 63);
-    }
-  }
-  g_mutex_unlock (&c->lock);
-}
 
 typedef struct {
   GstElement *prod, *stalled, *normal;
