@@ -8,8 +8,8 @@
  *
  * Robust on a loaded machine: no tight timings, generous bounds for
  * behavioural differences, measured figures printed, every wait bounded.
- * Producer processes die with the test (PR_SET_PDEATHSIG) and are killed,
- * and the test's channels removed from /dev/shm, at exit when a test fails.
+ * Spawned processes die with their test (PR_SET_PDEATHSIG), also when it
+ * fails; the runner removes the shm objects of finished tests.
  *
  * Test sources:
  * - videotestsrc pattern=smpte75 horizontal-speed=2: a deterministic frame
@@ -22,7 +22,6 @@
 #include <gst/app/gstappsink.h>
 #include <gst/app/gstappsrc.h>
 #include <gst/check/gstcheck.h>
-#include <gst/video/video.h>
 #include <glib/gstdio.h>
 
 #include <dirent.h>
@@ -92,9 +91,18 @@ remove_tmpdir (void)
   g_clear_pointer (&tmpdir, g_free);
 }
 
+static void
+proc_free (gpointer data)
+{
+  Proc *p = data;
+  g_free (p->what);
+  g_free (p->log);
+  g_free (p);
+}
+
 /* Kills what is still running, removes the channels' shm objects: after a
- * passing test (teardown) and, in fork mode, after a failing one (atexit:
- * check's failure path calls exit()). */
+ * passing test (checked teardown) and at exit (CK_FORK=no).  In fork mode
+ * a failing test ends in _exit(): see remove_stale_objects. */
 static void
 cleanup (void)
 {
@@ -118,15 +126,27 @@ cleanup (void)
 /* In fork mode check ends a failing test with _exit(): nothing of the test
  * runs after the failure.  Its processes die with it (PR_SET_PDEATHSIG);
  * its shm objects are removed here, in the runner, before and after the
- * tests: every "[datahub.]scn-*-PID[.@]*" and "foo-PID" whose test process
- * is gone. */
+ * tests: every "[datahub.]scn-*-PID[.@]*" whose test process is gone. */
 static gboolean
 pid_gone (const gchar *digits)
 {
   gchar *end;
   gint64 pid = g_ascii_strtoll (digits, &end, 10);
-  return end != digits && (*end == '\0' || *end == '.') && pid > 0
+  return end != digits && (*end == '\0' || *end == '.' || *end == '@') && pid > 0
       && kill ((pid_t) pid, 0) != 0 && errno == ESRCH;
+}
+
+/* "scn-WHAT-PID..." of a test process that is gone. */
+static gboolean
+stale_name (const gchar *name)
+{
+  if (!g_str_has_prefix (name, "scn-"))
+    return FALSE;
+  gchar *base = g_strndup (name, strcspn (name, ".@"));
+  const gchar *dash = strrchr (base, '-');
+  gboolean gone = dash && pid_gone (dash + 1);
+  g_free (base);
+  return gone;
 }
 
 static void
@@ -136,26 +156,27 @@ remove_stale_objects (void)
   struct dirent *e;
   while (d && (e = readdir (d))) {
     const gchar *n = e->d_name;
-    const gchar *ch = g_str_has_prefix (n, "datahub.") ? n + strlen ("datahub.") : n;
-    if (g_str_has_prefix (ch, "scn-")) {
-      gchar *base = g_strndup (ch, strcspn (ch, ".@"));
-      const gchar *dash = strrchr (base, '-');
-      gboolean gone = dash && pid_gone (dash + 1);
-      g_free (base);
-      if (!gone)
-        continue;
-    } else if (g_str_has_prefix (n, "foo-")) {
-      if (!pid_gone (n + 4))
-        continue;
-    } else {
+    if (!stale_name (g_str_has_prefix (n, "datahub.") ? n + strlen ("datahub.") : n))
       continue;
-    }
     gchar *shm = g_strdup_printf ("/%s", n);
     shm_unlink (shm);
     g_free (shm);
   }
   if (d)
     closedir (d);
+  /* and the log directories of failed tests */
+  GDir *tmp = g_dir_open (g_get_tmp_dir (), 0, NULL);
+  const gchar *n;
+  while (tmp && (n = g_dir_read_name (tmp))) {
+    if (!g_str_has_prefix (n, "datahub-scenarios-") || !pid_gone (n + strlen ("datahub-scenarios-")))
+      continue;
+    gchar *saved = tmpdir;
+    tmpdir = g_build_filename (g_get_tmp_dir (), n, NULL);
+    remove_tmpdir ();
+    tmpdir = saved;
+  }
+  if (tmp)
+    g_dir_close (tmp);
 }
 
 static void
@@ -163,11 +184,14 @@ ensure_bookkeeping (void)
 {
   static gboolean registered;
   if (!procs) {
-    procs = g_ptr_array_new ();
+    procs = g_ptr_array_new_with_free_func (proc_free);
     channels = g_ptr_array_new_with_free_func (g_free);
   }
-  if (!tmpdir)
-    tmpdir = g_dir_make_tmp ("datahub-scenarios-XXXXXX", NULL);
+  if (!tmpdir) {
+    gchar *tmpl = g_strdup_printf ("datahub-scenarios-%d.XXXXXX", (int) getpid ());
+    tmpdir = g_dir_make_tmp (tmpl, NULL);
+    g_free (tmpl);
+  }
   if (!registered) {
     atexit (cleanup);
     registered = TRUE;
@@ -639,7 +663,7 @@ reference_init (Reference *r, const gchar *format, gint w, gint h)
 static gint
 reference_index (Reference *r, const gchar *md5)
 {
-  return (gint) GPOINTER_TO_UINT (g_hash_table_lookup (r->index_of, md5)) - 1;
+  return md5 ? (gint) GPOINTER_TO_UINT (g_hash_table_lookup (r->index_of, md5)) - 1 : -1;
 }
 
 static void
@@ -865,7 +889,7 @@ assert_periodic_frames (Reference *r, GPtrArray *frames, guint from, gboolean co
   guint64 prev = GST_BUFFER_OFFSET_NONE;
   for (guint i = from; i < frames->len; i++) {
     Rx *f = g_ptr_array_index (frames, i);
-    gint idx = f->md5 ? reference_index (r, f->md5) : -1;
+    gint idx = reference_index (r, f->md5);
     fail_unless (idx >= 0, "frame %u (offset %" G_GUINT64_FORMAT ", %zu bytes) is none of "
         "the producer's frames (torn or overwritten)", i, f->offset, f->size);
     if (f->offset == GST_BUFFER_OFFSET_NONE)
@@ -2003,7 +2027,7 @@ GST_END_TEST;
 GST_START_TEST (test_foreign_shm_object_kept)
 {
   ensure_bookkeeping ();
-  gchar *name = g_strdup_printf ("foo-%d", (int) getpid ());
+  gchar *name = g_strdup_printf ("scn-foreign-%d", (int) getpid ());
   gchar *path = g_strdup_printf ("/dev/shm/%s", name);
   fail_unless (g_file_set_contents (path, "data\n", 5, NULL));
   struct stat before;
@@ -2021,7 +2045,7 @@ GST_START_TEST (test_foreign_shm_object_kept)
   g_print ("foreign shm object: exit %d, file now %zu bytes, same inode %d\n", st, len,
       same_inode);
   fail_unless (data && len == 5 && memcmp (data, "data\n", 5) == 0 && same_inode,
-      "/dev/shm/%s was replaced or changed (%zu bytes now)", name, len);
+      "/dev/shm/%s was replaced, changed or deleted (%zu bytes now)", name, len);
   fail_unless (st > 0, "the sink accepted a foreign shm object (exit %d): %s", st,
       proc_tail (prod));
   gchar *lower = g_ascii_strdown (out, -1);
@@ -2077,7 +2101,7 @@ GST_START_TEST (test_sixteen_waiting_consumers_get_every_frame)
   sleep_s (0.5);
   Proc *prod = proc_spawn (FALSE, "videotestsrc num-buffers=34 ! " BIG_CAPS " ! "
       "datahubsink channel=%s", ch);
-  gint pst = proc_wait (prod, 60000);
+  gint pst = proc_wait (prod, 30000);
   g_print ("producer done after %.1f s\n", now_s () - t_start);
   GPtrArray *want = reference_run ("videotestsrc num-buffers=34 ! " BIG_CAPS
       " ! appsink name=out sync=false");
@@ -2721,7 +2745,8 @@ scenarios_suite (void)
 {
   Suite *s = suite_create ("datahub-scenarios");
   TCase *tc = tcase_create ("scenarios");
-  tcase_set_timeout (tc, 60);
+  /* each test bounds its own waits and fails with a message well before */
+  tcase_set_timeout (tc, 90);
   tcase_add_checked_fixture (tc, NULL, cleanup);
   tcase_add_unchecked_fixture (tc, remove_stale_objects, remove_stale_objects);
   suite_add_tcase (s, tc);
