@@ -5,6 +5,13 @@
 #include <stdlib.h>
 #include <string.h>
 
+gboolean
+datahub_raw_video_info (GstVideoInfo *info, const GstCaps *caps)
+{
+  return caps && gst_video_info_from_caps (info, caps)
+      && GST_VIDEO_INFO_FORMAT (info) != GST_VIDEO_FORMAT_ENCODED && info->size > 0;
+}
+
 void
 datahub_stats_timer_init (DatahubStatsTimer *t)
 {

@@ -4,6 +4,7 @@
 #define DATAHUB_COMMON_H
 
 #include <gst/gst.h>
+#include <gst/video/video.h>
 
 #include "datahub/datahub.h"
 
@@ -31,6 +32,10 @@ void datahub_latency_add (DatahubLatency *l, guint64 ns);
  * figures of one consumer (src side) and @latency its latencies, or NULL. */
 GstStructure *datahub_stats_from_metrics (const dh_metrics *m, guint64 bytes_copied,
     const dh_consumer_stats *consumer, const DatahubLatency *latency);
+
+/* Raw video caps: @info filled.  Encoded video (vp8, h264: parsed by
+ * GStreamer as format ENCODED, size 0) and anything else: FALSE. */
+gboolean datahub_raw_video_info (GstVideoInfo *info, const GstCaps *caps);
 
 /* The properties both elements have.  Each element numbers them first, in
  * this order, from 1 (DATAHUB_PROP_*); "stats" is read by the element. */

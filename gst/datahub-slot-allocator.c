@@ -8,6 +8,9 @@ GST_DEBUG_CATEGORY_STATIC (datahub_slot_allocator_debug);
 
 /* Memory structs kept for reuse: no heap allocation per buffer. */
 #define FREE_LIST_MAX 64
+/* How long a direct allocation waits for a slot memory to be freed before
+ * it takes system memory instead. */
+#define ROOM_WAIT_US (50 * 1000)
 
 DatahubProducerRef *
 datahub_producer_ref_new (dh_producer *p)
@@ -94,19 +97,24 @@ slot_allocator_free (GstAllocator *allocator, GstMemory *mem)
   g_free (sm);
 }
 
-/* Counts one more outstanding memory, waiting for room if asked to. */
+/* Counts one more outstanding memory, waiting for room: as long as it
+ * takes when @wait (a pool, whose buffers come back), else a moment (the
+ * sink may just be behind on buffers queued upstream), then FALSE (an
+ * application keeping its buffers must not block). */
 static gboolean
-reserve (GstDatahubSlotAllocator *self, gboolean wait, const gint *cancel)
+reserve (GstDatahubSlotAllocator *self, gboolean wait, gboolean dontwait, const gint *cancel)
 {
   gboolean ok = TRUE;
+  gint64 give_up = g_get_monotonic_time () + (dontwait ? 0 : ROOM_WAIT_US);
   g_mutex_lock (&self->lock);
   /* keep a slot for the sink's own records (events, copies) */
   while (self->outstanding >= self->limit) {
-    if (!wait || g_atomic_int_get (cancel)) {
+    gint64 now = g_get_monotonic_time ();
+    if (g_atomic_int_get (cancel) || ((!wait || dontwait) && now >= give_up)) {
       ok = FALSE;
       break;
     }
-    g_cond_wait_until (&self->freed, &self->lock, g_get_monotonic_time () + 100 * 1000);
+    g_cond_wait_until (&self->freed, &self->lock, wait ? now + 100 * 1000 : give_up);
   }
   if (ok)
     self->outstanding++;
@@ -132,7 +140,7 @@ datahub_slot_allocator_alloc_slot (GstAllocator *allocator, gsize size, gboolean
   if (!cancel)
     cancel = &self->cancel;
   if (size == 0 || size > dh_producer_slot_size (p)
-      || !reserve (self, wait_for_room && !dontwait, cancel))
+      || !reserve (self, wait_for_room, dontwait, cancel))
     return NULL;
   dh_slot slot;
   int rc = dh_producer_acquire_cancellable (p, dontwait ? 0 : -1, cancel, &slot);

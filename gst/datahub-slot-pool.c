@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 #include "datahub-slot-pool.h"
 
+#include "datahub-common.h"
 #include "datahub-slot-allocator.h"
 
 GST_DEBUG_CATEGORY_STATIC (datahub_slot_pool_debug);
@@ -55,7 +56,7 @@ pool_set_config (GstBufferPool *pool, GstStructure *config)
     return FALSE;
   }
   self->size = size;
-  self->video_meta = caps && gst_video_info_from_caps (&self->info, caps)
+  self->video_meta = datahub_raw_video_info (&self->info, caps)
       && gst_buffer_pool_config_has_option (config, GST_BUFFER_POOL_OPTION_VIDEO_META);
   return GST_BUFFER_POOL_CLASS (gst_datahub_slot_pool_parent_class)->set_config (pool, config);
 }
@@ -217,7 +218,7 @@ gst_datahub_slot_pool_new (GstAllocator *allocator, GstCaps *caps, guint size, g
   GstStructure *config = gst_buffer_pool_get_config (GST_BUFFER_POOL (self));
   gst_buffer_pool_config_set_params (config, caps, size, 0, max);
   gst_buffer_pool_config_set_allocator (config, allocator, NULL);
-  if (caps && gst_video_info_from_caps (&self->info, caps))
+  if (datahub_raw_video_info (&self->info, caps))
     gst_buffer_pool_config_add_option (config, GST_BUFFER_POOL_OPTION_VIDEO_META);
   gst_buffer_pool_set_config (GST_BUFFER_POOL (self), config);
   return GST_BUFFER_POOL (self);

@@ -47,8 +47,9 @@ GST_DEBUG_CATEGORY_STATIC (datahub_sink_debug);
 #define DEFAULT_INTEGRITY DH_INTEGRITY_NONE
 #define DEFAULT_PERMS 0600
 #define DEFAULT_STATS_INTERVAL 0
-/* slots for streams whose first buffer says nothing (empty, or an EOS
- * before any buffer) */
+/* the smallest slots: events (segments, tags, caps) are records too, and
+ * a stream whose first buffer says nothing (empty, an EOS first) needs
+ * some */
 #define MIN_SLOT_SIZE 4096
 /* the first registration waits this long for the broker; later updates
  * (handover, schema) go through the keep-alive thread and never block */
@@ -97,6 +98,8 @@ struct _GstDatahubSink {
   guint caps_gen;
   gboolean live;               /* upstream is a live source */
   GQueue pending_events;       /* serialized events before the block exists */
+  GMutex block_lock;           /* creating the first block: the streaming thread,
+                                * or an application's ALLOCATION query */
   gint flushing;               /* unlock: waits for slots end (int for the library) */
 
   /* bytes this sink had to copy (object lock: read by the ticker) */
@@ -346,8 +349,13 @@ flush_metadata (GstDatahubSink *self)
 static void
 update_liveness (GstDatahubSink *self)
 {
-  gboolean live = FALSE, upstream_live = FALSE;
-  gst_base_sink_query_latency (GST_BASE_SINK (self), &live, &upstream_live, NULL, NULL);
+  /* asked directly: gst_base_sink_query_latency() asks only when the sink
+   * syncs, and this one does not */
+  gboolean upstream_live = FALSE;
+  GstQuery *q = gst_query_new_latency ();
+  if (gst_pad_peer_query (GST_BASE_SINK_PAD (self), q))
+    gst_query_parse_latency (q, &upstream_live, NULL, NULL);
+  gst_query_unref (q);
   if (upstream_live == self->live && self->producer)
     return;
   self->live = upstream_live;
@@ -461,19 +469,8 @@ handover (GstDatahubSink *self, guint64 needed)
  * none, an EOS first).  A stream whose first buffer is empty gets
  * MIN_SLOT_SIZE-byte slots, and a handover later if buffers grow. */
 static gboolean
-ensure_block (GstDatahubSink *self, gsize buffer_size, gboolean now)
+make_block (GstDatahubSink *self, guint64 size)
 {
-  if (self->producer)
-    return TRUE;
-  GST_OBJECT_LOCK (self);
-  guint64 size = self->slot_size;
-  GST_OBJECT_UNLOCK (self);
-  if (size == 0 && self->is_video)
-    size = self->vinfo.size;
-  if (size == 0 && (buffer_size > 0 || now))
-    size = MAX (2 * buffer_size, MIN_SLOT_SIZE); /* room for growth of non-video streams */
-  if (size == 0)
-    return TRUE; /* not yet */
   update_liveness (self);
   DatahubProducerRef *block = create_block (self, size);
   if (!block)
@@ -485,6 +482,27 @@ ensure_block (GstDatahubSink *self, gsize buffer_size, gboolean now)
   flush_metadata (self);
   write_stream_state (self);
   return flush_pending_events (self) == GST_FLOW_OK;
+}
+
+static gboolean
+ensure_block (GstDatahubSink *self, gsize buffer_size, gboolean now)
+{
+  if (self->producer)
+    return TRUE;
+  GST_OBJECT_LOCK (self);
+  guint64 size = self->slot_size;
+  GST_OBJECT_UNLOCK (self);
+  /* events are records too: slots are never smaller than MIN_SLOT_SIZE */
+  if (size == 0 && self->is_video)
+    size = MAX (self->vinfo.size, MIN_SLOT_SIZE);
+  if (size == 0 && (buffer_size > 0 || now))
+    size = MAX (2 * buffer_size, MIN_SLOT_SIZE); /* room for growth of non-video streams */
+  if (size == 0)
+    return TRUE; /* not yet */
+  g_mutex_lock (&self->block_lock);
+  gboolean ok = self->producer || make_block (self, size);
+  g_mutex_unlock (&self->block_lock);
+  return ok;
 }
 
 /* ---- caps -------------------------------------------------------------- */
@@ -535,12 +553,13 @@ gst_datahub_sink_set_caps (GstBaseSink *bs, GstCaps *caps)
 {
   GstDatahubSink *self = GST_DATAHUB_SINK (bs);
   if (!caps_carriable (caps)) {
-    GST_ELEMENT_ERROR (self, STREAM, WRONG_TYPE, ("datahubsink carries system memory "
-            "only; these caps ask for other memory: %" GST_PTR_FORMAT, caps), (NULL));
+    /* refused at ACCEPT_CAPS already; upstream gets not-negotiated */
+    GST_WARNING_OBJECT (self, "caps with memory other than system memory: %" GST_PTR_FORMAT,
+        caps);
     return FALSE;
   }
   gst_caps_replace (&self->caps, caps);
-  self->is_video = gst_video_info_from_caps (&self->vinfo, caps);
+  self->is_video = datahub_raw_video_info (&self->vinfo, caps);
   self->caps_gen++;
   gchar *schema = datahub_discovery_schema (caps);
   gboolean schema_changed = g_strcmp0 (schema, self->schema) != 0;
@@ -560,6 +579,22 @@ gst_datahub_sink_set_caps (GstBaseSink *bs, GstCaps *caps)
    * finds these caps in it */
   write_stream_state (self);
   return TRUE;
+}
+
+/* ACCEPT_CAPS: system memory only, so negotiation picks it. */
+static gboolean
+gst_datahub_sink_query (GstBaseSink *bs, GstQuery *query)
+{
+  if (GST_QUERY_TYPE (query) == GST_QUERY_ACCEPT_CAPS) {
+    GstCaps *caps;
+    gst_query_parse_accept_caps (query, &caps);
+    if (!caps_carriable (caps)) {
+      GST_DEBUG_OBJECT (bs, "refusing %" GST_PTR_FORMAT ": only system memory crosses", caps);
+      gst_query_set_accept_caps_result (query, FALSE);
+      return TRUE;
+    }
+  }
+  return GST_BASE_SINK_CLASS (gst_datahub_sink_parent_class)->query (bs, query);
 }
 
 /* ---- events ------------------------------------------------------------ */
@@ -780,10 +815,19 @@ gst_datahub_sink_propose_allocation (GstBaseSink *bs, GstQuery *query)
    * application set it — upstream then writes into slots and may shrink
    * its buffers.  Otherwise no allocator: upstream allocates, we copy. */
   GstVideoInfo vinfo;
-  gboolean video = gst_video_info_from_caps (&vinfo, caps);
+  gboolean video = datahub_raw_video_info (&vinfo, caps);
   GST_OBJECT_LOCK (self);
   guint64 size = video ? vinfo.size : self->slot_size;
   GST_OBJECT_UNLOCK (self);
+  /* an application may ask before its first caps event: the query's caps
+   * give the slot size as well */
+  if (size > 0 && !self->producer) {
+    g_mutex_lock (&self->block_lock);
+    gboolean ok = self->producer || make_block (self, MAX (size, MIN_SLOT_SIZE));
+    g_mutex_unlock (&self->block_lock);
+    if (!ok)
+      return FALSE;
+  }
   if (size == 0 || !self->producer
       || size > dh_producer_slot_size (self->producer->producer)
       || datahub_slot_allocator_limit (self->allocator) == 0)
@@ -903,10 +947,12 @@ check_settings (GstDatahubSink *self)
 
 static gboolean gst_datahub_sink_stop (GstBaseSink *bs);
 
+/* READY -> PAUSED, before the base class starts us: a failure here is one
+ * error message (basesink adds a generic second one to a failed start). */
 static gboolean
-gst_datahub_sink_start (GstBaseSink *bs)
+prepare (GstDatahubSink *self)
 {
-  GstDatahubSink *self = GST_DATAHUB_SINK (bs);
+  GstBaseSink *bs = GST_BASE_SINK (self);
   if (!check_settings (self))
     return FALSE;
   if (!datahub_discovery_connect (GST_ELEMENT (self), &self->common, &self->broker))
@@ -937,6 +983,19 @@ gst_datahub_sink_start (GstBaseSink *bs)
   }
   datahub_ticker_start (&self->ticker, "datahubsink-tick", TICK_MS, tick, self);
   return TRUE;
+}
+
+static GstStateChangeReturn
+gst_datahub_sink_change_state (GstElement *element, GstStateChange transition)
+{
+  GstDatahubSink *self = GST_DATAHUB_SINK (element);
+  if (transition == GST_STATE_CHANGE_READY_TO_PAUSED && !prepare (self))
+    return GST_STATE_CHANGE_FAILURE;
+  GstStateChangeReturn ret = GST_ELEMENT_CLASS (gst_datahub_sink_parent_class)->change_state (
+      element, transition);
+  if (transition == GST_STATE_CHANGE_READY_TO_PAUSED && ret == GST_STATE_CHANGE_FAILURE)
+    gst_datahub_sink_stop (GST_BASE_SINK (self));
+  return ret;
 }
 
 /* Closes a block now (consumers drain it and get a clean end, the name is
@@ -1113,6 +1172,7 @@ gst_datahub_sink_finalize (GObject *object)
 {
   GstDatahubSink *self = GST_DATAHUB_SINK (object);
   datahub_ticker_clear (&self->ticker);
+  g_mutex_clear (&self->block_lock);
   datahub_common_clear (&self->common);
   if (self->metadata)
     gst_structure_free (self->metadata);
@@ -1180,10 +1240,11 @@ gst_datahub_sink_class_init (GstDatahubSinkClass *klass)
       "Sink/Network", "Writes buffers to a datahub shared-memory channel for other processes",
       "datahub developers");
 
-  bs_class->start = GST_DEBUG_FUNCPTR (gst_datahub_sink_start);
+  element_class->change_state = GST_DEBUG_FUNCPTR (gst_datahub_sink_change_state);
   bs_class->stop = GST_DEBUG_FUNCPTR (gst_datahub_sink_stop);
   bs_class->get_caps = GST_DEBUG_FUNCPTR (gst_datahub_sink_get_caps);
   bs_class->set_caps = GST_DEBUG_FUNCPTR (gst_datahub_sink_set_caps);
+  bs_class->query = GST_DEBUG_FUNCPTR (gst_datahub_sink_query);
   bs_class->event = GST_DEBUG_FUNCPTR (gst_datahub_sink_event);
   bs_class->render = GST_DEBUG_FUNCPTR (gst_datahub_sink_render);
   bs_class->propose_allocation = GST_DEBUG_FUNCPTR (gst_datahub_sink_propose_allocation);
@@ -1208,6 +1269,7 @@ gst_datahub_sink_init (GstDatahubSink *self)
   self->perms = DEFAULT_PERMS;
   self->common.stats_interval = DEFAULT_STATS_INTERVAL;
   g_queue_init (&self->pending_events);
+  g_mutex_init (&self->block_lock);
   datahub_ticker_init (&self->ticker);
   /* render into shared memory as soon as a buffer arrives: sync is the
    * consumer's business */

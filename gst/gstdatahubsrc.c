@@ -152,7 +152,7 @@ apply_caps (GstDatahubSrc *self, GstCaps *caps)
   if (self->caps && gst_caps_is_equal (self->caps, caps))
     return TRUE;
   gst_caps_replace (&self->caps, caps);
-  self->is_video = gst_video_info_from_caps (&self->vinfo, caps);
+  self->is_video = datahub_raw_video_info (&self->vinfo, caps);
   const GstStructure *s = gst_caps_get_structure (caps, 0);
   self->is_raw = gst_structure_has_name (s, "video/x-raw")
       || gst_structure_has_name (s, "audio/x-raw");
@@ -832,10 +832,12 @@ decide_liveness (GstDatahubSrc *self)
 
 static gboolean gst_datahub_src_stop (GstBaseSrc *bs);
 
+/* READY -> PAUSED, before the base class: whether we are live must be
+ * known before it decides to preroll or not (it does so before start()). */
 static gboolean
-gst_datahub_src_start (GstBaseSrc *bs)
+prepare (GstDatahubSrc *self)
 {
-  GstDatahubSrc *self = GST_DATAHUB_SRC (bs);
+  GstBaseSrc *bs = GST_BASE_SRC (self);
   if (!datahub_discovery_connect (GST_ELEMENT (self), &self->common, &self->broker))
     return FALSE;
   GST_OBJECT_LOCK (self);
@@ -871,6 +873,19 @@ gst_datahub_src_start (GstBaseSrc *bs)
   datahub_timing_restart (&self->timing, self->mode);
   datahub_ticker_start (&self->ticker, "datahubsrc-tick", TICK_MS, tick, self);
   return TRUE;
+}
+
+static GstStateChangeReturn
+gst_datahub_src_change_state (GstElement *element, GstStateChange transition)
+{
+  GstDatahubSrc *self = GST_DATAHUB_SRC (element);
+  if (transition == GST_STATE_CHANGE_READY_TO_PAUSED && !prepare (self))
+    return GST_STATE_CHANGE_FAILURE;
+  GstStateChangeReturn ret = GST_ELEMENT_CLASS (gst_datahub_src_parent_class)->change_state (
+      element, transition);
+  if (transition == GST_STATE_CHANGE_READY_TO_PAUSED && ret == GST_STATE_CHANGE_FAILURE)
+    gst_datahub_src_stop (GST_BASE_SRC (self));
+  return ret;
 }
 
 static gboolean
@@ -1124,7 +1139,7 @@ gst_datahub_src_class_init (GstDatahubSrcClass *klass)
       "Source/Network", "Reads buffers from a datahub shared-memory channel",
       "datahub developers");
 
-  bs_class->start = GST_DEBUG_FUNCPTR (gst_datahub_src_start);
+  element_class->change_state = GST_DEBUG_FUNCPTR (gst_datahub_src_change_state);
   bs_class->stop = GST_DEBUG_FUNCPTR (gst_datahub_src_stop);
   bs_class->unlock = GST_DEBUG_FUNCPTR (gst_datahub_src_unlock);
   bs_class->unlock_stop = GST_DEBUG_FUNCPTR (gst_datahub_src_unlock_stop);

@@ -108,7 +108,9 @@ admit (dh_producer *p, uint32_t i, int fd, const dh_shm_consumer *obj)
   peer->token = load_u64 (&obj->token);
   peer->leaky_req = leaky <= DH_REQ_LEAKY_AUTO ? leaky : DH_REQ_LEAKY_NO;
   peer->quota = want == 0 ? 1 : want > b->max_holds ? b->max_holds : want;
-  peer->start_seq = p->last_seq == 0 ? 1
+  /* after a handover there is nothing left to read here: a late joiner
+   * goes straight to the successor (it starts at the cutover) */
+  peer->start_seq = p->handed_over ? p->last_seq + 1 : p->last_seq == 0 ? 1
       : start == DH_START_OLDEST ? dh_oldest_intact_locked (p) : p->last_seq;
   peer->evicted = false;
   peer->last_req_seq = atomic_load_explicit (&obj->req_seq, memory_order_acquire);

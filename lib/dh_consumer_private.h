@@ -47,6 +47,8 @@ struct dh_consumer {
   uint32_t quota;
   uint64_t cursor;           /* next seq to read (mirrored in obj->cursor) */
   uint64_t avoid_session;    /* a dead producer's block still at the name */
+  uint64_t drained[64];      /* sessions read to their cutover (ring) */
+  unsigned ndrained;
   bool started;              /* losses are counted from the first record on */
   uint64_t pending_lost;     /* skipped since the last record delivered */
   uint64_t last_liveness_check_ns;

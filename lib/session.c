@@ -20,6 +20,7 @@
 #define DH_FOLLOW_TIMEOUT_NS (5000u * 1000000u)
 /* Deepest handover chain followed at attach. */
 #define DH_MAX_CHAIN 64
+#define G_N_ELEMENTS_DRAINED (sizeof ((dh_consumer *) 0)->drained / sizeof (uint64_t))
 
 void
 dh_session_doorbell (dh_consumer *c)
@@ -71,15 +72,32 @@ close_block (dh_cblock *blk)
   free (blk);
 }
 
-/* The newest block of the channel: the origin, or where its handover
- * chain leads (a late joiner starts there).  Every announcement is
+/* Has the producer of @blk admitted us with records to read before its
+ * cutover (a consumer registered before a handover)? */
+static bool
+owed_records (const dh_consumer *c, const dh_cblock *blk, uint64_t cutover)
+{
+  const dh_shm_admission *e = &blk->b.table[c->index];
+  for (unsigned k = 0; k < G_N_ELEMENTS_DRAINED; k++)
+    if (c->drained[k] == blk->b.session_id)
+      return false; /* read to its end already */
+  if (c->index >= blk->b.max_consumers
+      || atomic_load_explicit (&e->token, memory_order_acquire) != c->token)
+    return false;
+  return atomic_load_explicit (&e->start_seq, memory_order_relaxed) < cutover;
+}
+
+/* Where to read: the channel's first block, or where its handover chain
+ * leads — a late joiner starts in the newest block, a consumer the old
+ * block still owes records to starts there.  Every announcement is
  * authenticated before it is followed. */
 static dh_cblock *
 open_newest (dh_consumer *c, int *rc)
 {
   dh_cblock *blk = open_block (c, c->origin, rc);
   for (int depth = 0; blk && depth < DH_MAX_CHAIN; depth++) {
-    if (atomic_load_explicit (&blk->b.hdr->cutover_seq, memory_order_acquire) == 0)
+    uint64_t cutover = atomic_load_explicit (&blk->b.hdr->cutover_seq, memory_order_acquire);
+    if (cutover == 0 || owed_records (c, blk, cutover))
       return blk;
     char next[DH_NAME_MAX + 1];
     *rc = dh_block_successor (&blk->b, next, sizeof next);
@@ -298,8 +316,18 @@ int
 dh_session_follow (dh_consumer *c)
 {
   char next[DH_NAME_MAX + 1];
-  int rc = dh_block_successor (&c->cur->b, next, sizeof next);
-  dh_cblock *blk = rc == 0 ? open_block (c, next, &rc) : NULL;
+  c->drained[c->ndrained++ % G_N_ELEMENTS_DRAINED] = c->cur->b.session_id;
+  dh_cblock *blk = NULL;
+  int rc = 0;
+  /* the name may be updated while we follow it (the elements point the
+   * first block at the newest and close the ones between): a successor
+   * that vanished is looked up again */
+  for (int attempt = 0; attempt < 3 && !blk; attempt++) {
+    rc = dh_block_successor (&c->cur->b, next, sizeof next);
+    blk = rc == 0 ? open_block (c, next, &rc) : NULL;
+    if (rc != -ENOENT)
+      break;
+  }
   if (blk && (rc = fit_index (c, &blk->b)) == 0)
     rc = await_admission (c, blk, dh_now_ns () + DH_FOLLOW_TIMEOUT_NS);
   if (rc != 0) {

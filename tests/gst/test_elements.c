@@ -439,9 +439,9 @@ GST_START_TEST (test_handover)
   AppPair p;
   app_pair_start (&p, "handover", "", "wait-for-consumer=true");
   GstElement *in = p.in, *out = p.out;
-  const guint sizes[3] = { 16 * 16, 64 * 64, 256 * 256 };
+  const guint sizes[3] = { 16 * 16, 128 * 128, 512 * 512 };
   for (guint step = 0, n = 0; step < 3; step++) {
-    guint side = step == 0 ? 16 : step == 1 ? 64 : 256;
+    guint side = step == 0 ? 16 : step == 1 ? 128 : 512;
     gchar *cs = g_strdup_printf ("video/x-raw,format=GRAY8,width=%u,height=%u,"
         "framerate=0/1", side, side);
     GstCaps *caps = gst_caps_from_string (cs);
