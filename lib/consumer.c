@@ -14,8 +14,9 @@
 #include "dh_consumer_private.h"
 
 /* How long a consumer waits for the producer to decide a claim it saw in
- * progress (§5.4 step 4) before counting the record as lost. */
-#define DH_DECISION_WAIT_NS (1000u * 1000u)
+ * progress (§5.4 step 4) before counting the record as lost: the decision
+ * takes the producer a few loads, unless it is descheduled right then. */
+#define DH_DECISION_WAIT_NS (10u * 1000u * 1000u)
 
 void
 dh_consumer_config_init (dh_consumer_config *cfg)
@@ -401,9 +402,13 @@ take_hold (dh_consumer *c, const dh_record *r)
   DH_TEST_POINT ("hold.stored");
   uint64_t committed = DH_SLOT_WORD (r->generation, DH_SLOT_COMMITTED);
   uint64_t w = atomic_load_explicit (&s->state, memory_order_seq_cst);
-  if (w == committed || (w == DH_SLOT_WORD (r->generation + 1, DH_SLOT_WRITING)
-          && claim_backed_out (s, committed)))
+  if (w == committed)
     return 1;
+  if (w == DH_SLOT_WORD (r->generation + 1, DH_SLOT_WRITING)) {
+    DH_TEST_POINT ("hold.saw_claim");
+    if (claim_backed_out (s, committed))
+      return 1;
+  }
   atomic_store_explicit (&c->obj->holds[j], 0, memory_order_release);
   unreserve_hold (c, j);
   return 0;

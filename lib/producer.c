@@ -331,9 +331,11 @@ claim (dh_producer *p, uint32_t i, dh_slot *out)
      * restored state once it sees the decision. */
     atomic_store_explicit (&s->decided, n, memory_order_release);
     dh_relaxed_inc (&b->hdr->metrics.write_lock_contention, 1);
+    DH_TEST_POINT ("claim.decided");
     return false;
   }
   atomic_store_explicit (&s->decided, n, memory_order_release);
+  DH_TEST_POINT ("claim.decided");
   /* latest-value readers copy without a hold: the payload writes that
    * follow must not become visible before WRITING (seqlock writer; pairs
    * with the acquire fence in consumer.c validate_unheld) */

@@ -1,0 +1,544 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/* Races forced with the library's pause points (DH_TEST_POINT, compiled
+ * into this test's copy of the library only): one thread is stopped
+ * exactly between two steps, the other side runs through the window, and
+ * the outcome is checked.  Each scenario failed on layout 1.x. */
+#include <fcntl.h>
+#include <semaphore.h>
+#include <sys/stat.h>
+
+#include "dh_test.h"
+#include "dh_internal.h"
+#include "dh_testpoint.h"
+
+/* ---- pause points ------------------------------------------------------ */
+
+/* One armed point: the first thread that reaches it stops until released. */
+typedef struct {
+  const char *name;
+  atomic_bool armed;
+  sem_t reached, release;
+} pause_point;
+
+#define MAX_POINTS 4
+static pause_point *points[MAX_POINTS];
+static const char *hits[64];
+static _Atomic unsigned nhits;
+
+static int
+hook (const char *point, void *user)
+{
+  (void) user;
+  unsigned n = atomic_fetch_add (&nhits, 1);
+  if (n < 64)
+    hits[n] = point;
+  for (int i = 0; i < MAX_POINTS; i++) {
+    pause_point *pp = points[i];
+    if (pp && strcmp (pp->name, point) == 0 && atomic_exchange (&pp->armed, false)) {
+      sem_post (&pp->reached);
+      sem_wait (&pp->release);
+    }
+  }
+  return 0;
+}
+
+static void
+arm (pause_point *pp, const char *name)
+{
+  pp->name = name;
+  sem_init (&pp->reached, 0, 0);
+  sem_init (&pp->release, 0, 0);
+  atomic_store (&pp->armed, true);
+  for (int i = 0; i < MAX_POINTS; i++)
+    if (!points[i]) {
+      points[i] = pp;
+      return;
+    }
+  CHECK (!"too many armed points");
+}
+
+static void
+wait_reached (pause_point *pp)
+{
+  struct timespec ts;
+  clock_gettime (CLOCK_REALTIME, &ts);
+  ts.tv_sec += 20;
+  CHECK (sem_timedwait (&pp->reached, &ts) == 0);
+}
+
+static void
+release (pause_point *pp)
+{
+  sem_post (&pp->release);
+}
+
+static void
+disarm_all (void)
+{
+  for (int i = 0; i < MAX_POINTS; i++)
+    points[i] = NULL;
+  atomic_store (&nhits, 0);
+}
+
+static bool
+was_hit (const char *name)
+{
+  unsigned n = atomic_load (&nhits);
+  for (unsigned i = 0; i < n && i < 64; i++)
+    if (strcmp (hits[i], name) == 0)
+      return true;
+  return false;
+}
+
+/* ---- threads ------------------------------------------------------------- */
+
+typedef struct {
+  const char *name;
+  dh_producer *p;
+  dh_consumer *c;
+  int rc;
+  dh_record r;
+  dh_slot s;
+} job;
+
+static void *
+create_producer (void *arg)
+{
+  job *j = arg;
+  dh_producer_config pc;
+  dh_producer_config_init (&pc);
+  pc.name = j->name;
+  pc.slot_size = 64;
+  pc.slot_count = 4;
+  j->rc = dh_producer_create (&pc, &j->p);
+  return NULL;
+}
+
+static void *
+consumer_next (void *arg)
+{
+  job *j = arg;
+  j->rc = dh_consumer_next (j->c, 5000, &j->r);
+  return NULL;
+}
+
+static void *
+producer_acquire (void *arg)
+{
+  job *j = arg;
+  j->rc = dh_producer_acquire (j->p, 5000, &j->s);
+  return NULL;
+}
+
+/* §2: a producer paused between creating the object and locking it; a
+ * second producer meanwhile finds an empty object with nobody's lock.
+ * Exactly one of them owns the name afterwards, and consumers read it. */
+static void
+test_racing_creators (void)
+{
+  const char *name = test_channel ("creators");
+  pause_point after_open;
+  arm (&after_open, "create.after_open");
+  job a = { .name = name }, b = { .name = name };
+  pthread_t ta;
+  pthread_create (&ta, NULL, create_producer, &a);
+  wait_reached (&after_open);
+  create_producer (&b); /* runs through the window */
+  release (&after_open);
+  pthread_join (ta, NULL);
+  disarm_all ();
+  printf ("racing creators: A %s, B %s\n", dh_strerror (a.rc), dh_strerror (b.rc));
+  CHECK ((a.rc == 0) != (b.rc == 0)); /* one winner, never two */
+  CHECK (a.rc == DH_EBUSY || b.rc == DH_EBUSY);
+  dh_producer *winner = a.rc == 0 ? a.p : b.p;
+  dh_consumer *c = test_consumer (name, false, DH_START_LATEST);
+  test_write_record (winner, 64, 1, 0);
+  dh_record r;
+  CHECK_OK (dh_consumer_next (c, 1000, &r)); /* the name is the winner's block */
+  CHECK (r.seq == 1 && test_check_pattern (r.data, 64, 1));
+  CHECK_OK (dh_consumer_release (c, &r));
+  dh_consumer_detach (c);
+  dh_producer_destroy (winner);
+}
+
+/* §2: while one producer holds a dead producer's lock to replace its
+ * block, another one is refused instead of racing it. */
+static void
+test_replacing_a_stale_block (void)
+{
+  const char *name = test_channel ("stale");
+  pid_t child = fork ();
+  if (child == 0) { /* a producer that dies without closing */
+    dh_producer *p = test_producer (name, 64, 4, DH_POLICY_RING, DH_ON_FULL_BLOCK);
+    (void) p;
+    kill (getpid (), SIGKILL);
+  }
+  CHECK (test_wait (child) == 128 + SIGKILL);
+  pause_point locked;
+  arm (&locked, "create.stale_locked");
+  job a = { .name = name }, b = { .name = name };
+  pthread_t ta;
+  pthread_create (&ta, NULL, create_producer, &a);
+  wait_reached (&locked);
+  create_producer (&b); /* the stale lock is A's now */
+  CHECK_RC (b.rc, DH_EBUSY);
+  release (&locked);
+  pthread_join (ta, NULL);
+  disarm_all ();
+  CHECK_OK (a.rc);
+  dh_producer_destroy (a.p);
+}
+
+/* The reclaim the producer and datahub-admin run on a dead consumer's
+ * object (dh_peer_reclaim), in a thread of its own. */
+typedef struct {
+  const char *origin;
+  bool removed;
+} reclaimer;
+
+static void *
+run_reclaim (void *arg)
+{
+  reclaimer *r = arg;
+  int fd;
+  const dh_shm_consumer *obj;
+  CHECK_OK (dh_peer_open (r->origin, 0, &fd, &obj));
+  CHECK (!dh_peer_alive (fd));
+  r->removed = dh_peer_reclaim (r->origin, 0, fd);
+  dh_peer_close (fd, obj);
+  return NULL;
+}
+
+/* §3: a reclaimer holding a dead consumer's object (read lock on its
+ * byte) and a new consumer wanting that index exclude each other: the
+ * newcomer takes the next index, and the reclaimer removes only the dead
+ * one's object. */
+static void
+test_reclaim_against_reuse (void)
+{
+  const char *name = test_channel ("reclaim");
+  pid_t child = fork ();
+  if (child == 0) {
+    dh_consumer_config cc;
+    dh_consumer_config_init (&cc);
+    cc.name = name;
+    dh_consumer *c;
+    CHECK_OK (dh_consumer_open (&cc, &c));
+    kill (getpid (), SIGKILL); /* leaves its object behind */
+  }
+  CHECK (test_wait (child) == 128 + SIGKILL);
+  char origin[256];
+  CHECK_OK (dh_shm_name (name, origin, sizeof origin));
+  pause_point reclaiming;
+  arm (&reclaiming, "peer.reclaim_locked");
+  reclaimer rec = { .origin = origin };
+  pthread_t t;
+  pthread_create (&t, NULL, run_reclaim, &rec);
+  wait_reached (&reclaiming);
+  dh_consumer_config cc;
+  dh_consumer_config_init (&cc);
+  cc.name = name;
+  dh_consumer *c;
+  CHECK_OK (dh_consumer_open (&cc, &c));
+  dh_consumer_stats st;
+  dh_consumer_stats_get (c, &st);
+  CHECK (st.index == 1); /* index 0 is being removed */
+  release (&reclaiming);
+  pthread_join (t, NULL);
+  disarm_all ();
+  CHECK (rec.removed);
+  /* the newcomer is untouched and streams */
+  dh_producer *p = test_producer (name, 64, 4, DH_POLICY_RING, DH_ON_FULL_BLOCK);
+  CHECK_OK (dh_consumer_wait_attached (c, 1000));
+  test_write_record (p, 64, 1, 0);
+  dh_record r;
+  CHECK_OK (dh_consumer_next (c, 1000, &r));
+  CHECK (r.seq == 1 && test_check_pattern (r.data, 64, 1));
+  CHECK_OK (dh_consumer_release (c, &r));
+  char path[300];
+  snprintf (path, sizeof path, "/dev/shm%s@c0", origin);
+  CHECK (access (path, F_OK) != 0); /* the dead one's object is gone */
+  dh_consumer_detach (c);
+  dh_producer_destroy (p);
+}
+
+typedef struct {
+  dh_consumer_config cc;
+  dh_consumer *c;
+  int rc;
+} opener;
+
+static void *
+run_open (void *arg)
+{
+  opener *o = arg;
+  o->rc = dh_consumer_open (&o->cc, &o->c);
+  return NULL;
+}
+
+/* §3: a consumer taking over a dead consumer's object (write lock held)
+ * is not removed by a producer that comes in between and reclaims dead
+ * consumers' objects. */
+static void
+test_reuse_against_reclaim (void)
+{
+  const char *name = test_channel ("reuse");
+  pid_t child = fork ();
+  if (child == 0) {
+    dh_consumer_config cc;
+    dh_consumer_config_init (&cc);
+    cc.name = name;
+    dh_consumer *c;
+    CHECK_OK (dh_consumer_open (&cc, &c)); /* registered, no producer yet */
+    kill (getpid (), SIGKILL);
+  }
+  CHECK (test_wait (child) == 128 + SIGKILL);
+  pause_point taking;
+  arm (&taking, "peer.locked");
+  opener o = { .rc = 1 };
+  dh_consumer_config_init (&o.cc);
+  o.cc.name = name;
+  pthread_t t;
+  pthread_create (&t, NULL, run_open, &o);
+  wait_reached (&taking);
+  /* a producer starting now reclaims dead objects: this one is owned again */
+  dh_producer *p = test_producer (name, 64, 4, DH_POLICY_RING, DH_ON_FULL_BLOCK);
+  release (&taking);
+  pthread_join (t, NULL);
+  disarm_all ();
+  CHECK_OK (o.rc);
+  dh_consumer_stats st;
+  dh_consumer_stats_get (o.c, &st);
+  CHECK (st.index == 0); /* it took the dead one's index over */
+  CHECK_OK (dh_consumer_wait_attached (o.c, 1000));
+  test_write_record (p, 64, 1, 0);
+  dh_record r;
+  CHECK_OK (dh_consumer_next (o.c, 1000, &r));
+  CHECK (r.seq == 1);
+  CHECK_OK (dh_consumer_release (o.c, &r));
+  dh_consumer_detach (o.c);
+  dh_producer_destroy (p);
+}
+
+/* §4 and §5: a consumer that saw the producer's claim in progress waits
+ * for the decision; the producer saw its hold and backed out, so the
+ * record is delivered, not dropped. */
+static void
+test_backed_out_claim_is_kept (void)
+{
+  const char *name = test_channel ("backout");
+  /* drop mode: the producer may reuse the oldest slot while we read it */
+  dh_producer *p = test_producer (name, 64, 2, DH_POLICY_RING, DH_ON_FULL_DROP);
+  dh_consumer *c = test_consumer (name, false, DH_START_OLDEST);
+  test_write_record (p, 64, 1, 0);
+  test_write_record (p, 64, 2, 0);
+  /* the producer stops right after storing WRITING on the slot of record
+   * 1 (the oldest), before it looks at holds */
+  pause_point claimed, saw_claim, decided;
+  arm (&claimed, "claim.stored");
+  job pj = { .p = p };
+  pthread_t tp;
+  pthread_create (&tp, NULL, producer_acquire, &pj);
+  wait_reached (&claimed);
+  /* the consumer takes a hold on record 1 and sees the claim in progress */
+  arm (&saw_claim, "hold.saw_claim");
+  job cj = { .c = c };
+  pthread_t tc;
+  pthread_create (&tc, NULL, consumer_next, &cj);
+  wait_reached (&saw_claim);
+  /* now the producer looks at holds, sees ours, backs out */
+  arm (&decided, "claim.decided");
+  release (&claimed);
+  wait_reached (&decided);
+  release (&decided);
+  release (&saw_claim);
+  pthread_join (tc, NULL);
+  CHECK_OK (cj.rc);
+  CHECK (cj.r.seq == 1 && test_check_pattern (cj.r.data, 64, 1)); /* kept, intact */
+  /* the producer took the other slot meanwhile (record 2's: unheld) */
+  pthread_join (tp, NULL);
+  disarm_all ();
+  CHECK_OK (pj.rc);
+  CHECK (pj.s.index != cj.r.slot);
+  dh_metrics m;
+  CHECK_OK (dh_producer_metrics (p, &m));
+  CHECK (m.write_lock_contention == 1);
+  CHECK_OK (dh_producer_abort (p, &pj.s));
+  CHECK_OK (dh_consumer_release (c, &cj.r));
+  dh_consumer_detach (c);
+  dh_producer_destroy (p);
+}
+
+/* §5: an unlock landing after the sleeper checked its flag, before it
+ * sleeps, still ends the wait at once (no full time slice). */
+static void
+test_unlock_in_the_window (void)
+{
+  const char *name = test_channel ("unlock");
+  dh_producer *p = test_producer (name, 64, 2, DH_POLICY_RING, DH_ON_FULL_BLOCK);
+  dh_consumer *c = test_consumer (name, false, DH_START_LATEST);
+  pause_point before_sleep;
+  arm (&before_sleep, "wait.before_sleep");
+  job cj = { .c = c };
+  pthread_t tc;
+  pthread_create (&tc, NULL, consumer_next, &cj);
+  wait_reached (&before_sleep);
+  dh_consumer_wakeup (c);
+  release (&before_sleep);
+  pthread_join (tc, NULL);
+  CHECK_RC (cj.rc, -ECANCELED);
+  CHECK (!was_hit ("wait.slice_expired")); /* woken, not timed out */
+  disarm_all ();
+  dh_consumer_detach (c);
+  dh_producer_destroy (p);
+}
+
+/* §4: holds that count.  A record read twice (seek back) holds its slot
+ * twice: the first release does not unprotect the second; a stale or
+ * double release is refused. */
+static void
+test_holds_count (void)
+{
+  const char *name = test_channel ("holds");
+  dh_producer *p = test_producer_holds (name, 64, 4, DH_POLICY_RING, DH_ON_FULL_DROP, 4);
+  dh_consumer *c = test_consumer (name, false, DH_START_OLDEST);
+  test_write_record (p, 64, 1, 0);
+  dh_record first, again;
+  CHECK_OK (dh_consumer_next (c, 0, &first));
+  CHECK_OK (dh_consumer_seek (c, DH_START_OLDEST));
+  CHECK_OK (dh_consumer_next (c, 0, &again));
+  CHECK (again.seq == 1 && again.slot == first.slot);
+  CHECK_OK (dh_consumer_release (c, &first));
+  /* the second hold still protects the slot: the drop-mode producer takes
+   * the three others, never this one */
+  dh_slot s[3];
+  for (int i = 0; i < 3; i++) {
+    CHECK_OK (dh_producer_acquire (p, 0, &s[i]));
+    CHECK (s[i].index != again.slot);
+  }
+  dh_slot none;
+  CHECK_RC (dh_producer_acquire (p, 0, &none), -EAGAIN);
+  CHECK (test_check_pattern (again.data, 64, 1));
+  CHECK_OK (dh_consumer_release (c, &again));
+  CHECK_RC (dh_consumer_release (c, &again), DH_ESLOT); /* a third release of two reads */
+  dh_record stale = again;
+  stale.generation++; /* a record of the slot's next use */
+  CHECK_RC (dh_consumer_release (c, &stale), DH_ESLOT);
+  for (int i = 0; i < 3; i++)
+    CHECK_OK (dh_producer_abort (p, &s[i]));
+  dh_consumer_detach (c);
+  dh_producer_destroy (p);
+}
+
+/* §5: polling reports a producer that closed or died, and a polling
+ * producer notices dead consumers. */
+static void
+test_polling_notices (void)
+{
+  const char *name = test_channel ("poll");
+  dh_producer *p = test_producer (name, 64, 2, DH_POLICY_RING, DH_ON_FULL_BLOCK);
+  dh_consumer *c = test_consumer (name, false, DH_START_LATEST);
+  dh_producer_destroy (p);
+  dh_record r;
+  CHECK_RC (dh_consumer_next (c, 0, &r), DH_ECLOSED);
+  dh_consumer_detach (c);
+
+  test_shared *sh = test_shared_new (2);
+  pid_t child = fork ();
+  if (child == 0) {
+    test_die_with_parent ();
+    dh_producer *q = test_producer (name, 64, 2, DH_POLICY_RING, DH_ON_FULL_BLOCK);
+    (void) q;
+    test_barrier (sh);
+    for (;;)
+      pause ();
+  }
+  test_barrier (sh);
+  c = test_consumer (name, false, DH_START_LATEST);
+  kill (child, SIGKILL);
+  CHECK (test_wait (child) == 128 + SIGKILL);
+  int rc = -ETIMEDOUT;
+  for (int i = 0; i < 200 && rc == -ETIMEDOUT; i++) {
+    rc = dh_consumer_next (c, 0, &r);
+    test_sleep_ms (5);
+  }
+  CHECK_RC (rc, DH_EPRODUCERDEAD);
+  dh_consumer_detach (c);
+
+  /* a dead consumer holding the only unread slots: a producer that only
+   * polls (timeout 0) gets a slot once liveness shows it dead */
+  p = test_producer (name, 64, 2, DH_POLICY_RING, DH_ON_FULL_BLOCK);
+  child = fork ();
+  if (child == 0) {
+    dh_consumer *k = test_consumer (name, false, DH_START_LATEST);
+    test_barrier (sh);
+    for (;;)
+      pause ();
+    (void) k;
+  }
+  atomic_store (&sh->arrived, 0);
+  test_barrier (sh);
+  test_write_record (p, 64, 1, 0);
+  test_write_record (p, 64, 2, 0);
+  dh_slot s;
+  CHECK_RC (dh_producer_acquire (p, 0, &s), -EAGAIN);
+  kill (child, SIGKILL);
+  CHECK (test_wait (child) == 128 + SIGKILL);
+  rc = -EAGAIN;
+  for (int i = 0; i < 200 && rc == -EAGAIN; i++) {
+    rc = dh_producer_acquire (p, 0, &s);
+    test_sleep_ms (5);
+  }
+  CHECK_OK (rc);
+  CHECK_OK (dh_producer_abort (p, &s));
+  dh_producer_destroy (p);
+}
+
+/* §5: a consumer that does not gate a waiting producer never wakes it:
+ * only the gating consumer's progress word moves. */
+static void
+test_only_the_gate_wakes (void)
+{
+  const char *name = test_channel ("gate");
+  dh_producer *p = test_producer (name, 64, 2, DH_POLICY_RING, DH_ON_FULL_BLOCK);
+  dh_consumer *gate = test_consumer (name, false, DH_START_LATEST);
+  dh_consumer *fast = test_consumer (name, true, DH_START_LATEST); /* leaky */
+  test_write_record (p, 64, 1, 0);
+  test_write_record (p, 64, 2, 0);
+  job pj = { .p = p };
+  pthread_t tp;
+  pthread_create (&tp, NULL, producer_acquire, &pj);
+  test_sleep_ms (50); /* the producer waits for the gate */
+  dh_record r;
+  for (int i = 0; i < 2; i++) {
+    CHECK_OK (dh_consumer_next (fast, 0, &r));
+    CHECK_OK (dh_consumer_release (fast, &r));
+  }
+  test_sleep_ms (20);
+  CHECK (pj.rc == 0 && pj.s.data == NULL); /* still waiting */
+  CHECK_OK (dh_consumer_next (gate, 0, &r)); /* the gate moves: the producer goes */
+  CHECK_OK (dh_consumer_release (gate, &r));
+  pthread_join (tp, NULL);
+  CHECK_OK (pj.rc);
+  CHECK_OK (dh_producer_abort (p, &pj.s));
+  dh_consumer_detach (fast);
+  dh_consumer_detach (gate);
+  dh_producer_destroy (p);
+}
+
+int
+main (void)
+{
+  dh_test_set_hook (hook, NULL);
+  test_racing_creators ();
+  test_replacing_a_stale_block ();
+  test_reclaim_against_reuse ();
+  test_reuse_against_reclaim ();
+  test_backed_out_claim_is_kept ();
+  test_unlock_in_the_window ();
+  test_holds_count ();
+  test_polling_notices ();
+  test_only_the_gate_wakes ();
+  puts ("interleavings ok");
+  return 0;
+}
