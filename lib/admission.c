@@ -246,6 +246,12 @@ try_admit (dh_producer *p, uint32_t i)
     return -EAGAIN;
   if (rc != 0)
     return 0; /* absent, unreadable or garbage: nothing to admit */
+  if (atomic_load_explicit (&obj->detached, memory_order_acquire)) {
+    /* it is leaving (we saw it go and looked again before it unlinked):
+     * admitting it again would count what it read twice */
+    dh_peer_close (fd, obj);
+    return 0;
+  }
   if (!dh_peer_alive (fd)) {
     /* a consumer died without removing its object */
     if (!dh_peer_reclaim (p->b.origin, i, fd))

@@ -61,6 +61,8 @@ main (int argc, char **argv)
       m.reader_race_detected);
   CHECK (!failed);
   CHECK (m.slots_written == records);
+  if (m.slots_read != records * consumers)
+    fprintf (stderr, "slots_read %" PRIu64 " want %" PRIu64 " (consumers live %u)\n", m.slots_read, records * consumers, m.consumers_live);
   CHECK (m.slots_read == records * consumers);
   CHECK (m.records_lost == 0);
   dh_producer_destroy (p);

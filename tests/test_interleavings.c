@@ -21,7 +21,7 @@ typedef struct {
 } pause_point;
 
 #define MAX_POINTS 4
-static pause_point *points[MAX_POINTS];
+static pause_point *_Atomic points[MAX_POINTS];
 static const char *hits[64];
 static _Atomic unsigned nhits;
 
@@ -159,6 +159,51 @@ test_racing_creators (void)
   CHECK_OK (dh_consumer_release (c, &r));
   dh_consumer_detach (c);
   dh_producer_destroy (winner);
+}
+
+static void *
+consumer_detach (void *arg)
+{
+  job *j = arg;
+  dh_consumer_detach (j->c);
+  return NULL;
+}
+
+/* A consumer that said it leaves but has not yet removed its object: the
+ * producer forgets it and, looking at the index again, must not admit it
+ * anew (what it read would count twice). */
+static void
+test_leaving_consumer_counts_once (void)
+{
+  const char *name = test_channel ("leaving");
+  dh_producer *p = test_producer (name, 64, 4, DH_POLICY_RING, DH_ON_FULL_BLOCK);
+  dh_consumer *c = test_consumer (name, false, DH_START_OLDEST);
+  for (uint64_t seq = 1; seq <= 3; seq++) {
+    test_write_record (p, 64, seq, 0);
+    dh_record r;
+    CHECK_OK (dh_consumer_next (c, 1000, &r));
+    CHECK (r.seq == seq);
+    CHECK_OK (dh_consumer_release (c, &r));
+  }
+  pause_point detached;
+  arm (&detached, "peer.detached");
+  job j = { .c = c };
+  pthread_t t;
+  pthread_create (&t, NULL, consumer_detach, &j);
+  wait_reached (&detached);
+  dh_producer_poll (p); /* sees it leave, and looks at the index again */
+  dh_producer_poll (p);
+  dh_metrics m;
+  CHECK_OK (dh_producer_metrics (p, &m));
+  CHECK (m.consumers_live == 0);
+  release (&detached);
+  pthread_join (t, NULL);
+  disarm_all ();
+  CHECK_OK (dh_producer_poll (p) >= 0 ? 0 : -1);
+  CHECK_OK (dh_producer_metrics (p, &m));
+  printf ("leaving consumer: read %" PRIu64 ", live %u\n", m.slots_read, m.consumers_live);
+  CHECK (m.slots_read == 3 && m.consumers_live == 0);
+  dh_producer_destroy (p);
 }
 
 /* §2: while one producer holds a dead producer's lock to replace its
@@ -532,6 +577,7 @@ main (void)
   dh_test_set_hook (hook, NULL);
   test_racing_creators ();
   test_replacing_a_stale_block ();
+  test_leaving_consumer_counts_once ();
   test_reclaim_against_reuse ();
   test_reuse_against_reclaim ();
   test_backed_out_claim_is_kept ();
