@@ -458,7 +458,7 @@ take_latest (dh_consumer *c, uint64_t head, dh_record *out)
           != DH_SLOT_WORD (out->generation, DH_SLOT_COMMITTED)) {
     /* being rewritten (single slot): wait for the next commit */
     dh_relaxed_inc (&c->obj->races, 1);
-    c->cursor = head + 1;
+    skip (c, c->cursor + 1); /* it counts as lost like any record we skip */
     return 0;
   }
   c->cursor++;
