@@ -22,7 +22,7 @@ typedef struct {
 
 #define MAX_POINTS 4
 static pause_point *_Atomic points[MAX_POINTS];
-static const char *hits[64];
+static const char *_Atomic hits[64]; /* set after nhits counts them: may be NULL */
 static _Atomic unsigned nhits;
 
 static int
@@ -78,15 +78,19 @@ disarm_all (void)
   for (int i = 0; i < MAX_POINTS; i++)
     points[i] = NULL;
   atomic_store (&nhits, 0);
+  for (int i = 0; i < 64; i++)
+    hits[i] = NULL;
 }
 
 static bool
 was_hit (const char *name)
 {
   unsigned n = atomic_load (&nhits);
-  for (unsigned i = 0; i < n && i < 64; i++)
-    if (strcmp (hits[i], name) == 0)
+  for (unsigned i = 0; i < n && i < 64; i++) {
+    const char *hit = hits[i];
+    if (hit && strcmp (hit, name) == 0)
       return true;
+  }
   return false;
 }
 
