@@ -138,22 +138,30 @@ admit (dh_producer *p, uint32_t i, int fd, const dh_shm_consumer *obj)
   wake_admission (b->hdr);
 }
 
-/* Consumer @peer's counters since the last reset (untrusted: a value
- * below its baseline counts as 0). */
+/* @now above @base, or 0: a counter below its baseline (the consumer
+ * rewrote it) counts as nothing. */
+static uint64_t
+since (const _Atomic uint64_t *counter, uint64_t base)
+{
+  uint64_t v = atomic_load_explicit (counter, memory_order_relaxed);
+  return v > base ? v - base : 0;
+}
+
+/* Consumer @peer's counters since the last reset (untrusted). */
 static dh_read_totals
 peer_counters (const dh_peer *peer)
 {
   const dh_shm_consumer *o = peer->obj;
   const dh_read_totals *b = &peer->base;
-  uint64_t v;
-#define SINCE(field) \
-  (v = atomic_load_explicit (&o->field, memory_order_relaxed), v > b->field ? v - b->field : 0)
   dh_read_totals t = {
-    .read = SINCE (read), .bytes_read = SINCE (bytes_read), .lost = SINCE (lost),
-    .races = SINCE (races), .checksum_failures = SINCE (checksum_failures),
-    .waits = SINCE (waits), .not_ready = SINCE (not_ready),
+    .read = since (&o->read, b->read),
+    .bytes_read = since (&o->bytes_read, b->bytes_read),
+    .lost = since (&o->lost, b->lost),
+    .races = since (&o->races, b->races),
+    .checksum_failures = since (&o->checksum_failures, b->checksum_failures),
+    .waits = since (&o->waits, b->waits),
+    .not_ready = since (&o->not_ready, b->not_ready),
   };
-#undef SINCE
   return t;
 }
 

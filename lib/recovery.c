@@ -291,6 +291,8 @@ dh_inspect_reset_metrics (dh_inspector *ins)
   return rc;
 }
 
+#define DH_GATING_FINDING_NS (1000u * 1000000u)
+
 /* ---- validation ------------------------------------------------------- */
 
 static void
@@ -325,8 +327,8 @@ validate_consumers (const dh_inspector *ins, dh_finding_fn fn, void *user)
     if (!ci.alive) {
       n++;
       emit (fn, user, DH_FINDING_DEAD_CONSUMER, i, true, "`cleanup` or `auto-recover --apply`",
-          "consumer %u (pid %u) is dead; its object%s remains", i, ci.pid,
-          ci.holds ? " and its holds" : "");
+          "consumer %u (pid %u) is dead; its object %s", i, ci.pid,
+          ci.holds ? "and its holds remain" : "remains");
       if (ci.holds) {
         n++;
         emit (fn, user, DH_FINDING_ZOMBIE_HOLD, i, true, "`auto-recover --apply`",
@@ -345,12 +347,15 @@ validate_consumers (const dh_inspector *ins, dh_finding_fn fn, void *user)
           "consumer %u cursor %llu is beyond the head %llu", i,
           (unsigned long long) ci.cursor, (unsigned long long) head);
     }
-    if (ci.gating) {
+    /* waiting a moment for a consumer is what a lossless stream does;
+     * a second is a finding */
+    uint64_t waited = age (atomic_load_explicit (&b->hdr->gated_since_ns, memory_order_relaxed));
+    if (ci.gating && waited > DH_GATING_FINDING_NS) {
       n++;
       emit (fn, user, DH_FINDING_GATING, i, false,
           "that consumer does not read fast enough; make it leaky or stop it",
-          "consumer %u (pid %u) holds the producer back (%llu records behind)", i, ci.pid,
-          (unsigned long long) ci.behind);
+          "consumer %u (pid %u) has held the producer back for %.1f s (%llu records behind)",
+          i, ci.pid, (double) waited / 1e9, (unsigned long long) ci.behind);
     }
   }
   return n;

@@ -2,6 +2,9 @@
  * operator meets, then waits to be killed (or dies on purpose).
  *   admin_scenario produce NAME      create, write 5 records, wait
  *   admin_scenario hold NAME         attach, hold 2 records, wait
+ *   admin_scenario stream NAME       create and write records for ever
+ *                                    (a consumer that does not read holds
+ *                                    it back)
  *   admin_scenario die-writing NAME  create, write 3 records, acquire a
  *                                    slot and SIGKILL itself mid-write */
 #include <signal.h>
@@ -25,6 +28,12 @@ main (int argc, char **argv)
       pause ();
   }
   dh_producer *p = test_producer (name, 256, 4, DH_POLICY_RING, DH_ON_FULL_BLOCK);
+  if (strcmp (what, "stream") == 0) {
+    puts ("ready");
+    fflush (stdout);
+    for (uint64_t seq = 1;; seq++)
+      test_write_record (p, 256, seq, -1);
+  }
   int records = strcmp (what, "produce") == 0 ? 5 : 3;
   for (int seq = 1; seq <= records; seq++)
     test_write_record (p, 256, (uint64_t) seq, 1000);

@@ -71,6 +71,19 @@ for p in "${pids[@]}"; do kill -9 "$p" 2>/dev/null; wait "$p" 2>/dev/null; done
 pids=()
 rm -f "/dev/shm/datahub.$ch"
 
+# 2b. a live consumer that stops reading holds a lossless producer back:
+# a moment is normal, a second is a finding
+"$scenario" stream "$ch" >"$out" & producer=$!; pids+=($producer)
+wait_line "$out" ready
+"$scenario" hold "$ch" >"$out.c" & holder=$!; pids+=($holder)
+wait_line "$out.c" holding
+sleep 1.5
+check "status shows whom the producer waits for" 0 "waits for it now" -- "$admin" status "$ch"
+check "validate reports the consumer holding it back" 1 "consumer 0 \(pid [0-9]+\) has held the producer back for" -- "$admin" validate "$ch"
+for p in "${pids[@]}"; do kill -9 "$p" 2>/dev/null; wait "$p" 2>/dev/null; done
+pids=()
+rm -f /dev/shm/datahub."$ch"*
+
 # 3. the producer dies between acquire and commit
 "$scenario" die-writing "$ch"
 check "validate: dead producer, stuck WRITING slot" 1 "slot [0-9]+ is WRITING .* producer is dead" -- "$admin" validate "$ch"

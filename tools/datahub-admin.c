@@ -68,7 +68,8 @@ static const char *policy_names[] = { "ring", "single", "double" };
 static const char *on_full_names[] = { "block", "drop" };
 static const char *integrity_names[] = { "none", "checksum", "hmac" };
 static const char *slot_states[] = { "FREE", "WRITING", "COMMITTED", "?" };
-static const char *consumer_states[] = { "free", "claiming", "active", "reclaiming" };
+/* DH_CINFO_* */
+static const char *consumer_states[] = { "none", "waiting", "admitted", "evicted" };
 
 /* "/datahub.cam0" -> "cam0" (the channel); other names as they are. */
 static const char *
@@ -260,9 +261,10 @@ cmd_status (const char *name)
       policy_names[bi.policy], on_full_names[bi.on_full], bi.slot_count, bi.slot_size,
       bi.ring_length, bi.max_consumers, bi.zone_count, integrity_names[bi.integrity],
       bi.has_secret ? ", secret" : "", bi.has_schema ? ", schema" : "");
-  g_print ("  producer: pid %u %s, state %s, last commit %.1f s ago\n", bi.producer_pid,
+  g_print ("  producer: pid %u %s, state %s, %s, last commit %.1f s ago\n", bi.producer_pid,
       bi.producer_alive ? "alive" : "DEAD",
       bi.producer_state == 2 ? "closed" : bi.producer_state == 1 ? "running" : "none",
+      bi.producer_live_source ? "live source" : "not live",
       (double) bi.producer_heartbeat_age_ns / 1e9);
   g_print ("  head: %" G_GUINT64_FORMAT "; written %" G_GUINT64_FORMAT ", read %"
       G_GUINT64_FORMAT ", lost %" G_GUINT64_FORMAT ", checksum failures %" G_GUINT64_FORMAT
@@ -282,11 +284,12 @@ cmd_status (const char *name)
     dh_inspect_consumer (ins, i, &ci);
     if (ci.state == 0)
       continue;
-    g_print ("    [%2u] pid %-7u %-5s %-10s%s cursor %" G_GUINT64_FORMAT " (behind %"
-        G_GUINT64_FORMAT "), read %" G_GUINT64_FORMAT ", lost %" G_GUINT64_FORMAT
+    g_print ("    [%2u] pid %-7u %-5s %-9s %s%s, cursor %" G_GUINT64_FORMAT " (behind %"
+        G_GUINT64_FORMAT "), holds %u of %u, read %" G_GUINT64_FORMAT ", lost %" G_GUINT64_FORMAT
         ", seen %.1f s ago\n", i, ci.pid, ci.alive ? "alive" : "DEAD",
-        consumer_states[ci.state & 3], ci.leaky ? " leaky" : "", ci.cursor, ci.behind,
-        ci.read, ci.lost, (double) ci.heartbeat_age_ns / 1e9);
+        consumer_states[ci.state & 3], ci.leaky ? "leaky" : "waited for",
+        ci.gating ? " (the producer waits for it now)" : "", ci.cursor, ci.behind, ci.holds,
+        ci.quota, ci.read, ci.lost, (double) ci.heartbeat_age_ns / 1e9);
   }
   dh_inspect_close (ins);
   return EXIT_OK;
