@@ -92,6 +92,29 @@ load_u64 (const uint64_t *field)
   return __atomic_load_n (field, __ATOMIC_RELAXED);
 }
 
+/* Holds for consumer @i, which asks for @want: no more than max_holds, and
+ * (ring policy) no more than the slots the others' grants leave while
+ * keeping one slot nobody may hold, so that consumers that hold all they
+ * were granted still leave the producer a slot to write (§6).  Everyone
+ * gets at least one (a read holds its record while it is taken); only when
+ * there are more consumers than slots can grants add up to every slot. */
+static uint32_t
+grant_holds (const dh_producer *p, uint32_t i, uint32_t want)
+{
+  const dh_block *b = &p->b;
+  uint32_t quota = want == 0 ? 1 : want > b->max_holds ? b->max_holds : want;
+  if (b->policy != DH_POLICY_RING)
+    return quota; /* latest-value reads hold nothing */
+  uint64_t granted = 0;
+  for (uint64_t m = p->admitted & ~bit (i); m; m &= m - 1)
+    granted += p->peers[__builtin_ctzll (m)].quota;
+  uint64_t budget = b->slot_count - 1;
+  uint64_t left = granted < budget ? budget - granted : 0;
+  if (quota > left)
+    quota = left > 0 ? (uint32_t) left : 1;
+  return quota;
+}
+
 static void
 admit (dh_producer *p, uint32_t i, int fd, const dh_shm_consumer *obj)
 {
@@ -107,7 +130,7 @@ admit (dh_producer *p, uint32_t i, int fd, const dh_shm_consumer *obj)
   atomic_store_explicit (&peer->faulted, 0, memory_order_relaxed);
   peer->token = load_u64 (&obj->token);
   peer->leaky_req = leaky <= DH_REQ_LEAKY_AUTO ? leaky : DH_REQ_LEAKY_NO;
-  peer->quota = want == 0 ? 1 : want > b->max_holds ? b->max_holds : want;
+  peer->quota = grant_holds (p, i, want);
   /* after a handover there is nothing left to read here: a late joiner
    * goes straight to the successor (it starts at the cutover) */
   peer->start_seq = p->handed_over ? p->last_seq + 1 : p->last_seq == 0 ? 1

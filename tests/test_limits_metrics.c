@@ -43,6 +43,63 @@ test_64_consumers (void)
   dh_producer_destroy (p);
 }
 
+/* Consumers that keep every record they were granted still leave a live
+ * producer a slot to write (drop mode): grants add up to slots - 1, and a
+ * consumer beyond that gets the one hold a read needs while it takes its
+ * record (datahubsrc then copies every buffer). */
+static void
+test_holds_leave_a_slot (void)
+{
+  const char *name = test_channel ("budget");
+  dh_producer *p = test_producer (name, 64, 8, DH_POLICY_RING, DH_ON_FULL_DROP);
+  dh_consumer *c[3];
+  uint32_t quota[3];
+  for (int i = 0; i < 3; i++) {
+    dh_consumer_config cc;
+    dh_consumer_config_init (&cc);
+    cc.name = name;
+    cc.leaky = DH_LEAKY_YES;
+    cc.max_held = 8;
+    CHECK_OK (dh_consumer_attach (&cc, &c[i]));
+    dh_consumer_stats st;
+    dh_consumer_stats_get (c[i], &st);
+    quota[i] = st.quota;
+  }
+  printf ("holds granted of 8 slots: %u, %u, %u\n", quota[0], quota[1], quota[2]);
+  CHECK (quota[0] == 4 && quota[1] == 3 && quota[2] == 1);
+  /* the first two keep all they were granted, from different places in
+   * the stream (7 slots); the third reads every record as it comes */
+  dh_record kept[2][4];
+  uint32_t n[2] = { 0, 0 };
+  uint64_t third_read = 0;
+  for (uint64_t seq = 1; seq <= 200; seq++) {
+    test_write_record (p, 64, seq, 1000); /* never waits for them */
+    for (int i = 0; i < 2; i++) {
+      if (seq > (uint64_t) i * 4 && n[i] < quota[i]) {
+        if (n[i] == 0)
+          CHECK_OK (dh_consumer_seek (c[i], DH_START_LATEST));
+        CHECK_OK (dh_consumer_next (c[i], 0, &kept[i][n[i]]));
+        n[i]++;
+      }
+    }
+    dh_record r;
+    CHECK_OK (dh_consumer_next (c[2], 0, &r));
+    CHECK (test_check_pattern (r.data, 64, r.seq));
+    CHECK_OK (dh_consumer_release (c[2], &r));
+    third_read++;
+  }
+  CHECK (n[0] == 4 && n[1] == 3 && third_read == 200);
+  for (int i = 0; i < 2; i++) {
+    for (uint32_t k = 0; k < n[i]; k++) {
+      CHECK (test_check_pattern (kept[i][k].data, 64, kept[i][k].seq)); /* intact */
+      CHECK_OK (dh_consumer_release (c[i], &kept[i][k]));
+    }
+  }
+  for (int i = 0; i < 3; i++)
+    dh_consumer_detach (c[i]);
+  dh_producer_destroy (p);
+}
+
 static void
 test_metrics_reset_and_heartbeat (void)
 {
@@ -111,6 +168,7 @@ int
 main (void)
 {
   test_64_consumers ();
+  test_holds_leave_a_slot ();
   test_metrics_reset_and_heartbeat ();
   test_huge_pages ();
   puts ("limits and metrics ok");
