@@ -343,11 +343,18 @@ run (dh_policy policy, dh_on_full on_full, const char *label, double seconds)
   CHECK (sh->values[V_WRITE_REFUSED] == 1);  /* and cannot write what others trust */
   CHECK (sh->values[V_TORN] == 0);           /* never a torn or forged record */
   CHECK (sh->values[V_READ0] > 0 && sh->values[V_READ0 + 1] > 0);
+  if (policy == DH_POLICY_RING && on_full == DH_ON_FULL_BLOCK) {
+    /* lossless: the attackers cannot make an honest consumer lose one */
+    for (int k = 0; k < 2; k++)
+      CHECK (sh->values[V_LOST0 + k] == 0);
+  }
   if (policy == DH_POLICY_RING && on_full == DH_ON_FULL_DROP) {
-    /* the producer is never held back; generous bounds for a loaded VM */
+    /* the producer is never held back.  What the honest readers keep up
+     * with depends on the machine's load (losses are counted exactly,
+     * above): only a bound no loaded machine misses is checked */
     CHECK (rate > RATE_HZ * 0.5);
     for (int k = 0; k < 2; k++)
-      CHECK (sh->values[V_READ0 + k] * 10 >= written * 9);
+      CHECK (sh->values[V_READ0 + k] * 2 >= written);
   }
   munmap (sh, sizeof *sh);
 }
