@@ -50,7 +50,8 @@ struct dh_consumer {
   uint64_t drained[64];      /* sessions read to their cutover (ring) */
   unsigned ndrained;
   bool started;              /* losses are counted from the first record on */
-  uint64_t pending_lost;     /* skipped since the last record delivered */
+  uint64_t pending_lost;
+  uint32_t delivered_since_beat; /* heartbeat every 64 records when never waiting */     /* skipped since the last record delivered */
   uint64_t last_liveness_check_ns;
   bool evicted;
   /* holds: any thread releases */

@@ -70,7 +70,7 @@ extern "C" {
 #define DH_WARN_UNUSED __attribute__ ((warn_unused_result))
 
 /* ---- limits ------------------------------------------------------------ */
-#define DH_MAX_CONSUMERS 64   /* reader holds are a 64-bit mask per slot */
+#define DH_MAX_CONSUMERS 64   /* consumer indexes are bits of 64-bit masks */
 #define DH_MAX_ZONES 8
 #define DH_SPINLOCK_COUNT 32
 #define DH_SECRET_SIZE 16     /* 128-bit shared secret */
@@ -462,8 +462,13 @@ DH_API uint64_t dh_consumer_zone_version (dh_consumer *c, unsigned zone);
 /* After DH_EHANDOVER: the successor's shm name. Any thread. */
 DH_API int dh_consumer_successor (dh_consumer *c, char *buf, size_t len);
 
+/* Makes a dh_consumer_next (or connect) waiting in another thread return
+ * -ECANCELED at once, and every later one until dh_consumer_clear_wakeup.
+ * Any thread. */
 DH_API void dh_consumer_wakeup (dh_consumer *c);
 DH_API void dh_consumer_clear_wakeup (dh_consumer *c);
+/* Marks this consumer as seen now (dh_consumer_next does it too); shown by
+ * datahub-admin.  Any thread. */
 DH_API void dh_consumer_heartbeat (dh_consumer *c);
 
 /* Per-consumer counters. Any thread. */
