@@ -29,6 +29,7 @@ static const char *expiry_arg = "600";
 
 typedef struct {
   pid_t pid;
+  char dir[128];       /* private (0700): dhb_endpoint_check refuses /tmp itself */
   char endpoint[256];
   char log[256];
 } test_broker;
@@ -60,10 +61,10 @@ broker_start (test_broker *b)
 static void
 broker_init (test_broker *b, const char *scenario)
 {
-  snprintf (b->endpoint, sizeof b->endpoint, "ipc:///tmp/dhb-test-%d-%s.sock",
-      (int) getpid (), scenario);
-  snprintf (b->log, sizeof b->log, "/tmp/dhb-test-%d-%s.log", (int) getpid (), scenario);
-  unlink (b->log);
+  snprintf (b->dir, sizeof b->dir, "/tmp/dhb-test-%s-XXXXXX", scenario);
+  CHECK (mkdtemp (b->dir) != NULL);
+  snprintf (b->endpoint, sizeof b->endpoint, "ipc://%s/broker.sock", b->dir);
+  snprintf (b->log, sizeof b->log, "%s/broker.log", b->dir);
   broker_start (b);
 }
 
@@ -74,14 +75,24 @@ broker_kill (test_broker *b)
   CHECK (test_wait (b->pid) == 128 + SIGKILL);
 }
 
-/* SIGTERM: must stop cleanly (exit 0) and remove its socket file. */
+/* SIGTERM: must stop cleanly (exit 0) and remove its socket and lock
+ * files: only the log is left in its directory. */
 static void
 broker_stop (test_broker *b)
 {
   kill (b->pid, SIGTERM);
   CHECK (test_wait (b->pid) == 0);
-  CHECK (access (b->endpoint + strlen ("ipc://"), F_OK) != 0);
+  DIR *d = opendir (b->dir);
+  CHECK (d != NULL);
+  struct dirent *e;
+  while ((e = readdir (d)))
+    if (e->d_name[0] != '.' && strcmp (e->d_name, "broker.log") != 0) {
+      fprintf (stderr, "left behind: %s/%s\n", b->dir, e->d_name);
+      exit (1);
+    }
+  closedir (d);
   unlink (b->log);
+  rmdir (b->dir);
 }
 
 static dhb_client *
@@ -134,8 +145,11 @@ static void
 on_event (const dhb_event *ev, void *user_data)
 {
   event_log *l = user_data;
-  /* the parsed fields agree with the JSON */
-  CHECK (strstr (ev->json, ev->event) && strstr (ev->json, ev->channel) && ev->pid > 0);
+  /* the parsed fields agree with the JSON; secured channels' events carry
+   * no location */
+  CHECK (strstr (ev->json, ev->event) && strstr (ev->json, ev->channel));
+  CHECK (strstr (ev->json, "\"secured\":true") ? ev->pid == 0 && !ev->shm_name[0]
+      : ev->pid > 0);
   pthread_mutex_lock (&l->lock);
   g_ptr_array_add (l->events, g_strdup (ev->json));
   pthread_mutex_unlock (&l->lock);
@@ -352,19 +366,21 @@ scenario_secret_schema (test_broker *b)
   dhb_client_last_error (c, why, sizeof why);
   CHECK (strstr (why, "schema differs") != NULL);
   CHECK_ST (disc_once (c, channel, secret, "video/x-raw,format=NV12", &d), DHB_OK);
-  /* the raw form: a schema_hash instead of the schema */
+  /* the raw form: a schema_hash instead of the schema (an unsecured
+   * channel: a secured one answers raw requests with a challenge) */
+  char plain[160];
+  snprintf (plain, sizeof plain, "%s-plain", channel);
+  CHECK_ST (reg (p, plain, "/datahub.plain", "video/x-raw,format=NV12", NULL), DHB_OK);
   char *reply = NULL;
-  char req[256];
-  snprintf (req, sizeof req, "{\"type\":\"DISC\",\"channel\":\"%s\",\"secret_proof\":\"%s\","
-      "\"schema_hash\":\"%s\"}", channel, "00", d.schema_hash);
+  char req[512];
+  snprintf (req, sizeof req, "{\"type\":\"DISC\",\"channel\":\"%s\",\"schema_hash\":\"%s\"}",
+      plain, "00");
   CHECK_ST (dhb_request (c, req, REPLY_MS, &reply), DHB_BAD_REQUEST);
   free (reply);
-  char proof[65];
-  dhb_secret_proof (secret, proof);
-  snprintf (req, sizeof req, "{\"type\":\"DISC\",\"channel\":\"%s\",\"secret_proof\":\"%s\","
-      "\"schema_hash\":\"%s\"}", channel, proof, d.schema_hash);
+  snprintf (req, sizeof req, "{\"type\":\"DISC\",\"channel\":\"%s\",\"schema_hash\":\"%s\"}",
+      plain, d.schema_hash);
   CHECK_ST (dhb_request (c, req, REPLY_MS, &reply), DHB_OK);
-  CHECK (strstr (reply, "\"shm_name\":\"/datahub.sec\"") != NULL);
+  CHECK (strstr (reply, "\"shm_name\":\"/datahub.plain\"") != NULL);
   free (reply);
   dhb_client_free (p);
   dhb_client_free (c);
@@ -736,7 +752,7 @@ static void
 scenario_timeouts (test_broker *b)
 {
   char endpoint[256];
-  snprintf (endpoint, sizeof endpoint, "ipc:///tmp/dhb-test-%d-nobody.sock", (int) getpid ());
+  snprintf (endpoint, sizeof endpoint, "ipc://%s/nobody.sock", b->dir);
   dhb_client *c;
   CHECK_OK (dhb_client_new (endpoint, &c));
   uint64_t t0 = test_now_ns ();

@@ -4,6 +4,7 @@
 #include <gst/app/gstappsink.h>
 #include <gst/app/gstappsrc.h>
 #include <gst/check/gstcheck.h>
+#include <glib/gstdio.h>
 
 #include <signal.h>
 #include <sys/wait.h>
@@ -13,6 +14,7 @@
 
 typedef struct {
   GPid pid;
+  gchar *dir;       /* private: brokers refuse directories others can write */
   gchar *endpoint;
 } Broker;
 
@@ -38,7 +40,11 @@ static Broker *
 broker_start (const gchar *what)
 {
   Broker *b = g_new0 (Broker, 1);
-  b->endpoint = g_strdup_printf ("ipc:///tmp/dhb-gsttest-%d-%s.sock", (int) getpid (), what);
+  gchar *tmpl = g_strdup_printf ("dhb-gsttest-%s-XXXXXX", what);
+  b->dir = g_dir_make_tmp (tmpl, NULL);
+  g_free (tmpl);
+  fail_unless (b->dir != NULL);
+  b->endpoint = g_strdup_printf ("ipc://%s/broker.sock", b->dir);
   broker_spawn (b);
   return b;
 }
@@ -48,6 +54,8 @@ broker_free (Broker *b)
 {
   kill (b->pid, SIGTERM);
   fail_unless_equals_int (wait_producer (b->pid), 0);
+  g_rmdir (b->dir);
+  g_free (b->dir);
   g_free (b->endpoint);
   g_free (b);
 }
