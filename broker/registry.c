@@ -33,6 +33,7 @@ typedef struct {
   gint64 pid, registered_ms, last_seen_ms;
   guint64 client;                  /* quota key of the registering peer */
   GHashTable *consumers;           /* client id -> Consumer * */
+  gsize list_bytes;                /* about what it adds to a LIST reply */
 } Channel;
 
 struct _DhbRegistry {
@@ -607,6 +608,21 @@ channel_new (DhbRegistry *r, Request *q, const gchar *name, const gchar *id, gch
   return c;
 }
 
+/* About how many bytes @c adds to a LIST reply: its strings (quotes and
+ * backslashes of the schema escaped, the only characters JSON escapes
+ * that a schema may hold), member names and numbers. */
+static gsize
+list_entry_size (const Channel *c)
+{
+  if (c->secured)
+    return strlen (c->name) + 120;
+  gsize escapes = 0;
+  for (const gchar *p = c->schema; *p; p++)
+    escapes += *p == '"' || *p == '\\';
+  return strlen (c->name) + strlen (c->shm_name) + strlen (c->schema) + escapes
+      + HEX_HASH_LEN + 200;
+}
+
 static gchar *
 handle_reg (DhbRegistry *r, Request *q, GPtrArray *events)
 {
@@ -676,6 +692,7 @@ handle_reg (DhbRegistry *r, Request *q, GPtrArray *events)
   }
   c->pid = pid;
   c->last_seen_ms = q->now_ms;
+  c->list_bytes = list_entry_size (c);
   if (event)
     emit (events, event, c, old_shm ? "from" : NULL, old_shm, NULL);
   g_free (old_shm);
@@ -851,17 +868,6 @@ handle_client (DhbRegistry *r, Request *q, gboolean remove, GPtrArray *events)
   return reply_end (b);
 }
 
-/* About how many bytes @c adds to a LIST reply (quotes and backslashes in
- * the schema are escaped: two bytes each at most). */
-static gsize
-list_entry_size (const Channel *c)
-{
-  if (c->secured)
-    return strlen (c->name) + 120;
-  return strlen (c->name) + strlen (c->shm_name) + 2 * strlen (c->schema) + HEX_HASH_LEN
-      + 200;
-}
-
 static void
 add_list_entry (JsonBuilder *b, const Channel *c, gint64 now_ms)
 {
@@ -896,7 +902,7 @@ handle_list (DhbRegistry *r, Request *q)
   for (; node && bytes < DHB_LIST_PAGE_BYTES; node = g_tree_node_next (node)) {
     const Channel *c = g_tree_node_value (node);
     add_list_entry (b, c, q->now_ms);
-    bytes += list_entry_size (c);
+    bytes += c->list_bytes;
     last = c->name;
   }
   json_builder_end_array (b);
