@@ -12,6 +12,10 @@
 #define SERVE_BATCH 256
 /* warnings about dropped peers per second; the rest are counted */
 #define WARNINGS_PER_SECOND 10
+/* replies kept for a client when libzmq's queue to it is full: it is
+ * dropped when they exceed this, or make no progress for STALL_MS */
+#define MAX_PENDING_BYTES (256 * 1024)
+#define STALL_MS 2000
 
 typedef struct {
   GBytes *id;                  /* libzmq's routing id of the connection */
@@ -21,6 +25,9 @@ typedef struct {
   gint64 connected_ms;
   gboolean dropped;            /* input ignored; forgotten by the next sweep */
   gboolean closed;             /* libzmq took the close (retried while its queue is full) */
+  GQueue pending;              /* replies (GBytes) libzmq could not take yet */
+  gsize pending_bytes;
+  gint64 stalled_ms;           /* when the pending replies last moved */
   gchar *who;                  /* for logs */
 } Conn;
 
@@ -56,7 +63,7 @@ dhb_server_config_init (DhbServerConfig *cfg)
   cfg->event_limits = (DhbZmtpLimits) {
     .max_frame = 512, .max_frames = 1, .max_message = 512, .max_subscriptions = 64,
   };
-  cfg->request_sndhwm = 4;
+  cfg->request_sndhwm = 8;
   cfg->event_sndhwm = 16;
   cfg->rcvhwm = 8;            /* raw chunks of up to 8 KiB each */
 }
@@ -119,6 +126,7 @@ static void
 conn_free (gpointer data)
 {
   Conn *c = data;
+  g_queue_clear_full (&c->pending, (GDestroyNotify) g_bytes_unref);
   dhb_zmtp_peer_free (c->peer);
   g_bytes_unref (c->id);
   g_free (c->who);
@@ -157,6 +165,21 @@ send_to (Endpoint *e, GBytes *id, const void *data, gsize len)
   return zmq_send (e->sock, data, len, ZMQ_DONTWAIT) >= 0;
 }
 
+/* send_to, and once more after libzmq has processed its pending commands:
+ * its count of what a connection consumed is only updated then (at most
+ * once a millisecond otherwise), so a client answered quickly can look
+ * full while it is not.  ZMQ_EVENTS makes the socket process them. */
+static gboolean
+send_now (Endpoint *e, GBytes *id, const void *data, gsize len)
+{
+  if (send_to (e, id, data, len))
+    return TRUE;
+  int events = 0;
+  size_t size = sizeof events;
+  zmq_getsockopt (e->sock, ZMQ_EVENTS, &events, &size);
+  return send_to (e, id, data, len);
+}
+
 /* A zero-length message closes a STREAM connection. */
 static gboolean
 send_close (Endpoint *e, GBytes *id)
@@ -171,6 +194,41 @@ forget (DhbServer *s, Endpoint *e, Conn *c)
   g_hash_table_remove (e->conns, c->id);
 }
 
+/* A reply to @c: sent, or kept behind its earlier ones while libzmq's
+ * queue is full; FALSE when the kept replies would exceed their bound
+ * (the client does not read them). */
+static gboolean
+reply_to (DhbServer *s, Endpoint *e, Conn *c, const guint8 *data, gsize len)
+{
+  if (g_queue_is_empty (&c->pending)) {
+    if (send_now (e, c->id, data, len))
+      return TRUE;
+    c->stalled_ms = s->now_ms;
+  }
+  if (c->pending_bytes + len > MAX_PENDING_BYTES)
+    return FALSE;
+  g_queue_push_tail (&c->pending, g_bytes_new (data, len));
+  c->pending_bytes += len;
+  return TRUE;
+}
+
+/* Sends what libzmq now takes of @c's kept replies. */
+static void
+flush_pending (DhbServer *s, Endpoint *e, Conn *c)
+{
+  while (!g_queue_is_empty (&c->pending)) {
+    GBytes *m = g_queue_peek_head (&c->pending);
+    gsize len = 0;
+    const void *data = g_bytes_get_data (m, &len);
+    if (!send_now (e, c->id, data, len))
+      return;
+    g_queue_pop_head (&c->pending);
+    c->pending_bytes -= len;
+    g_bytes_unref (m);
+    c->stalled_ms = s->now_ms;
+  }
+}
+
 /* Drops a peer: its buffers go at once; the connection is closed now, or
  * by dhb_server_sweep once libzmq has room to take the close, and the
  * entry is forgotten by the next sweep (callers may still hold it). */
@@ -179,6 +237,8 @@ drop (DhbServer *s, Endpoint *e, Conn *c, const gchar *why)
 {
   say (s, DHB_LOG_WARN, "dropped %s: %s", c->who, why);
   g_clear_pointer (&c->peer, dhb_zmtp_peer_free);
+  g_queue_clear_full (&c->pending, (GDestroyNotify) g_bytes_unref);
+  c->pending_bytes = 0;
   c->dropped = TRUE;
   c->closed = send_close (e, c->id);
 }
@@ -233,7 +293,7 @@ received (DhbServer *s, Endpoint *e, Conn *c, const guint8 *data, gsize len)
   /* requests completed before a violation in the same bytes are answered */
   for (guint i = 0; i < messages->len && !c->dropped; i++) {
     GByteArray *reply = s->cfg.handler (messages->pdata[i], c->client, s->cfg.user);
-    if (reply && !send_to (e, c->id, reply->data, reply->len))
+    if (reply && !reply_to (s, e, c, reply->data, reply->len))
       drop (s, e, c, "it does not read its replies");
     if (reply)
       g_byte_array_unref (reply);
@@ -342,6 +402,20 @@ dhb_server_connections (const DhbServer *s)
   return g_hash_table_size (s->requests.conns) + g_hash_table_size (s->events.conns);
 }
 
+/* Moves the kept replies of every client that has some. */
+static void
+flush_all (DhbServer *s)
+{
+  GHashTableIter it;
+  gpointer value;
+  g_hash_table_iter_init (&it, s->requests.conns);
+  while (g_hash_table_iter_next (&it, NULL, &value)) {
+    Conn *c = value;
+    if (!c->dropped && !g_queue_is_empty (&c->pending))
+      flush_pending (s, &s->requests, c);
+  }
+}
+
 gboolean
 dhb_server_serve (DhbServer *s, int timeout_ms, gint64 now_ms)
 {
@@ -357,6 +431,7 @@ dhb_server_serve (DhbServer *s, int timeout_ms, gint64 now_ms)
     ;
   for (int i = 0; i < SERVE_BATCH && read_one (s, &s->events); i++)
     ;
+  flush_all (s);
   return TRUE;
 }
 
@@ -375,7 +450,7 @@ dhb_server_publish (DhbServer *s, const gchar *topic, const gchar *json)
         || !dhb_zmtp_peer_subscribed (c->peer, topic))
       continue;
     /* a subscriber that does not keep up misses events, as with PUB */
-    if (!send_to (&s->events, c->id, msg->data, msg->len))
+    if (!send_now (&s->events, c->id, msg->data, msg->len))
       say (s, DHB_LOG_DEBUG, "%s is not reading: an event for %s was not sent", c->who,
           topic);
   }
@@ -385,7 +460,7 @@ dhb_server_publish (DhbServer *s, const gchar *topic, const gchar *json)
 static void
 sweep_endpoint (DhbServer *s, Endpoint *e)
 {
-  GPtrArray *late = g_ptr_array_new ();
+  GPtrArray *late = g_ptr_array_new (), *stalled = g_ptr_array_new ();
   GHashTableIter it;
   gpointer value;
   g_hash_table_iter_init (&it, e->conns);
@@ -397,11 +472,17 @@ sweep_endpoint (DhbServer *s, Endpoint *e)
     } else if (!c->dropped && !dhb_zmtp_peer_ready (c->peer)
         && s->now_ms - c->connected_ms > DHB_SERVER_HANDSHAKE_MS) {
       g_ptr_array_add (late, c); /* dropped after the walk */
+    } else if (!c->dropped && !g_queue_is_empty (&c->pending)
+        && s->now_ms - c->stalled_ms > STALL_MS) {
+      g_ptr_array_add (stalled, c);
     }
   }
   for (guint i = 0; i < late->len; i++)
     drop (s, e, late->pdata[i], "no handshake within 5 s");
+  for (guint i = 0; i < stalled->len; i++)
+    drop (s, e, stalled->pdata[i], "it does not read its replies");
   g_ptr_array_unref (late);
+  g_ptr_array_unref (stalled);
 }
 
 void
