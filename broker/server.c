@@ -14,7 +14,7 @@
 #define WARNINGS_PER_SECOND 10
 /* replies kept for a client when libzmq's queue to it is full: it is
  * dropped when they exceed this, or make no progress for STALL_MS */
-#define MAX_PENDING_BYTES (256 * 1024)
+#define MAX_PENDING_BYTES (96 * 1024)
 #define STALL_MS 2000
 
 typedef struct {
@@ -52,7 +52,7 @@ void
 dhb_server_config_init (DhbServerConfig *cfg)
 {
   memset (cfg, 0, sizeof *cfg);
-  cfg->max_connections = 1024;
+  cfg->max_connections = 512;
   cfg->max_per_process = 256;
   /* requests are at most 64 KiB (DHB_MAX_REQUEST); frames up to 128 KiB
    * get a BAD_REQUEST reply, larger ones drop the peer */
@@ -63,7 +63,7 @@ dhb_server_config_init (DhbServerConfig *cfg)
   cfg->event_limits = (DhbZmtpLimits) {
     .max_frame = 512, .max_frames = 1, .max_message = 512, .max_subscriptions = 64,
   };
-  cfg->request_sndhwm = 8;
+  cfg->request_sndhwm = 4;
   cfg->event_sndhwm = 16;
   cfg->rcvhwm = 8;            /* raw chunks of up to 8 KiB each */
 }

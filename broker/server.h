@@ -6,12 +6,12 @@
  *   - a frame, a message and its frame count (dhb_zmtp limits): a peer
  *     over a limit is dropped;
  *   - libzmq's queues: small receive and send high-water marks per
- *     connection; replies beyond those are kept (256 KiB at most) and a
+ *     connection; replies beyond those are kept (96 KiB at most) and a
  *     client whose kept replies exceed that or do not move for 2 s is
  *     dropped: it does not read them; a subscriber that does not read its
  *     events misses them;
- *   - connections: at most max_connections, and max_per_process from one
- *     peer process (its pid comes from SO_PEERCRED on ipc);
+ *   - connections: at most max_connections (512), and max_per_process
+ *     (256) from one peer process (its pid comes from SO_PEERCRED on ipc);
  *   - a peer that does not finish its handshake within
  *     DHB_SERVER_HANDSHAKE_MS is dropped.
  *
