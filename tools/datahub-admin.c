@@ -798,11 +798,13 @@ main (int argc, char **argv)
   GOptionContext *ctx = g_option_context_new (usage);
   g_option_context_add_main_entries (ctx, entries, NULL);
   GError *err = NULL;
-  if (!g_option_context_parse (ctx, &argc, &argv, &err)) {
+  gboolean parsed = g_option_context_parse (ctx, &argc, &argv, &err);
+  g_option_context_free (ctx);
+  if (!parsed) {
     g_printerr ("datahub-admin: %s\n", err->message);
+    g_error_free (err);
     return EXIT_USAGE;
   }
-  g_option_context_free (ctx);
   const char *cmd = argc > 1 ? argv[1] : NULL;
   const char *name = argc > 2 ? argv[2] : NULL;
   if (cmd && g_str_equal (cmd, "list"))

@@ -391,83 +391,119 @@ usage_error (const char *fmt, ...)
   return 2;
 }
 
-int
-main (int argc, char **argv)
+/* The command line's strings, freed on every way out. */
+typedef struct {
+  gchar *endpoint, *events, *level, *socket_mode;
+  gint heartbeat_ms, expiry_ms, max_channels;
+} Args;
+
+static void
+args_clear (Args *a)
 {
-  gchar *endpoint = NULL, *events = NULL, *level = NULL, *socket_mode = NULL;
-  gint heartbeat_ms = 1000, expiry_ms = 5000, max_channels = DHB_DEFAULT_CHANNELS_PER_CLIENT;
+  g_free (a->endpoint);
+  g_free (a->events);
+  g_free (a->level);
+  g_free (a->socket_mode);
+}
+
+static gboolean
+parse_args (Args *a, int *argc, char ***argv)
+{
   GOptionEntry entries[] = {
-    { "endpoint", 'e', 0, G_OPTION_ARG_STRING, &endpoint,
+    { "endpoint", 'e', 0, G_OPTION_ARG_STRING, &a->endpoint,
       "Requests endpoint (default: the DATAHUB_BROKER variable, else "
       "ipc://$XDG_RUNTIME_DIR/datahub-broker.sock, else "
       "ipc://${TMPDIR:-/tmp}/datahub-UID/broker.sock)", "ENDPOINT" },
-    { "events", 0, 0, G_OPTION_ARG_STRING, &events,
+    { "events", 0, 0, G_OPTION_ARG_STRING, &a->events,
       "Events (PUB) endpoint (default: ENDPOINT-events for ipc, the next port for tcp)",
       "ENDPOINT" },
-    { "heartbeat-ms", 0, 0, G_OPTION_ARG_INT, &heartbeat_ms,
+    { "heartbeat-ms", 0, 0, G_OPTION_ARG_INT, &a->heartbeat_ms,
       "Heartbeat interval asked of clients (default 1000)", "MS" },
-    { "expiry-ms", 0, 0, G_OPTION_ARG_INT, &expiry_ms,
+    { "expiry-ms", 0, 0, G_OPTION_ARG_INT, &a->expiry_ms,
       "Registrations expire after this much silence, at least 2 x heartbeat + 100 "
       "(default 5000)", "MS" },
-    { "socket-mode", 0, 0, G_OPTION_ARG_STRING, &socket_mode,
+    { "socket-mode", 0, 0, G_OPTION_ARG_STRING, &a->socket_mode,
       "Mode of the ipc socket files, octal (default 0600; 0660 lets the directory's group "
       "connect)", "MODE" },
-    { "max-channels-per-client", 0, 0, G_OPTION_ARG_INT, &max_channels,
+    { "max-channels-per-client", 0, 0, G_OPTION_ARG_INT, &a->max_channels,
       "Channels one client (process) may register (default 256)", "N" },
-    { "log-level", 'l', 0, G_OPTION_ARG_STRING, &level,
+    { "log-level", 'l', 0, G_OPTION_ARG_STRING, &a->level,
       "error, warn, info (default) or debug", "LEVEL" },
     { NULL },
   };
   GOptionContext *ctx = g_option_context_new ("- datahub discovery broker");
   g_option_context_add_main_entries (ctx, entries, NULL);
   GError *err = NULL;
-  if (!g_option_context_parse (ctx, &argc, &argv, &err))
-    return usage_error ("%s", err->message);
+  gboolean ok = g_option_context_parse (ctx, argc, argv, &err);
+  if (!ok) {
+    usage_error ("%s", err->message);
+    g_error_free (err);
+  }
   g_option_context_free (ctx);
-  if (level) {
+  return ok;
+}
+
+/* Checks the arguments into @o; 0, or the exit code (2) after saying why. */
+static int
+check_args (const Args *a, Options *o)
+{
+  if (a->level) {
     log_level = -1;
     for (int i = 0; i < (int) G_N_ELEMENTS (level_names); i++)
-      if (strcmp (level, level_names[i]) == 0)
+      if (strcmp (a->level, level_names[i]) == 0)
         log_level = i;
     if (log_level < 0)
-      return usage_error ("unknown log level '%s'", level);
+      return usage_error ("unknown log level '%s'", a->level);
   }
   gchar *why = NULL;
-  if (heartbeat_ms < 0 || expiry_ms < 0
-      || !dhb_registry_check_timing ((guint) heartbeat_ms, (guint) expiry_ms, &why)) {
+  if (a->heartbeat_ms < 0 || a->expiry_ms < 0
+      || !dhb_registry_check_timing ((guint) a->heartbeat_ms, (guint) a->expiry_ms, &why)) {
     int rc = usage_error ("%s", why ? why : "timings must be positive");
     g_free (why);
     return rc;
   }
-  Options o = {
-    .heartbeat_ms = (guint) heartbeat_ms,
-    .expiry_ms = (guint) expiry_ms,
-    .max_channels_per_client = (guint) MAX (max_channels, 1),
+  if (a->max_channels < 1)
+    return usage_error ("--max-channels-per-client must be at least 1");
+  *o = (Options) {
+    .heartbeat_ms = (guint) a->heartbeat_ms,
+    .expiry_ms = (guint) a->expiry_ms,
+    .max_channels_per_client = (guint) a->max_channels,
     .socket_mode = -1,
   };
-  if (!parse_mode (socket_mode, &o.socket_mode))
-    return usage_error ("--socket-mode wants an octal mode up to 0777, not '%s'", socket_mode);
-  if (max_channels < 1)
-    return usage_error ("--max-channels-per-client must be at least 1");
-  if (sodium_init () < 0) {
+  if (!parse_mode (a->socket_mode, &o->socket_mode))
+    return usage_error ("--socket-mode wants an octal mode up to 0777, not '%s'",
+        a->socket_mode);
+  return 0;
+}
+
+int
+main (int argc, char **argv)
+{
+  Args a = { .heartbeat_ms = 1000, .expiry_ms = 5000,
+    .max_channels = DHB_DEFAULT_CHANNELS_PER_CLIENT };
+  Options o = { 0 };
+  gchar *events = NULL;
+  int rc = parse_args (&a, &argc, &argv) ? check_args (&a, &o) : 2;
+  if (rc == 0 && sodium_init () < 0) {
     fprintf (stderr, "datahub-broker: libsodium failed to initialise\n");
-    return 1;
+    rc = 1;
   }
-  o.endpoint = endpoint ? endpoint : dhb_default_endpoint ();
-  gchar *ev = events ? g_strdup (events) : default_events_endpoint (o.endpoint);
-  if (!ev)
-    return usage_error ("give --events for endpoint %s", o.endpoint);
-  o.events_endpoint = ev;
-  struct sigaction sa = { .sa_handler = on_signal };
-  sigemptyset (&sa.sa_mask);
-  sigaction (SIGINT, &sa, NULL);
-  sigaction (SIGTERM, &sa, NULL);
-  signal (SIGPIPE, SIG_IGN);
-  int rc = run (&o);
-  g_free (ev);
-  g_free (endpoint);
+  if (rc == 0) {
+    o.endpoint = a.endpoint ? a.endpoint : dhb_default_endpoint ();
+    events = a.events ? g_strdup (a.events) : default_events_endpoint (o.endpoint);
+    if (!events)
+      rc = usage_error ("give --events for endpoint %s", o.endpoint);
+  }
+  if (rc == 0) {
+    o.events_endpoint = events;
+    struct sigaction sa = { .sa_handler = on_signal };
+    sigemptyset (&sa.sa_mask);
+    sigaction (SIGINT, &sa, NULL);
+    sigaction (SIGTERM, &sa, NULL);
+    signal (SIGPIPE, SIG_IGN);
+    rc = run (&o);
+  }
   g_free (events);
-  g_free (level);
-  g_free (socket_mode);
+  args_clear (&a);
   return rc;
 }

@@ -159,6 +159,15 @@ event_count (event_log *l)
 /* Subscribes @sub to @channel and waits until events arrive (a PUB/SUB
  * subscription takes a moment to reach the publisher): @producer keeps
  * re-registering with a changing schema until one is seen. */
+gchar *
+event_json (event_log *l, guint i)
+{
+  pthread_mutex_lock (&l->lock);
+  gchar *json = i < l->events->len ? g_strdup (l->events->pdata[i]) : NULL;
+  pthread_mutex_unlock (&l->lock);
+  return json;
+}
+
 void
 subscribe_and_sync_secret (dhb_client *sub, dhb_client *producer, const char *channel,
     const char *shm, const uint8_t *secret, event_log *l)

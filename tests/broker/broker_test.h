@@ -66,6 +66,9 @@ typedef struct {
 int find_event (event_log *l, guint from, const char *name, const char *reason);
 int wait_event (event_log *l, guint from, const char *name, const char *reason, unsigned ms);
 guint event_count (event_log *l);
+/* A copy of event @i (g_free), taken under the log's lock: the event
+ * thread may be appending. */
+gchar *event_json (event_log *l, guint i);
 /* Subscribes @sub to @channel and waits until events arrive (a PUB/SUB
  * subscription takes a moment to reach the publisher): @producer keeps
  * re-registering with a changing schema until one is seen. */

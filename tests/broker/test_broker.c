@@ -118,8 +118,10 @@ scenario_conflict (test_broker *b)
   CHECK_ST (reg (first, channel, "/datahub.one.h1", "s", NULL), DHB_OK);
   int i = wait_event (&log, from, "handover", NULL, EVENT_MS);
   CHECK (i >= 0);
-  CHECK (strstr (log.events->pdata[i], "\"from\":\"/datahub.one\"") != NULL);
-  CHECK (strstr (log.events->pdata[i], "\"shm_name\":\"/datahub.one.h1\"") != NULL);
+  gchar *handover = event_json (&log, (guint) i);
+  CHECK (strstr (handover, "\"from\":\"/datahub.one\"") != NULL);
+  CHECK (strstr (handover, "\"shm_name\":\"/datahub.one.h1\"") != NULL);
+  g_free (handover);
   dhb_discovery d;
   CHECK_ST (disc_once (second, channel, NULL, NULL, &d), DHB_OK);
   CHECK (strcmp (d.shm_name, "/datahub.one.h1") == 0);
