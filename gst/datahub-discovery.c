@@ -18,11 +18,18 @@ datahub_discovery_connect (GstElement *element, DatahubCommon *c, dhb_client **o
     return FALSE;
   }
   int rc = dhb_client_new (endpoint, out);
-  if (rc != 0)
+  if (rc != 0) {
+    /* why an ipc endpoint is refused (its directory), when that is why */
+    char why[512] = "";
+
+    dhb_endpoint_check (endpoint, why, sizeof why);
     GST_ELEMENT_ERROR (element, RESOURCE, SETTINGS,
-        ("Cannot use broker endpoint '%s': %s.", endpoint, g_strerror (-rc)),
+        ("Cannot use broker endpoint '%s': %s.", endpoint,
+            why[0] ? why : g_strerror (-rc)),
         ("endpoints look like ipc:///run/user/1000/datahub-broker.sock or "
-            "tcp://127.0.0.1:5555"));
+            "tcp://127.0.0.1:5555; an ipc socket's directory must not be "
+            "writable by others"));
+  }
   g_free (endpoint);
   return rc == 0;
 }

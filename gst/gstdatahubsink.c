@@ -136,10 +136,36 @@ take_producer (GstDatahubSink *self)
   return p;
 }
 
+/* Called by the broker client's keep-alive thread when the registration
+ * is refused after all (another producer took the channel after a broker
+ * restart, or two sinks started while it was down) or comes back.
+ * Consumers asking the broker are sent to the other producer meanwhile:
+ * an error that names it. */
+static void
+on_registration_changed (const dhb_registration_event * ev, void *user_data)
+{
+  GstDatahubSink *self = user_data;
+
+  if (ev->status == DHB_OK) {
+    GST_INFO_OBJECT (self, "channel %s registered at the broker again", ev->channel);
+  } else if (ev->status == DHB_CONFLICT && ev->holder_pid) {
+    GST_ELEMENT_ERROR (self, RESOURCE, BUSY,
+        ("Channel '%s' was taken at the broker by another producer (pid %"
+            G_GINT64_FORMAT ", block %s).", ev->channel, ev->holder_pid,
+            ev->holder_shm_name), ("%s", ev->error));
+  } else {
+    GST_ELEMENT_ERROR (self, RESOURCE, BUSY,
+        ("The broker no longer registers channel '%s' for this sink (%s).",
+            ev->channel, dhb_status_name (ev->status)), ("%s", ev->error));
+  }
+}
+
 /* Tells the broker which block serves the channel.  The first time it
  * waits for the answer, so a CONFLICT fails the start; afterwards (a
  * handover, new caps) the keep-alive thread sends it.  A broker that is
- * down never stops the stream: the keep-alive registers once it is up. */
+ * down never stops the stream: the keep-alive registers once it is up,
+ * and a registration lost to another producer is an error
+ * (on_registration_changed). */
 static gboolean
 register_block (GstDatahubSink *self)
 {
@@ -167,6 +193,7 @@ register_block (GstDatahubSink *self)
       GST_ELEMENT_WARNING (self, RESOURCE, WRITE,
           ("The broker is not answering; channel '%s' streams unregistered until it "
               "does.", self->broker_channel), ("%s", why));
+    dhb_client_watch_registration (self->broker, on_registration_changed, self);
     self->registered = dhb_client_keep_alive (self->broker, &reg, NULL) == 0;
     GST_INFO_OBJECT (self, "registered %s -> %s", reg.channel, reg.shm_name);
     return TRUE;

@@ -5,12 +5,15 @@
 set -u
 admin=$1
 scenario=$2
+swap_shim=$3
 ch="admintest-$$"
+evil="/dev/shm/dh-evil-$$"$'\e[2J\e]0;pwned\a\r'
 pids=()
 fails=0
 cleanup() {
   for p in "${pids[@]}"; do kill -9 "$p" 2>/dev/null; done
-  rm -f "/dev/shm/datahub.$ch" "/dev/shm/dh-foreign-$$"
+  rm -f "/dev/shm/datahub.$ch" "/dev/shm/datahub.$ch.new" "/dev/shm/dh-foreign-$$" \
+    "/dev/shm/dh-fifo-$$" "$evil"
 }
 trap cleanup EXIT
 
@@ -51,6 +54,30 @@ check "watch one refresh" 0 "consumers 1 alive" -- "$admin" watch "$ch" -i 100 -
 check "unlink refused while the producer lives" 6 "alive; use --force" -- "$admin" unlink "$ch"
 check "reset-slot refused while the producer lives" 6 "producer of /datahub.$ch .* is alive" -- "$admin" reset-slot "$ch" 1
 check "diagnose shows the holder" 0 "holders 0000000000000001" -- "$admin" diagnose "$ch"
+# slot indexes are 32-bit: 2^32 must not wrap to slot 0 of the live block
+check "reset-slot index beyond 32 bits" 2 "out of range" -- "$admin" reset-slot "$ch" 4294967296
+check "reset-slot index of 2^64" 2 "out of range" -- "$admin" reset-slot "$ch" 18446744073709551616
+check "reset-slot negative index" 2 "Unknown option -1|not a number" -- "$admin" reset-slot "$ch" -1
+check "reset-slot index with a sign" 2 "not a number" -- "$admin" reset-slot "$ch" +0
+check "reset-slot index past the slots" 2 "has 4 slots: there is no slot 4" -- "$admin" reset-slot "$ch" 4
+check "nothing was reset" 0 "recovery_actions +0" -- "$admin" metrics "$ch"
+# a hostile name in /dev/shm (a copy of the live block): shown escaped
+cp "/dev/shm/datahub.$ch" "$evil"
+no_raw_controls() { # no_raw_controls DESCRIPTION -- COMMAND...: no control bytes but newlines
+  local what=$1
+  shift 2
+  if "$@" 2>&1 | LC_ALL=C grep -q $'[\x01-\x09\x0b-\x1f\x7f]'; then
+    echo "FAIL: $what printed raw control bytes"
+    fails=$((fails + 1))
+  else
+    echo "ok: $what"
+  fi
+}
+no_raw_controls "list escapes hostile names" -- "$admin" list
+check "list shows the escaped name" 0 'dh-evil-[0-9]+\\x1b\[2J\\x1b\]0;pwned\\x07\\x0d' -- "$admin" list
+no_raw_controls "list --json escapes hostile names" -- "$admin" list --json
+no_raw_controls "status escapes hostile names" -- "$admin" status "${evil#/dev/shm}"
+rm -f "$evil"
 
 # 2. the consumer dies holding two slots.  A live producer removes its
 # object within 100 ms by itself: stop the producer to see what an
@@ -97,6 +124,26 @@ printf 'GARBAGE!' > "/dev/shm/dh-foreign-$$"
 truncate -s 8192 "/dev/shm/dh-foreign-$$"
 check "a foreign object is refused" 5 "not a datahub block" -- "$admin" status "/dh-foreign-$$"
 check "unknown command" 2 "unknown command" -- "$admin" frobnicate "$ch"
+mkfifo "/dev/shm/dh-fifo-$$"
+check "unlink refuses a FIFO without --force (and does not hang on it)" 5 "not a regular file" -- \
+  timeout 10 "$admin" unlink "/dh-fifo-$$"
+rm -f "/dev/shm/dh-fifo-$$"
+
+# 5. unlink removes what it checked, not what replaced it meanwhile
+"$scenario" die-writing "$ch"
+cp "/dev/shm/datahub.$ch" "/dev/shm/datahub.$ch.new"
+replacement=$(stat -c %i "/dev/shm/datahub.$ch.new")
+# the shim renames .new over the name right after the admin's check
+check "unlink refused when the name was re-created during the check" 6 "was replaced" -- \
+  env DATAHUB_TEST_SWAP="/dev/shm/datahub.$ch.new:/dev/shm/datahub.$ch" LD_PRELOAD="$swap_shim" \
+  ASAN_OPTIONS=verify_asan_link_order=0 "$admin" unlink "$ch"
+if [ "$(stat -c %i "/dev/shm/datahub.$ch" 2>/dev/null)" = "$replacement" ]; then
+  echo "ok: the new block survived"
+else
+  echo "FAIL: the block that replaced the checked one is gone"
+  fails=$((fails + 1))
+fi
+check "unlink of the (dead) replacement" 0 "unlinked" -- "$admin" unlink "$ch"
 check "slot index must be a number" 2 "not a number" -- "$admin" reset-slot "/dh-foreign-$$" x
 
 echo "$fails failed checks"

@@ -1,12 +1,14 @@
 /* datahub-admin: list, inspect, diagnose and recover DataBlocks.
  * docs/admin.md documents every command, its output and exit codes. */
 #include <errno.h>
+#include <fcntl.h>
 #include <inttypes.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <glib.h>
@@ -57,10 +59,66 @@ exit_for (int rc)
   }
 }
 
+/* ---- showing untrusted text ------------------------------------------------ */
+
+/* @s as it may be shown on a terminal.  Names come from /dev/shm, block
+ * headers and the broker, all writable by others: bytes that are not
+ * UTF-8, C0 and C1 controls, DEL and Unicode format characters (bidi
+ * overrides, zero-width) become \xNN or \u{NNNN}, so a name can neither
+ * move the cursor, retitle the window, forge a line nor reorder what
+ * follows.  The result lives until eight more calls. */
+static const char *
+esc (const char *s)
+{
+  static gchar *slots[8];
+  static unsigned next;
+  GString *out = g_string_new (NULL);
+  const gchar *p = s ? s : "";
+  while (*p) {
+    gunichar ch = g_utf8_get_char_validated (p, -1);
+    if (ch == (gunichar) -1 || ch == (gunichar) -2) {
+      g_string_append_printf (out, "\\x%02x", (guchar) *p++);
+      continue;
+    }
+    GUnicodeType t = g_unichar_type (ch);
+    if (ch < 0x80 && (ch < 0x20 || ch == 0x7f))
+      g_string_append_printf (out, "\\x%02x", ch);
+    else if (t == G_UNICODE_CONTROL || t == G_UNICODE_FORMAT)
+      g_string_append_printf (out, "\\u{%04x}", ch);
+    else
+      g_string_append_len (out, p, g_utf8_next_char (p) - p);
+    p = g_utf8_next_char (p);
+  }
+  g_free (slots[next]);
+  slots[next] = g_string_free (out, FALSE);
+  const char *result = slots[next];
+  next = (next + 1) % G_N_ELEMENTS (slots);
+  return result;
+}
+
+/* JSON text made safe for a terminal too: DEL and the C1 controls, which
+ * json-glib writes raw, as \u escapes (the same JSON value). */
+static gchar *
+json_for_terminal (const gchar *text)
+{
+  GString *out = g_string_new (NULL);
+  for (const gchar *p = text; *p; p++) {
+    guchar ch = (guchar) *p;
+    if (ch == 0x7f)
+      g_string_append (out, "\\u007f");
+    else if (ch == 0xc2 && (guchar) p[1] >= 0x80 && (guchar) p[1] <= 0x9f)
+      g_string_append_printf (out, "\\u%04x", (guchar) *++p);
+    else
+      g_string_append_c (out, *p);
+  }
+  return g_string_free (out, FALSE);
+}
+
 static int
 fail (const char *what, int rc)
 {
-  g_printerr ("datahub-admin: %s: %s (%s)\n", what, dh_strerror (rc), dh_error_detail ());
+  g_printerr ("datahub-admin: %s: %s (%s)\n", esc (what), dh_strerror (rc),
+      esc (dh_error_detail ()));
   return exit_for (rc);
 }
 
@@ -96,19 +154,22 @@ list_one (const char *shm_name, void *user)
   dh_inspector *ins;
   if (dh_inspect_open (shm_name, false, &ins) != 0) {
     if (!jb)
-      g_print ("%-28s %-28s (unreadable: %s)\n", channel_of (shm_name), shm_name,
-          dh_error_detail ());
+      g_print ("%-28s %-28s (unreadable: %s)\n", esc (channel_of (shm_name)), esc (shm_name),
+          esc (dh_error_detail ()));
     return;
   }
   dh_block_info bi;
   dh_inspect_info (ins, &bi);
   double age = (double) (g_get_real_time () * 1000 - (gint64) bi.created_realtime_ns) / 1e9;
   if (jb) {
+    /* a name in /dev/shm need not be UTF-8; JSON strings must be */
+    gchar *valid = g_utf8_make_valid (shm_name, -1);
     json_builder_begin_object (jb);
     json_builder_set_member_name (jb, "channel");
-    json_builder_add_string_value (jb, channel_of (shm_name));
+    json_builder_add_string_value (jb, channel_of (valid));
     json_builder_set_member_name (jb, "shm_name");
-    json_builder_add_string_value (jb, shm_name);
+    json_builder_add_string_value (jb, valid);
+    g_free (valid);
     json_builder_set_member_name (jb, "producer_pid");
     json_builder_add_int_value (jb, bi.producer_pid);
     json_builder_set_member_name (jb, "producer_alive");
@@ -130,7 +191,7 @@ list_one (const char *shm_name, void *user)
     json_builder_end_object (jb);
   } else {
     g_print ("%-28s %-28s %7u %-5s %3u/%-3u %-6s %6u %10" G_GUINT64_FORMAT " %12" G_GUINT64_FORMAT
-        " %8.0fs\n", channel_of (shm_name), shm_name, bi.producer_pid,
+        " %8.0fs\n", esc (channel_of (shm_name)), esc (shm_name), bi.producer_pid,
         bi.producer_alive ? "alive" : "DEAD", bi.consumers_live, bi.consumers_dead,
         policy_names[bi.policy], bi.slot_count, bi.slot_size, bi.total_size, age);
   }
@@ -138,17 +199,25 @@ list_one (const char *shm_name, void *user)
 }
 
 static void
-print_json (JsonBuilder *jb)
+print_json_node (JsonNode *root)
 {
   JsonGenerator *gen = json_generator_new ();
   json_generator_set_pretty (gen, TRUE);
-  JsonNode *root = json_builder_get_root (jb);
   json_generator_set_root (gen, root);
   gchar *text = json_generator_to_data (gen, NULL);
-  g_print ("%s\n", text);
+  gchar *safe = json_for_terminal (text);
+  g_print ("%s\n", safe);
+  g_free (safe);
   g_free (text);
-  json_node_unref (root);
   g_object_unref (gen);
+}
+
+static void
+print_json (JsonBuilder *jb)
+{
+  JsonNode *root = json_builder_get_root (jb);
+  print_json_node (root);
+  json_node_unref (root);
 }
 
 static int
@@ -171,59 +240,120 @@ cmd_list (void)
 
 /* ---- channels: the broker's registry --------------------------------------- */
 
+static const gchar *
+member_text (JsonObject *o, const gchar *name, const gchar *fallback)
+{
+  JsonNode *n = json_object_get_member (o, name);
+  if (n && JSON_NODE_HOLDS_VALUE (n) && json_node_get_value_type (n) == G_TYPE_STRING)
+    return json_node_get_string (n);
+  return fallback;
+}
+
+static gint64
+member_number (JsonObject *o, const gchar *name)
+{
+  JsonNode *n = json_object_get_member (o, name);
+  if (n && JSON_NODE_HOLDS_VALUE (n) && json_node_get_value_type (n) == G_TYPE_INT64)
+    return json_node_get_int (n);
+  return 0;
+}
+
+static void
+print_channel (JsonObject *o)
+{
+  gboolean secured = json_object_get_boolean_member_with_default (o, "secured", FALSE);
+  const gchar *schema = member_text (o, "schema", "");
+  /* a secured channel's location is only told to consumers with the secret */
+  gchar *pid = json_object_has_member (o, "pid")
+      ? g_strdup_printf ("%" G_GINT64_FORMAT, member_number (o, "pid")) : g_strdup ("-");
+  g_print ("%-24s %-28s %7s %-26s %-7s %9" G_GINT64_FORMAT " %8.1fs %8.1fs\n",
+      esc (member_text (o, "channel", "?")), esc (member_text (o, "shm_name", "-")), pid,
+      *schema ? esc (schema) : "-", secured ? "yes" : "no", member_number (o, "consumers"),
+      (double) member_number (o, "age_ms") / 1000.0,
+      (double) member_number (o, "last_seen_ms") / 1000.0);
+  g_free (pid);
+}
+
+/* One LIST page from after @after; its parsed reply, or NULL (reported). */
+static JsonNode *
+list_page (dhb_client *c, const gchar *after)
+{
+  JsonBuilder *b = json_builder_new ();
+  json_builder_begin_object (b);
+  json_builder_set_member_name (b, "type");
+  json_builder_add_string_value (b, "LIST");
+  json_builder_set_member_name (b, "after");
+  json_builder_add_string_value (b, after);
+  json_builder_end_object (b);
+  JsonNode *req = json_builder_get_root (b);
+  gchar *text = json_to_string (req, FALSE);
+  char *reply = NULL;
+  dhb_status st = dhb_request (c, text, 2000, &reply);
+  g_free (text);
+  json_node_unref (req);
+  g_object_unref (b);
+  if (st != DHB_OK) {
+    char why[256];
+    dhb_client_last_error (c, why, sizeof why);
+    g_printerr ("datahub-admin: channels: %s (%s)\n", dhb_status_name (st), esc (why));
+    free (reply);
+    return NULL;
+  }
+  JsonNode *root = json_from_string (reply, NULL);
+  free (reply);
+  return root;
+}
+
 static int
 cmd_channels (void)
 {
   dhb_client *c;
+  const char *endpoint = opt_broker ? opt_broker : dhb_default_endpoint ();
   int rc = dhb_client_new (opt_broker, &c);
   if (rc != 0) {
-    g_printerr ("datahub-admin: cannot use broker endpoint '%s': %s\n",
-        opt_broker ? opt_broker : dhb_default_endpoint (), g_strerror (-rc));
+    char why[512] = "";
+    dhb_endpoint_check (endpoint, why, sizeof why);
+    g_printerr ("datahub-admin: cannot use broker endpoint '%s': %s\n", esc (endpoint),
+        esc (why[0] ? why : g_strerror (-rc)));
     return EXIT_USAGE;
   }
-  char *reply = NULL;
-  dhb_status st = dhb_request (c, "{\"type\":\"LIST\"}", 2000, &reply);
-  if (st != DHB_OK) {
-    char why[256];
-    dhb_client_last_error (c, why, sizeof why);
-    g_printerr ("datahub-admin: channels: %s (%s)\n", dhb_status_name (st), why);
-    dhb_client_free (c);
-    return EXIT_FAILED;
+  JsonArray *all = json_array_new ();
+  gchar *after = g_strdup ("");
+  int ec = EXIT_OK;
+  /* LIST answers a page at a time: follow "next" to the end */
+  while (after) {
+    JsonNode *root = list_page (c, after);
+    g_clear_pointer (&after, g_free);
+    if (!root) {
+      ec = EXIT_FAILED;
+      break;
+    }
+    JsonObject *o = json_node_get_object (root);
+    JsonNode *channels = json_object_get_member (o, "channels");
+    for (guint i = 0; channels && JSON_NODE_HOLDS_ARRAY (channels)
+        && i < json_array_get_length (json_node_get_array (channels)); i++) {
+      JsonNode *e = json_array_get_element (json_node_get_array (channels), i);
+      if (JSON_NODE_HOLDS_OBJECT (e))
+        json_array_add_element (all, json_node_copy (e));
+    }
+    const gchar *next = member_text (o, "next", NULL);
+    after = next ? g_strdup (next) : NULL;
+    json_node_unref (root);
   }
   dhb_client_free (c);
-  JsonNode *root = json_from_string (reply, NULL);
-  free (reply);
-  if (opt_json) {
-    JsonGenerator *gen = json_generator_new ();
-    json_generator_set_pretty (gen, TRUE);
-    json_generator_set_root (gen, json_object_get_member (json_node_get_object (root),
-            "channels"));
-    gchar *text = json_generator_to_data (gen, NULL);
-    g_print ("%s\n", text);
-    g_free (text);
-    g_object_unref (gen);
-    json_node_unref (root);
-    return EXIT_OK;
+  if (ec == EXIT_OK && opt_json) {
+    JsonNode *n = json_node_new (JSON_NODE_ARRAY);
+    json_node_set_array (n, all);
+    print_json_node (n);
+    json_node_unref (n);
+  } else if (ec == EXIT_OK) {
+    g_print ("%-24s %-28s %7s %-26s %-7s %9s %9s %9s\n", "CHANNEL", "SHM NAME", "PID",
+        "SCHEMA", "SECRET", "CONSUMERS", "AGE", "SEEN");
+    for (guint i = 0; i < json_array_get_length (all); i++)
+      print_channel (json_array_get_object_element (all, i));
   }
-  g_print ("%-24s %-28s %7s %-26s %-7s %9s %9s %9s\n", "CHANNEL", "SHM NAME", "PID",
-      "SCHEMA", "SECRET", "CONSUMERS", "AGE", "SEEN");
-  JsonArray *channels = json_object_get_array_member (json_node_get_object (root), "channels");
-  for (guint i = 0; channels && i < json_array_get_length (channels); i++) {
-    JsonObject *o = json_array_get_object_element (channels, i);
-    g_print ("%-24s %-28s %7" G_GINT64_FORMAT " %-26s %-7s %9" G_GINT64_FORMAT
-        " %8.1fs %8.1fs\n",
-        json_object_get_string_member (o, "channel"),
-        json_object_get_string_member (o, "shm_name"),
-        json_object_get_int_member (o, "pid"),
-        *json_object_get_string_member (o, "schema")
-            ? json_object_get_string_member (o, "schema") : "-",
-        json_object_get_boolean_member (o, "secured") ? "yes" : "no",
-        json_object_get_int_member (o, "consumers"),
-        (double) json_object_get_int_member (o, "age_ms") / 1000.0,
-        (double) json_object_get_int_member (o, "last_seen_ms") / 1000.0);
-  }
-  json_node_unref (root);
-  return EXIT_OK;
+  json_array_unref (all);
+  return ec;
 }
 
 /* ---- status -------------------------------------------------------------- */
@@ -232,14 +362,14 @@ static void
 print_finding (const dh_finding *f, void *user)
 {
   (void) user;
-  g_print ("  ! %s\n    -> %s\n", f->text, f->advice);
+  g_print ("  ! %s\n    -> %s\n", esc (f->text), esc (f->advice));
 }
 
 static void
 print_action (const dh_finding *f, void *user)
 {
   (void) user;
-  g_print ("  %s\n", f->text);
+  g_print ("  %s\n", esc (f->text));
 }
 
 static int
@@ -254,7 +384,7 @@ cmd_status (const char *name)
   dh_inspect_info (ins, &bi);
   dh_inspect_metrics (ins, &m);
   g_print ("block %s (channel %s), layout %u.%u, session %016" G_GINT64_MODIFIER "x\n",
-      bi.shm_name, channel_of (bi.shm_name), bi.layout_major, bi.layout_minor,
+      esc (bi.shm_name), esc (channel_of (bi.shm_name)), bi.layout_major, bi.layout_minor,
       (guint64) bi.session_id);
   g_print ("  config: policy %s, on-full %s, %u slots of %" G_GUINT64_FORMAT
       " bytes, ring %u, max consumers %u, zones %u, integrity %s%s%s\n",
@@ -273,7 +403,7 @@ cmd_status (const char *name)
       m.writer_timeout_count, m.recovery_actions);
   if (bi.cutover_seq)
     g_print ("  handover: after record %" G_GUINT64_FORMAT " the stream continues in %s\n",
-        bi.cutover_seq - 1, bi.successor);
+        bi.cutover_seq - 1, esc (bi.successor));
   for (uint32_t z = 0; z < bi.zone_count; z++)
     g_print ("  zone %u: %" G_GUINT64_FORMAT " of %u bytes, version %" G_GUINT64_FORMAT
         "%s\n", z, bi.zone_length[z], bi.zone_size[z], bi.zone_version[z] / 2,
@@ -304,7 +434,7 @@ cmd_diagnose (const char *name)
     return ec;
   dh_block_info bi;
   dh_inspect_info (ins, &bi);
-  g_print ("%s: producer pid %u %s; %u slots:\n", bi.shm_name, bi.producer_pid,
+  g_print ("%s: producer pid %u %s; %u slots:\n", esc (bi.shm_name), bi.producer_pid,
       bi.producer_alive ? "alive" : "DEAD", bi.slot_count);
   for (uint32_t i = 0; i < bi.slot_count; i++) {
     dh_slot_info si;
@@ -334,30 +464,54 @@ cmd_validate (const char *name)
   if (ec)
     return ec;
   int n = dh_inspect_validate (ins, print_finding, NULL);
-  g_print ("%s: %s (%d finding%s)\n", name, n ? "UNHEALTHY" : "healthy", n, n == 1 ? "" : "s");
+  g_print ("%s: %s (%d finding%s)\n", esc (name), n ? "UNHEALTHY" : "healthy", n,
+      n == 1 ? "" : "s");
   dh_inspect_close (ins);
   return n ? EXIT_FINDINGS : EXIT_OK;
 }
 
 /* ---- recovery ------------------------------------------------------------- */
 
+/* A slot index: decimal digits only (no sign, no spaces), within 32 bits
+ * (g_ascii_strtoull alone takes "-1" and anything up to 2^64, which a
+ * cast to the library's uint32_t would wrap onto slot 0). */
+static gboolean
+parse_slot (const char *text, guint32 *slot)
+{
+  guint64 v = 0;
+  GError *err = NULL;
+  if (!g_ascii_string_to_unsigned (text, 10, 0, G_MAXUINT32, &v, &err)) {
+    g_printerr ("datahub-admin: slot index '%s' %s\n", esc (text),
+        err->code == G_NUMBER_PARSER_ERROR_OUT_OF_BOUNDS ? "is out of range (0 to 4294967295)"
+        : "is not a number");
+    g_error_free (err);
+    return FALSE;
+  }
+  *slot = (guint32) v;
+  return TRUE;
+}
+
 static int
 cmd_reset_slot (const char *name, const char *index)
 {
-  gchar *end;
-  guint64 slot = g_ascii_strtoull (index, &end, 10);
-  if (*end || end == index) {
-    g_printerr ("datahub-admin: slot index '%s' is not a number\n", index);
+  guint32 slot;
+  if (!parse_slot (index, &slot))
     return EXIT_USAGE;
-  }
   dh_inspector *ins;
   int ec = open_block (name, TRUE, &ins);
   if (ec)
     return ec;
-  int rc = dh_recover_reset_slot (ins, (uint32_t) slot, opt_force);
+  dh_block_info bi;
+  dh_inspect_info (ins, &bi);
+  if (slot >= bi.slot_count) {
+    g_printerr ("datahub-admin: %s has %u slots: there is no slot %u\n", esc (name),
+        bi.slot_count, slot);
+    dh_inspect_close (ins);
+    return EXIT_USAGE;
+  }
+  int rc = dh_recover_reset_slot (ins, slot, opt_force);
   if (rc == 0)
-    g_print ("%s: slot %" G_GUINT64_FORMAT " reset to FREE%s\n", name, slot,
-        opt_force ? " (forced)" : "");
+    g_print ("%s: slot %u reset to FREE%s\n", esc (name), slot, opt_force ? " (forced)" : "");
   dh_inspect_close (ins);
   return rc ? fail ("reset-slot", rc) : EXIT_OK;
 }
@@ -373,7 +527,7 @@ cmd_cleanup (const char *name)
   dh_inspect_close (ins);
   if (n < 0)
     return fail ("cleanup", n);
-  g_print ("%s: released %d dead consumer%s\n", name, n, n == 1 ? "" : "s");
+  g_print ("%s: released %d dead consumer%s\n", esc (name), n, n == 1 ? "" : "s");
   return EXIT_OK;
 }
 
@@ -384,7 +538,7 @@ cmd_auto_recover (const char *name)
   int ec = open_block (name, opt_apply, &ins);
   if (ec)
     return ec;
-  g_print ("%s: %s\n", name, opt_apply ? "repairing" : "dry run (use --apply to repair)");
+  g_print ("%s: %s\n", esc (name), opt_apply ? "repairing" : "dry run (use --apply to repair)");
   int n = dh_recover_auto (ins, opt_apply, print_action, NULL);
   dh_inspect_close (ins);
   if (n < 0)
@@ -393,34 +547,77 @@ cmd_auto_recover (const char *name)
   return EXIT_OK;
 }
 
-static int
-cmd_unlink (const char *name)
+/* TRUE if @shm still names the object @held describes. */
+static gboolean
+still_named (const char *shm, const struct stat *held)
 {
+  gchar *path = g_strdup_printf ("/dev/shm%s", shm);
+  struct stat now;
+  gboolean same = lstat (path, &now) == 0 && now.st_dev == held->st_dev
+      && now.st_ino == held->st_ino;
+  g_free (path);
+  return same;
+}
+
+/* Whether the block may go: refused while its producer lives, or when it
+ * is not a valid block, unless --force.  EXIT_OK or the exit code. */
+static int
+unlink_allowed (const char *name, const char *shm, gboolean regular)
+{
+  if (!regular) {
+    /* a FIFO or a device: never opened for inspection (it could block) */
+    if (opt_force)
+      return EXIT_OK;
+    g_printerr ("datahub-admin: %s is not a regular file; use --force\n", esc (shm));
+    return EXIT_BAD_BLOCK;
+  }
   dh_inspector *ins;
-  char shm[DH_NAME_MAX + 1];
-  int rc = dh_shm_name (name, shm, sizeof shm);
-  if (rc)
-    return fail (name, rc);
-  rc = dh_inspect_open (name, FALSE, &ins);
+  int rc = dh_inspect_open (name, FALSE, &ins);
   if (rc == 0) {
     dh_block_info bi;
     dh_inspect_info (ins, &bi);
     dh_inspect_close (ins);
     if (bi.producer_alive && !opt_force) {
-      g_printerr ("datahub-admin: %s: its producer (pid %u) is alive; use --force\n", shm,
-          bi.producer_pid);
+      g_printerr ("datahub-admin: %s: its producer (pid %u) is alive; use --force\n",
+          esc (shm), bi.producer_pid);
       return EXIT_REFUSED;
     }
-  } else if (rc == -ENOENT || rc == -EACCES) {
-    return fail (name, rc);
-  } else if (!opt_force) {
-    /* not a (valid) datahub block: only with --force */
-    return fail (name, rc);
+    return EXIT_OK;
   }
-  if (shm_unlink (shm) != 0)
-    return fail (shm, -errno);
-  g_print ("%s: unlinked\n", shm);
+  /* not a (valid) datahub block: only with --force */
+  if (rc == -ENOENT || rc == -EACCES || !opt_force)
+    return fail (name, rc);
   return EXIT_OK;
+}
+
+/* Removes the name of the object that was checked, and only that one:
+ * the object is held open from before the check, and its inode compared
+ * with the name's right before the unlink, so a producer that re-created
+ * the name meanwhile keeps its block. */
+static int
+cmd_unlink (const char *name)
+{
+  char shm[DH_NAME_MAX + 1];
+  int rc = dh_shm_name (name, shm, sizeof shm);
+  if (rc)
+    return fail (name, rc);
+  int fd = shm_open (shm, O_RDONLY | O_NONBLOCK | O_CLOEXEC, 0);
+  if (fd < 0)
+    return fail (shm, -errno);
+  struct stat held;
+  int ec = fstat (fd, &held) == 0 ? unlink_allowed (name, shm, S_ISREG (held.st_mode))
+      : fail (shm, -errno);
+  if (ec == EXIT_OK && !still_named (shm, &held)) {
+    g_printerr ("datahub-admin: %s was replaced while it was being checked (a new "
+        "producer?): not unlinked; check it again\n", esc (shm));
+    ec = EXIT_REFUSED;
+  }
+  if (ec == EXIT_OK && shm_unlink (shm) != 0)
+    ec = fail (shm, -errno);
+  close (fd);
+  if (ec == EXIT_OK)
+    g_print ("%s: unlinked\n", esc (shm));
+  return ec;
 }
 
 /* ---- metrics ------------------------------------------------------------- */
@@ -457,6 +654,20 @@ cmd_unlink (const char *name)
   X (consumers_live, "gauge", "Live consumers") \
   X (consumers_dead, "gauge", "Dead consumers still registered")
 
+/* A Prometheus label value: shown safely (esc), then with backslashes
+ * and quotes escaped as the text format wants. */
+static gchar *
+prometheus_label (const char *value)
+{
+  GString *out = g_string_new (NULL);
+  for (const char *p = esc (value); *p; p++) {
+    if (*p == '\\' || *p == '"')
+      g_string_append_c (out, '\\');
+    g_string_append_c (out, *p);
+  }
+  return g_string_free (out, FALSE);
+}
+
 static int
 cmd_metrics (const char *name)
 {
@@ -471,16 +682,20 @@ cmd_metrics (const char *name)
   if (dh_shm_name (name, shm, sizeof shm) == 0)
     ch = channel_of (shm);
   if (opt_prometheus) {
+    gchar *label = prometheus_label (ch);
 #define PROM(field, type, help) \
     g_print ("# HELP datahub_" #field " " help "\n# TYPE datahub_" #field " " type "\n" \
-        "datahub_" #field "{channel=\"%s\"} %" G_GUINT64_FORMAT "\n", ch, (guint64) m.field);
+        "datahub_" #field "{channel=\"%s\"} %" G_GUINT64_FORMAT "\n", label, (guint64) m.field);
     METRICS (PROM)
 #undef PROM
+    g_free (label);
   } else if (opt_json) {
     JsonBuilder *jb = json_builder_new ();
+    gchar *valid = g_utf8_make_valid (ch, -1);
     json_builder_begin_object (jb);
     json_builder_set_member_name (jb, "channel");
-    json_builder_add_string_value (jb, ch);
+    json_builder_add_string_value (jb, valid);
+    g_free (valid);
     json_builder_set_member_name (jb, "last_error_code");
     json_builder_add_int_value (jb, m.last_error_code);
 #define JSONF(field, type, help) \
@@ -535,7 +750,7 @@ cmd_watch (const char *name)
     dh_inspect_info (ins, &bi);
     if (tty)
       g_print ("\033[H\033[2J");
-    g_print ("%s  producer %s  consumers %u alive / %u dead\n", bi.shm_name,
+    g_print ("%s  producer %s  consumers %u alive / %u dead\n", esc (bi.shm_name),
         bi.producer_alive ? "alive" : "DEAD", bi.consumers_live, bi.consumers_dead);
     g_print ("  write %9.0f rec/s %9.1f MB/s   read %9.0f rec/s   lost %6.0f/s\n",
         (double) (m.slots_written - prev.slots_written) / secs,
@@ -586,11 +801,13 @@ main (int argc, char **argv)
   GOptionContext *ctx = g_option_context_new (usage);
   g_option_context_add_main_entries (ctx, entries, NULL);
   GError *err = NULL;
-  if (!g_option_context_parse (ctx, &argc, &argv, &err)) {
+  gboolean parsed = g_option_context_parse (ctx, &argc, &argv, &err);
+  g_option_context_free (ctx);
+  if (!parsed) {
     g_printerr ("datahub-admin: %s\n", err->message);
+    g_error_free (err);
     return EXIT_USAGE;
   }
-  g_option_context_free (ctx);
   const char *cmd = argc > 1 ? argv[1] : NULL;
   const char *name = argc > 2 ? argv[2] : NULL;
   if (cmd && g_str_equal (cmd, "list"))

@@ -8,197 +8,9 @@
 #include <fcntl.h>
 #include <sys/stat.h>
 
-#include <glib.h>
-#include <json-glib/json-glib.h>
 #include <zmq.h>
 
-#include "../dh_test.h"
-#include "datahub/broker.h"
-
-#define HEARTBEAT_MS 100
-#define EXPIRY_MS 600
-/* how long a test waits for an answer it expects: long, so a loaded
- * machine slows the test down instead of failing it */
-#define REPLY_MS 15000
-/* how long a test waits for an event it expects */
-#define EVENT_MS 15000
-
-static const char *broker_exe;
-/* the scale scenario keeps its consumers for the whole run */
-static const char *expiry_arg = "600";
-
-typedef struct {
-  pid_t pid;
-  char endpoint[256];
-  char log[256];
-} test_broker;
-
-static void
-broker_start (test_broker *b)
-{
-  fflush (stderr);
-  b->pid = fork ();
-  CHECK (b->pid >= 0);
-  if (b->pid == 0) {
-    test_die_with_parent ();
-    int fd = open (b->log, O_WRONLY | O_CREAT | O_APPEND, 0644);
-    if (fd >= 0)
-      dup2 (fd, 2);
-    execl (broker_exe, broker_exe, "--endpoint", b->endpoint, "--heartbeat-ms", "100",
-        "--expiry-ms", expiry_arg, "--log-level", "debug", (char *) NULL);
-    _exit (127);
-  }
-  /* ready when it answers */
-  dhb_client *c;
-  CHECK_OK (dhb_client_new (b->endpoint, &c));
-  uint64_t give_up = test_now_ns () + UINT64_C (30000000000);
-  while (dhb_request (c, "{\"type\":\"LIST\"}", 200, NULL) != DHB_OK)
-    CHECK (test_now_ns () < give_up);
-  dhb_client_free (c);
-}
-
-static void
-broker_init (test_broker *b, const char *scenario)
-{
-  snprintf (b->endpoint, sizeof b->endpoint, "ipc:///tmp/dhb-test-%d-%s.sock",
-      (int) getpid (), scenario);
-  snprintf (b->log, sizeof b->log, "/tmp/dhb-test-%d-%s.log", (int) getpid (), scenario);
-  unlink (b->log);
-  broker_start (b);
-}
-
-static void
-broker_kill (test_broker *b)
-{
-  kill (b->pid, SIGKILL);
-  CHECK (test_wait (b->pid) == 128 + SIGKILL);
-}
-
-/* SIGTERM: must stop cleanly (exit 0) and remove its socket file. */
-static void
-broker_stop (test_broker *b)
-{
-  kill (b->pid, SIGTERM);
-  CHECK (test_wait (b->pid) == 0);
-  CHECK (access (b->endpoint + strlen ("ipc://"), F_OK) != 0);
-  unlink (b->log);
-}
-
-static dhb_client *
-client (const test_broker *b)
-{
-  dhb_client *c;
-  CHECK_OK (dhb_client_new (b->endpoint, &c));
-  return c;
-}
-
-#define CHECK_ST(expr, want) \
-  do { \
-    dhb_status st_ = (expr); \
-    if (st_ != (want)) { \
-      fprintf (stderr, "%s:%d: %s = %s, expected %s\n", __FILE__, __LINE__, #expr, \
-          dhb_status_name (st_), dhb_status_name (want)); \
-      exit (1); \
-    } \
-  } while (0)
-
-/* One discovery attempt, repeated only if the broker did not answer in
- * time (a loaded machine): NOT_FOUND and refusals come back at once. */
-static dhb_status
-disc_once (dhb_client *c, const char *channel, const uint8_t *secret, const char *schema,
-    dhb_discovery *d)
-{
-  dhb_status st = DHB_TIMEOUT;
-  for (int i = 0; i < 50 && st == DHB_TIMEOUT; i++)
-    st = dhb_discover (c, channel, secret, schema, 0, d);
-  return st;
-}
-
-static dhb_status
-reg (dhb_client *c, const char *channel, const char *shm, const char *schema,
-    const uint8_t *secret)
-{
-  dhb_registration r = { .channel = channel, .shm_name = shm, .schema = schema,
-    .secret = secret };
-  return dhb_register (c, &r, REPLY_MS);
-}
-
-/* ---- events, recorded from the client's event thread ---------------------- */
-
-typedef struct {
-  pthread_mutex_t lock;
-  GPtrArray *events;   /* JSON strings */
-} event_log;
-
-static void
-on_event (const dhb_event *ev, void *user_data)
-{
-  event_log *l = user_data;
-  /* the parsed fields agree with the JSON */
-  CHECK (strstr (ev->json, ev->event) && strstr (ev->json, ev->channel) && ev->pid > 0);
-  pthread_mutex_lock (&l->lock);
-  g_ptr_array_add (l->events, g_strdup (ev->json));
-  pthread_mutex_unlock (&l->lock);
-}
-
-/* Index of the first event from @from with @name (and @reason, if given). */
-static int
-find_event (event_log *l, guint from, const char *name, const char *reason)
-{
-  int found = -1;
-  pthread_mutex_lock (&l->lock);
-  for (guint i = from; i < l->events->len && found < 0; i++) {
-    JsonNode *n = json_from_string (l->events->pdata[i], NULL);
-    JsonObject *o = json_node_get_object (n);
-    if (strcmp (json_object_get_string_member (o, "event"), name) == 0
-        && (!reason || strcmp (json_object_get_string_member_with_default (o, "reason", ""),
-                reason) == 0))
-      found = (int) i;
-    json_node_unref (n);
-  }
-  pthread_mutex_unlock (&l->lock);
-  return found;
-}
-
-static int
-wait_event (event_log *l, guint from, const char *name, const char *reason, unsigned ms)
-{
-  uint64_t give_up = test_now_ns () + (uint64_t) ms * 1000000;
-  int i;
-  while ((i = find_event (l, from, name, reason)) < 0 && test_now_ns () < give_up)
-    test_sleep_ms (5);
-  return i;
-}
-
-static guint
-event_count (event_log *l)
-{
-  pthread_mutex_lock (&l->lock);
-  guint n = l->events->len;
-  pthread_mutex_unlock (&l->lock);
-  return n;
-}
-
-/* Subscribes @sub to @channel and waits until events arrive (a PUB/SUB
- * subscription takes a moment to reach the publisher): @producer keeps
- * re-registering with a changing schema until one is seen. */
-static void
-subscribe_and_sync (dhb_client *sub, dhb_client *producer, const char *channel,
-    const char *shm, event_log *l)
-{
-  pthread_mutex_init (&l->lock, NULL);
-  l->events = g_ptr_array_new_with_free_func (g_free);
-  CHECK_OK (dhb_client_subscribe (sub, channel, on_event, l));
-  for (int i = 0; find_event (l, 0, "schema-changed", NULL) < 0; i++) {
-    CHECK (i < 500);
-    char schema[32];
-    snprintf (schema, sizeof schema, "sync-%d", i);
-    CHECK_ST (reg (producer, channel, shm, schema, NULL), DHB_OK);
-    test_sleep_ms (10);
-  }
-}
-
-/* ---- scenarios ------------------------------------------------------------ */
+#include "broker_test.h"
 
 /* In a producer process: a block "<channel>-block" registered for
  * @channel (kept alive if @keep_alive), with its broker client in *@out. */
@@ -306,8 +118,10 @@ scenario_conflict (test_broker *b)
   CHECK_ST (reg (first, channel, "/datahub.one.h1", "s", NULL), DHB_OK);
   int i = wait_event (&log, from, "handover", NULL, EVENT_MS);
   CHECK (i >= 0);
-  CHECK (strstr (log.events->pdata[i], "\"from\":\"/datahub.one\"") != NULL);
-  CHECK (strstr (log.events->pdata[i], "\"shm_name\":\"/datahub.one.h1\"") != NULL);
+  gchar *handover = event_json (&log, (guint) i);
+  CHECK (strstr (handover, "\"from\":\"/datahub.one\"") != NULL);
+  CHECK (strstr (handover, "\"shm_name\":\"/datahub.one.h1\"") != NULL);
+  g_free (handover);
   dhb_discovery d;
   CHECK_ST (disc_once (second, channel, NULL, NULL, &d), DHB_OK);
   CHECK (strcmp (d.shm_name, "/datahub.one.h1") == 0);
@@ -352,19 +166,21 @@ scenario_secret_schema (test_broker *b)
   dhb_client_last_error (c, why, sizeof why);
   CHECK (strstr (why, "schema differs") != NULL);
   CHECK_ST (disc_once (c, channel, secret, "video/x-raw,format=NV12", &d), DHB_OK);
-  /* the raw form: a schema_hash instead of the schema */
+  /* the raw form: a schema_hash instead of the schema (an unsecured
+   * channel: a secured one answers raw requests with a challenge) */
+  char plain[160];
+  snprintf (plain, sizeof plain, "%s-plain", channel);
+  CHECK_ST (reg (p, plain, "/datahub.plain", "video/x-raw,format=NV12", NULL), DHB_OK);
   char *reply = NULL;
-  char req[256];
-  snprintf (req, sizeof req, "{\"type\":\"DISC\",\"channel\":\"%s\",\"secret_proof\":\"%s\","
-      "\"schema_hash\":\"%s\"}", channel, "00", d.schema_hash);
+  char req[512];
+  snprintf (req, sizeof req, "{\"type\":\"DISC\",\"channel\":\"%s\",\"schema_hash\":\"%s\"}",
+      plain, "00");
   CHECK_ST (dhb_request (c, req, REPLY_MS, &reply), DHB_BAD_REQUEST);
   free (reply);
-  char proof[65];
-  dhb_secret_proof (secret, proof);
-  snprintf (req, sizeof req, "{\"type\":\"DISC\",\"channel\":\"%s\",\"secret_proof\":\"%s\","
-      "\"schema_hash\":\"%s\"}", channel, proof, d.schema_hash);
+  snprintf (req, sizeof req, "{\"type\":\"DISC\",\"channel\":\"%s\",\"schema_hash\":\"%s\"}",
+      plain, d.schema_hash);
   CHECK_ST (dhb_request (c, req, REPLY_MS, &reply), DHB_OK);
-  CHECK (strstr (reply, "\"shm_name\":\"/datahub.sec\"") != NULL);
+  CHECK (strstr (reply, "\"shm_name\":\"/datahub.plain\"") != NULL);
   free (reply);
   dhb_client_free (p);
   dhb_client_free (c);
@@ -736,7 +552,7 @@ static void
 scenario_timeouts (test_broker *b)
 {
   char endpoint[256];
-  snprintf (endpoint, sizeof endpoint, "ipc:///tmp/dhb-test-%d-nobody.sock", (int) getpid ());
+  snprintf (endpoint, sizeof endpoint, "ipc://%s/nobody.sock", b->dir);
   dhb_client *c;
   CHECK_OK (dhb_client_new (endpoint, &c));
   uint64_t t0 = test_now_ns ();

@@ -4,6 +4,7 @@
 #include <gst/app/gstappsink.h>
 #include <gst/app/gstappsrc.h>
 #include <gst/check/gstcheck.h>
+#include <glib/gstdio.h>
 
 #include <signal.h>
 #include <sys/wait.h>
@@ -13,7 +14,9 @@
 
 typedef struct {
   GPid pid;
+  gchar *dir;       /* private: brokers refuse directories others can write */
   gchar *endpoint;
+  const gchar *heartbeat_ms, *expiry_ms;
 } Broker;
 
 static void
@@ -21,8 +24,9 @@ broker_spawn (Broker *b)
 {
   const gchar *exe = g_getenv ("DATAHUB_BROKER_EXE");
   fail_unless (exe != NULL, "DATAHUB_BROKER_EXE is not set");
-  const gchar *argv[] = { exe, "--endpoint", b->endpoint, "--heartbeat-ms", "100",
-    "--expiry-ms", "1000", "--log-level", "warn", NULL };
+  const gchar *argv[] = { exe, "--endpoint", b->endpoint, "--heartbeat-ms",
+    b->heartbeat_ms ? b->heartbeat_ms : "100", "--expiry-ms",
+    b->expiry_ms ? b->expiry_ms : "1000", "--log-level", "warn", NULL };
   GError *err = NULL;
   fail_unless (g_spawn_async (NULL, (gchar **) argv, NULL, G_SPAWN_DO_NOT_REAP_CHILD, NULL,
           NULL, &b->pid, &err), "spawn broker: %s", err ? err->message : "?");
@@ -38,7 +42,11 @@ static Broker *
 broker_start (const gchar *what)
 {
   Broker *b = g_new0 (Broker, 1);
-  b->endpoint = g_strdup_printf ("ipc:///tmp/dhb-gsttest-%d-%s.sock", (int) getpid (), what);
+  gchar *tmpl = g_strdup_printf ("dhb-gsttest-%s-XXXXXX", what);
+  b->dir = g_dir_make_tmp (tmpl, NULL);
+  g_free (tmpl);
+  fail_unless (b->dir != NULL);
+  b->endpoint = g_strdup_printf ("ipc://%s/broker.sock", b->dir);
   broker_spawn (b);
   return b;
 }
@@ -48,6 +56,8 @@ broker_free (Broker *b)
 {
   kill (b->pid, SIGTERM);
   fail_unless_equals_int (wait_producer (b->pid), 0);
+  g_rmdir (b->dir);
+  g_free (b->dir);
   g_free (b->endpoint);
   g_free (b);
 }
@@ -321,6 +331,53 @@ GST_START_TEST (test_broker_handover)
 }
 GST_END_TEST;
 
+/* After a broker restart another producer registers the channel first:
+ * the sink, whose keep-alive then gets CONFLICT, posts an error naming
+ * it.  The heartbeat is long (2 s), so the other one comes first; if the
+ * sink still wins a round, the broker restarts again. */
+GST_START_TEST (test_broker_squatter)
+{
+  Broker *b = g_new0 (Broker, 1);
+  b->dir = g_dir_make_tmp ("dhb-gsttest-squat-XXXXXX", NULL);
+  b->endpoint = g_strdup_printf ("ipc://%s/broker.sock", b->dir);
+  b->heartbeat_ms = "2000";
+  b->expiry_ms = "4100";
+  broker_spawn (b);
+  gchar *ch = channel ("bsquat");
+  gchar *pl = g_strdup_printf ("videotestsrc is-live=true ! video/x-raw,width=64,height=48 ! "
+      "datahubsink broker=%s channel=%s shm-name=/%s-real", b->endpoint, ch, ch);
+  GstElement *prod = gst_parse_launch (pl, NULL);
+  gst_element_set_state (prod, GST_STATE_PLAYING);
+  wait_registered (b, ch, DHB_OK);
+  gchar *squat_shm = g_strdup_printf ("/%s-squat", ch);
+  dhb_status st = DHB_CONFLICT;
+  for (int round = 0; round < 5 && st != DHB_OK; round++) {
+    kill (b->pid, SIGKILL);
+    fail_unless_equals_int (wait_producer (b->pid), 128 + SIGKILL);
+    broker_spawn (b);
+    dhb_client *squatter;
+    fail_unless_equals_int (dhb_client_new (b->endpoint, &squatter), 0);
+    /* registered for a live process that is not this one: the broker's */
+    dhb_registration r = { .channel = ch, .shm_name = squat_shm, .pid = b->pid };
+    st = dhb_register (squatter, &r, 10000);
+    dhb_client_free (squatter);
+  }
+  fail_unless_equals_string (dhb_status_name (st), "OK");
+  gchar *text = error_of (prod);
+  gchar *holder = g_strdup_printf ("taken at the broker by another producer (pid %d, block %s)",
+      (int) b->pid, squat_shm);
+  fail_unless (strstr (text, holder) != NULL, "got: %s", text);
+  gst_element_set_state (prod, GST_STATE_NULL);
+  gst_object_unref (prod);
+  g_free (holder);
+  g_free (text);
+  g_free (squat_shm);
+  g_free (pl);
+  g_free (ch);
+  broker_free (b);
+}
+GST_END_TEST;
+
 static Suite *
 datahub_broker_suite (void)
 {
@@ -332,6 +389,7 @@ datahub_broker_suite (void)
   tcase_add_test (tc, test_broker_refusals);
   tcase_add_test (tc, test_broker_restart);
   tcase_add_test (tc, test_broker_handover);
+  tcase_add_test (tc, test_broker_squatter);
   return s;
 }
 
