@@ -126,8 +126,7 @@ admit (dh_producer *p, uint32_t i, int fd, const dh_shm_consumer *obj)
   uint32_t want = load_u32 (&obj->max_held);
   uint32_t start = load_u32 (&obj->start);
   peer->fd = fd;
-  peer->obj = obj;
-  atomic_store_explicit (&peer->faulted, 0, memory_order_relaxed);
+  peer->obj = obj; /* guarded by dh_peer_open, with peer->faulted */
   peer->token = load_u64 (&obj->token);
   peer->leaky_req = leaky <= DH_REQ_LEAKY_AUTO ? leaky : DH_REQ_LEAKY_NO;
   peer->quota = grant_holds (p, i, want);
@@ -139,8 +138,6 @@ admit (dh_producer *p, uint32_t i, int fd, const dh_shm_consumer *obj)
   peer->last_req_seq = atomic_load_explicit (&obj->req_seq, memory_order_acquire);
   peer->last_req_ns = 0;
   memset (&peer->base, 0, sizeof peer->base);
-  if (dh_guard_add (obj, DH_CONSUMER_OBJECT_SIZE, &peer->faulted) != 0)
-    dh_log (DH_LOG_WARNING, "%s: consumer %u mapped without a SIGBUS guard", b->name, i);
   p->active |= bit (i);
   p->admitted |= bit (i);
   dh_invalidate_min (p);
@@ -225,7 +222,6 @@ drop (dh_producer *p, uint32_t i, bool dead)
   dh_shm_admission *e = &b->table[i];
   atomic_store_explicit (&e->state, DH_ADMIT_NONE, memory_order_relaxed);
   atomic_store_explicit (&e->token, 0, memory_order_release);
-  dh_guard_remove (peer->obj);
   if (dead) {
     dh_relaxed_inc (&b->hdr->metrics.consumers_reaped, 1);
     dh_log (DH_LOG_WARNING, "%s: released dead consumer %u", b->name, i);
@@ -272,7 +268,8 @@ try_admit (dh_producer *p, uint32_t i)
 {
   int fd;
   const dh_shm_consumer *obj;
-  int rc = dh_peer_open (p->b.origin, i, &fd, &obj);
+  /* the peer's fault flag is free while the index is not admitted */
+  int rc = dh_peer_open (p->b.origin, i, &fd, &obj, &p->peers[i].faulted);
   if (rc == -EAGAIN)
     return -EAGAIN;
   if (rc != 0)
@@ -569,7 +566,6 @@ dh_admission_forget_all (dh_producer *p)
   p->event_fd = p->inotify_fd = -1;
   for (uint32_t i = 0; i < DH_MAX_CONSUMERS; i++)
     if (p->peers[i].fd >= 0) {
-      dh_guard_remove (p->peers[i].obj);
       dh_peer_close (p->peers[i].fd, p->peers[i].obj);
       p->peers[i].fd = -1;
     }

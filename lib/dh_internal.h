@@ -124,11 +124,15 @@ int dh_peer_create (const char *origin, uint32_t from, mode_t mode,
 /* Consumer side: marks it detached, unlinks it (if still ours), unlocks,
  * unmaps. */
 void dh_peer_remove (const char *origin, uint32_t index, int fd, dh_shm_consumer *obj);
-/* Producer / admin side: opens "<origin>@c<i>" read-only and maps it.
- * -ENOENT if absent; -EAGAIN if not initialised yet; DH_ECORRUPT if it
- * does not look like a consumer object of index @i. */
+/* Producer / admin side: opens "<origin>@c<i>" read-only and maps it,
+ * under the SIGBUS guard from before the first load (its owner may
+ * truncate it at any moment): a fault reads zeros and sets *@faulted
+ * (may be NULL).  -ENOENT if absent; -EAGAIN if not initialised yet or no
+ * guard entry is free; DH_ECORRUPT if it does not look like a consumer
+ * object of index @i. */
 int dh_peer_open (const char *origin, uint32_t i, int *fd,
-    const dh_shm_consumer **obj);
+    const dh_shm_consumer **obj, _Atomic int *faulted);
+/* Unguards, unmaps and closes what dh_peer_open gave. */
 void dh_peer_close (int fd, const dh_shm_consumer *obj);
 /* Removes a dead consumer's object: takes a read lock on its byte (refused
  * while an owner holds the write lock), checks the name still refers to

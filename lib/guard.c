@@ -8,6 +8,7 @@
  * the mapping evicts the culprit (docs/protocol.md §6).  Faults outside
  * guarded ranges go to the previous handler, or kill as before. */
 
+#include <errno.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdint.h>
@@ -32,8 +33,11 @@ static bool installed;
 static void
 on_sigbus (int sig, siginfo_t *si, void *ctx)
 {
+  int saved_errno = errno;
   uintptr_t a = (uintptr_t) si->si_addr;
-  for (unsigned i = 0; i < DH_GUARD_SLOTS; i++) {
+  /* only a fault the kernel raised has a meaningful address (kill() and
+   * sigqueue() set si_code <= 0) */
+  for (unsigned i = 0; si->si_code > 0 && i < DH_GUARD_SLOTS; i++) {
     /* Pairs with the release store of start in dh_guard_add. */
     uintptr_t start = atomic_load_explicit (&guards[i].start, memory_order_acquire);
     size_t len = atomic_load_explicit (&guards[i].len, memory_order_relaxed);
@@ -47,8 +51,10 @@ on_sigbus (int sig, siginfo_t *si, void *ctx)
     _Atomic int *flag = atomic_load_explicit (&guards[i].faulted, memory_order_relaxed);
     if (flag)
       atomic_store_explicit (flag, 1, memory_order_relaxed);
+    errno = saved_errno;
     return;
   }
+  errno = saved_errno;
   if (previous.sa_flags & SA_SIGINFO) {
     previous.sa_sigaction (sig, si, ctx);
     return;

@@ -146,7 +146,8 @@ dh_peer_remove (const char *origin, uint32_t index, int fd, dh_shm_consumer *obj
 /* ---- producer / admin side ---------------------------------------------- */
 
 int
-dh_peer_open (const char *origin, uint32_t i, int *fd_out, const dh_shm_consumer **obj_out)
+dh_peer_open (const char *origin, uint32_t i, int *fd_out, const dh_shm_consumer **obj_out,
+    _Atomic int *faulted)
 {
   char name[DH_NAME_MAX + 1];
   if (dh_consumer_object_name (origin, i, name, sizeof name) != 0)
@@ -162,10 +163,20 @@ dh_peer_open (const char *origin, uint32_t i, int *fd_out, const dh_shm_consumer
     rc = -EAGAIN; /* being created */
     goto fail;
   }
+  DH_TEST_POINT ("peer.sized");
   const dh_shm_consumer *o = mmap (NULL, DH_CONSUMER_OBJECT_SIZE, PROT_READ, MAP_SHARED,
       fd, 0);
   if (o == MAP_FAILED) {
     rc = -errno;
+    goto fail;
+  }
+  /* the owner may have truncated it since fstat: guarded before the
+   * first load, or a truncation would kill us */
+  if (faulted)
+    atomic_store_explicit (faulted, 0, memory_order_relaxed);
+  if (dh_guard_add (o, DH_CONSUMER_OBJECT_SIZE, faulted) != 0) {
+    munmap ((void *) o, DH_CONSUMER_OBJECT_SIZE);
+    rc = -EAGAIN;
     goto fail;
   }
   /* Pairs with the release store of magic in init_object. */
@@ -180,6 +191,7 @@ dh_peer_open (const char *origin, uint32_t i, int *fd_out, const dh_shm_consumer
     *obj_out = o;
     return 0;
   }
+  dh_guard_remove (o);
   munmap ((void *) o, DH_CONSUMER_OBJECT_SIZE);
 fail:
   close (fd);
@@ -189,8 +201,10 @@ fail:
 void
 dh_peer_close (int fd, const dh_shm_consumer *obj)
 {
-  if (obj)
+  if (obj) {
+    dh_guard_remove (obj);
     munmap ((void *) obj, DH_CONSUMER_OBJECT_SIZE);
+  }
   if (fd >= 0)
     close (fd);
 }

@@ -82,7 +82,7 @@ typedef struct {
 static bool
 peer_view_open (const dh_block *b, uint32_t i, peer_view *v)
 {
-  if (dh_peer_open (b->origin, i, &v->fd, &v->obj) != 0)
+  if (dh_peer_open (b->origin, i, &v->fd, &v->obj, NULL) != 0)
     return false;
   v->alive = dh_peer_alive (v->fd);
   return true;

@@ -23,7 +23,7 @@ consumer_alive (const dh_spin_ctx *ctx, uint32_t index, uint64_t token24)
 {
   int fd;
   const dh_shm_consumer *o;
-  if (dh_peer_open (ctx->origin, index, &fd, &o) != 0)
+  if (dh_peer_open (ctx->origin, index, &fd, &o, NULL) != 0)
     return false;
   bool alive = (o->token & 0xffffffu) == token24 && dh_peer_alive (fd);
   dh_peer_close (fd, o);

@@ -210,6 +210,46 @@ test_leaving_consumer_counts_once (void)
   dh_producer_destroy (p);
 }
 
+/* §6: a consumer truncates its object between the producer's fstat and
+ * its first load: the producer must not die of SIGBUS (the guard covers
+ * the mapping from before the first load) and must not admit it. */
+static void
+test_truncated_before_admission (void)
+{
+  const char *name = test_channel ("shrink");
+  dh_consumer_config cc;
+  dh_consumer_config_init (&cc);
+  cc.name = name;
+  dh_consumer *c;
+  CHECK_OK (dh_consumer_open (&cc, &c)); /* registered, no producer yet */
+  char obj[300];
+  snprintf (obj, sizeof obj, "/datahub.%s@c0", name);
+  int fd = shm_open (obj, O_RDWR, 0);
+  CHECK (fd >= 0);
+  pause_point sized;
+  arm (&sized, "peer.sized");
+  job j = { .name = name };
+  pthread_t t;
+  pthread_create (&t, NULL, create_producer, &j); /* admits at creation */
+  wait_reached (&sized);
+  CHECK (ftruncate (fd, 0) == 0);
+  release (&sized);
+  pthread_join (t, NULL);
+  disarm_all ();
+  CHECK_OK (j.rc); /* alive */
+  dh_producer_poll (j.p);
+  dh_metrics m;
+  CHECK_OK (dh_producer_metrics (j.p, &m));
+  printf ("truncated before admission: producer alive, %u consumers admitted\n",
+      m.consumers_live);
+  CHECK (m.consumers_live == 0);
+  /* give the consumer its pages back (zeros) so it can leave */
+  CHECK (ftruncate (fd, DH_CONSUMER_OBJECT_SIZE) == 0);
+  close (fd);
+  dh_consumer_detach (c);
+  dh_producer_destroy (j.p);
+}
+
 /* §2: while one producer holds a dead producer's lock to replace its
  * block, another one is refused instead of racing it. */
 static void
@@ -251,7 +291,7 @@ run_reclaim (void *arg)
   reclaimer *r = arg;
   int fd;
   const dh_shm_consumer *obj;
-  CHECK_OK (dh_peer_open (r->origin, 0, &fd, &obj));
+  CHECK_OK (dh_peer_open (r->origin, 0, &fd, &obj, NULL));
   CHECK (!dh_peer_alive (fd));
   r->removed = dh_peer_reclaim (r->origin, 0, fd);
   dh_peer_close (fd, obj);
@@ -582,6 +622,7 @@ main (void)
   test_racing_creators ();
   test_replacing_a_stale_block ();
   test_leaving_consumer_counts_once ();
+  test_truncated_before_admission ();
   test_reclaim_against_reuse ();
   test_reuse_against_reclaim ();
   test_backed_out_claim_is_kept ();
