@@ -86,7 +86,9 @@ struct _GstDatahubSink {
   /* The block.  Replaced by the streaming thread under the object lock;
    * other threads (ticker, stats getter) take a ref under the lock. */
   DatahubProducerRef *producer;
-  DatahubProducerRef *origin;  /* the channel's first block, a redirect after handovers */
+  GPtrArray *chain;            /* the blocks handed over from (DatahubProducerRef),
+                                  kept until stop: consumers read each to its end
+                                  and late joiners walk them to the newest */
   GstAllocator *allocator;     /* slots of @producer */
   GstBufferPool *pool;         /* offered for @pool_caps only */
   GstCaps *pool_caps;
@@ -320,8 +322,8 @@ use_block (GstDatahubSink *self, DatahubProducerRef *block)
     gst_object_unref (old_pool);
   if (old_allocator)
     gst_object_unref (old_allocator);
-  if (old && old != self->origin)
-    datahub_producer_unref (old);
+  if (old)
+    g_ptr_array_add (self->chain, old);
 }
 
 /* Caps and segment for consumers that join late, in @block. */
@@ -473,11 +475,12 @@ handover (GstDatahubSink *self, guint64 needed)
   }
   const gchar *name = dh_producer_shm_name (next->producer);
   write_stream_state_of (self, next);
-  dh_producer_handover (old->producer, name);
-  if (!self->origin)
-    self->origin = old;
-  else
-    dh_producer_handover (self->origin->producer, name);
+  rc = dh_producer_handover (old->producer, name);
+  if (rc != 0) {
+    report_create_error (self, name, rc);
+    datahub_producer_unref (next);
+    return FALSE;
+  }
   use_block (self, next);
   (void) register_block (self); /* an update: the keep-alive thread sends it */
   self->metadata_dirty = self->metadata != NULL;
@@ -1043,10 +1046,10 @@ gst_datahub_sink_stop (GstBaseSink *bs)
   datahub_ticker_stop (&self->ticker);
   g_queue_clear_full (&self->pending_events, (GDestroyNotify) gst_event_unref);
   GST_OBJECT_LOCK (self);
-  DatahubProducerRef *p = self->producer, *origin = self->origin;
+  DatahubProducerRef *p = self->producer;
   GstAllocator *allocator = self->allocator;
   GstBufferPool *pool = self->pool;
-  self->producer = self->origin = NULL;
+  self->producer = NULL;
   self->allocator = NULL;
   self->pool = NULL;
   gst_caps_replace (&self->pool_caps, NULL);
@@ -1058,8 +1061,9 @@ gst_datahub_sink_stop (GstBaseSink *bs)
   if (allocator)
     gst_object_unref (allocator);
   close_block (p);
-  if (origin != p)
-    close_block (origin);
+  for (guint i = 0; i < self->chain->len; i++)
+    close_block (g_ptr_array_index (self->chain, i));
+  g_ptr_array_set_size (self->chain, 0);
   gst_caps_replace (&self->caps, NULL);
   self->is_video = FALSE;
   g_clear_pointer (&self->schema, g_free);
@@ -1200,6 +1204,7 @@ gst_datahub_sink_finalize (GObject *object)
   GstDatahubSink *self = GST_DATAHUB_SINK (object);
   datahub_ticker_clear (&self->ticker);
   g_mutex_clear (&self->block_lock);
+  g_ptr_array_unref (self->chain);
   datahub_common_clear (&self->common);
   if (self->metadata)
     gst_structure_free (self->metadata);
@@ -1288,6 +1293,7 @@ static void
 gst_datahub_sink_init (GstDatahubSink *self)
 {
   datahub_common_init (&self->common);
+  self->chain = g_ptr_array_new ();
   self->slots = DEFAULT_SLOTS;
   self->policy = DEFAULT_POLICY;
   self->on_full = DEFAULT_ON_FULL;

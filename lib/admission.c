@@ -291,6 +291,22 @@ try_admit (dh_producer *p, uint32_t i)
   return 1;
 }
 
+/* After a handover: has consumer @i read to our cutover, or started on
+ * the successor? */
+static bool
+moved_on (const dh_producer *p, uint32_t i)
+{
+  const dh_shm_consumer *o = p->peers[i].obj;
+  /* Pairs with the consumer's release store of session (adopt), made
+   * after chain_index. */
+  uint64_t session = atomic_load_explicit (&o->session, memory_order_acquire);
+  if (session == p->successor_session || (session != p->b.session_id
+          && atomic_load_explicit (&o->chain_index, memory_order_relaxed) > p->b.chain_index))
+    return true;
+  return session == p->b.session_id
+      && atomic_load_explicit (&o->cursor, memory_order_acquire) > p->last_seq;
+}
+
 /* Has the consumer behind index @i left, died, or stopped making sense? */
 static void
 check_peer (dh_producer *p, uint32_t i, bool check_liveness)
@@ -316,8 +332,12 @@ check_peer (dh_producer *p, uint32_t i, bool check_liveness)
     drop (p, i, false);
     return;
   }
-  if (check_liveness && !dh_peer_alive (peer->fd))
+  if (check_liveness && !dh_peer_alive (peer->fd)) {
     drop (p, i, true);
+    return;
+  }
+  if (p->handed_over && moved_on (p, i))
+    drop (p, i, false); /* nothing left here for it: its object is unmapped */
 }
 
 /* Copies a new upstream request, at most one per consumer per interval. */
@@ -381,7 +401,8 @@ dh_service_locked (dh_producer *p, bool scan_all, bool check_liveness)
       if (p->active & bit (i))
         read_request (p, i, now);
     }
-    if (p->peers[i].fd < 0 && (scan_all || (p->scan_wanted & bit (i)))) {
+    /* after a handover, newcomers go straight to the successor */
+    if (p->peers[i].fd < 0 && !p->handed_over && (scan_all || (p->scan_wanted & bit (i)))) {
       int rc = try_admit (p, i);
       if (rc == -EAGAIN)
         retry |= bit (i);

@@ -514,10 +514,11 @@ dh_block_unmap (dh_block *b)
 }
 
 int
-dh_block_successor (const dh_block *b, char *out, size_t len)
+dh_block_successor (const dh_block *b, char *out, size_t len, uint64_t *session)
 {
   const dh_shm_header *h = b->hdr;
   uint8_t name[DH_NAME_MAX + 1], mac[DH_HASH_SIZE];
+  uint64_t next_session;
   for (int attempt = 0; attempt < 1000; attempt++) {
     /* Pairs with the release store of the even sequence in
      * dh_producer_handover. */
@@ -528,6 +529,7 @@ dh_block_successor (const dh_block *b, char *out, size_t len)
     }
     dh_load_words (name, (const uint8_t *) h->successor_name, sizeof name);
     dh_load_words (mac, h->successor_mac, sizeof mac);
+    next_session = atomic_load_explicit (&h->successor_session, memory_order_acquire);
     uint64_t cutover = atomic_load_explicit (&h->cutover_seq, memory_order_acquire);
     if (atomic_load_explicit (&h->successor_seq, memory_order_relaxed) != s1)
       continue;
@@ -535,7 +537,7 @@ dh_block_successor (const dh_block *b, char *out, size_t len)
       return dh_fail (-ENOENT, "%s has no successor", b->name);
     name[DH_NAME_MAX] = '\0'; /* never trust shared memory to terminate it */
     uint8_t want[DH_HASH_SIZE];
-    dh_successor_mac (b, cutover, (const char *) name, want);
+    dh_successor_mac (b, cutover, next_session, (const char *) name, want);
     if (!dh_hash_equal (want, mac))
       return dh_fail (DH_ECORRUPT, "%s: the successor announcement fails its "
           "authentication; not following it", b->name);
@@ -543,7 +545,56 @@ dh_block_successor (const dh_block *b, char *out, size_t len)
     if (n + 1 > len)
       return dh_fail (-ENOBUFS, "successor name needs %zu bytes", n + 1);
     memcpy (out, name, n + 1);
+    if (session)
+      *session = next_session;
     return 0;
   }
   return dh_fail (-EAGAIN, "%s: successor name keeps changing", b->name);
+}
+
+int
+dh_block_check_successor (const dh_block *cur, const dh_block *next, uint64_t session)
+{
+  struct stat a, n;
+  if (next->session_id != session)
+    return dh_fail (DH_ECORRUPT, "%s is not the block %s announced (session %016llx, "
+        "announced %016llx); not following it", next->name, cur->name,
+        (unsigned long long) next->session_id, (unsigned long long) session);
+  if (next->chain_index != cur->chain_index + 1)
+    return dh_fail (DH_ECORRUPT, "%s has chain index %u, %u expected after %s", next->name,
+        next->chain_index, cur->chain_index + 1, cur->name);
+  if (fstat (cur->fd, &a) != 0 || fstat (next->fd, &n) != 0 || a.st_uid != n.st_uid)
+    return dh_fail (DH_ECORRUPT, "%s belongs to another user than %s; not following it",
+        next->name, cur->name);
+  return 0;
+}
+
+int
+dh_block_peek_at (const char *name, dh_block_peek *out)
+{
+  char shm[DH_NAME_MAX + 1];
+  int rc = dh_shm_name (name, shm, sizeof shm);
+  if (rc != 0)
+    return rc;
+  int fd = shm_open (shm, O_RDONLY | O_CLOEXEC | O_NONBLOCK, 0);
+  if (fd < 0)
+    return dh_fail (-errno, "cannot open %s: %s", shm, strerror (errno));
+  struct stat st;
+  dh_shm_header h;
+  rc = 0;
+  if (fstat (fd, &st) != 0 || !S_ISREG (st.st_mode)
+      || pread (fd, &h, sizeof h, 0) != (ssize_t) sizeof h || h.magic != DH_MAGIC) {
+    rc = dh_fail (DH_ENOTDATAHUB, "%s is not a datahub block", shm);
+  } else {
+    memset (out, 0, sizeof *out);
+    out->session_id = h.session_id;
+    out->chain_index = h.chain_index;
+    out->uid = st.st_uid;
+    memcpy (out->origin, h.origin_name, DH_NAME_MAX);
+    out->origin[DH_NAME_MAX] = '\0';
+    dh_block tmp = { .fd = fd };
+    out->alive = dh_producer_alive (&tmp);
+  }
+  close (fd);
+  return rc;
 }

@@ -758,7 +758,7 @@ dh_consumer_successor (dh_consumer *c, char *buf, size_t len)
   DH_CHECK_ARG (c && buf && len > 0);
   if (!c->cur)
     return dh_fail (-ENOTCONN, "%s: no producer yet", c->origin);
-  return dh_block_successor (&c->cur->b, buf, len);
+  return dh_block_successor (&c->cur->b, buf, len, NULL);
 }
 
 int

@@ -167,7 +167,8 @@ typedef struct {
   char successor_name[DH_NAME_MAX + 1];  /* 1296 */
   uint8_t successor_mac[DH_HASH_SIZE];   /* 1552 */
   char origin_name[DH_NAME_MAX + 1];     /* 1584: the chain's first block */
-  uint8_t reserved7[DH_HEADER_SIZE - 1840]; /* 1840 */
+  _Atomic uint64_t successor_session;    /* 1840: under successor_seq */
+  uint8_t reserved7[DH_HEADER_SIZE - 1848]; /* 1848 */
 } dh_shm_header;
 
 /* Admission table entry (one cache line), written by the producer: every

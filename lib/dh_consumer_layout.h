@@ -47,7 +47,7 @@ typedef struct {
   _Atomic uint64_t session;         /* 64: block session of the cursor */
   _Atomic uint64_t cursor;          /* 72: next seq it will read */
   _Atomic uint32_t detached;        /* 80: 1 = leaving */
-  uint32_t reserved1;               /* 84 */
+  _Atomic uint32_t chain_index;     /* 84: of the block session is in */
   uint64_t reserved2[5];            /* 88 */
   /* line 2: counters, display only */
   _Atomic uint64_t heartbeat_ns;    /* 128: CLOCK_MONOTONIC */

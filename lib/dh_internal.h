@@ -89,8 +89,23 @@ void dh_block_publish (dh_block *b);
 int dh_block_open (dh_block *b, const char *name, const dh_consumer_config *cfg,
     bool writable);
 void dh_block_unmap (dh_block *b);
-/* Loads the successor name under its seqlock and checks its MAC. */
-int dh_block_successor (const dh_block *b, char *out, size_t len);
+/* Loads the successor name and session under their seqlock and checks
+ * the MAC. */
+int dh_block_successor (const dh_block *b, char *out, size_t len, uint64_t *session);
+/* Is @next (opened by the name @cur announced with @session) the block
+ * the announcement promised: that session, the next chain index, the
+ * same owner?  0 or DH_ECORRUPT naming what differs. */
+int dh_block_check_successor (const dh_block *cur, const dh_block *next, uint64_t session);
+/* What the header of block @name says, from a private copy (pread): for
+ * checking a block without mapping it. */
+typedef struct {
+  uint64_t session_id;
+  uint32_t chain_index;
+  uid_t uid;
+  bool alive;
+  char origin[DH_NAME_MAX + 1];
+} dh_block_peek;
+int dh_block_peek_at (const char *name, dh_block_peek *out);
 void dh_store_words (uint8_t *dst, const uint8_t *src, size_t len);
 void dh_load_words (uint8_t *dst, const uint8_t *src, size_t len);
 
@@ -110,8 +125,8 @@ void dh_secret_verifier (const uint8_t secret[DH_SECRET_SIZE], uint8_t out[DH_HA
 void dh_hmac_key (const uint8_t secret[DH_SECRET_SIZE], uint8_t out[DH_HASH_SIZE]);
 void dh_payload_hash (const dh_block *b, const void *data, uint64_t size,
     uint8_t out[DH_HASH_SIZE]);
-void dh_successor_mac (const dh_block *b, uint64_t cutover, const char *name,
-    uint8_t out[DH_HASH_SIZE]);
+void dh_successor_mac (const dh_block *b, uint64_t cutover, uint64_t successor_session,
+    const char *name, uint8_t out[DH_HASH_SIZE]);
 bool dh_hash_equal (const uint8_t a[DH_HASH_SIZE], const uint8_t b[DH_HASH_SIZE]);
 void dh_hex (const uint8_t *bytes, size_t n, char *out); /* out: 2n+1 */
 
@@ -269,6 +284,8 @@ dh_payload_at (const dh_block *b, uint32_t i)
 /* The service thread's period when nothing happens. */
 #define DH_SERVICE_PERIOD_NS (100u * 1000000u)
 /* A consumer's upstream request is looked at no more often than this. */
+/* blocks in a handover chain, the origin included */
+#define DH_MAX_CHAIN 64u
 #define DH_REQUEST_INTERVAL_NS (100u * 1000000u)
 /* dh_consumer_attach waits this long for a live producer to admit it. */
 #define DH_ADMISSION_TIMEOUT_NS (2000u * 1000000u)

@@ -68,6 +68,7 @@ struct dh_producer {
   uint64_t min_cursor;          /* cache: lowest cursor of waited-for consumers */
   bool min_valid, min_fresh;
   bool handed_over;
+  uint64_t successor_session; /* of the block we handed over to */
   uint64_t successor_seq;       /* private copy of the successor seqlock */
   uint64_t zone_seq[DH_MAX_ZONES];
   bool live;

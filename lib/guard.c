@@ -17,7 +17,7 @@
 
 #include "dh_internal.h"
 
-#define DH_GUARD_SLOTS 512
+#define DH_GUARD_SLOTS 4096 /* 64 blocks of a chain x 64 consumers */
 
 typedef struct {
   _Atomic uintptr_t start;   /* 0 = free */

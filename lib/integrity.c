@@ -47,10 +47,11 @@ dh_payload_hash (const dh_block *b, const void *data, uint64_t size,
 /* Authenticates a handover announcement (docs/protocol.md §12): keyed
  * with the HMAC key when the block has a secret, so only a holder of the
  * secret can point consumers elsewhere; bound to this block's session and
- * cutover so it cannot be replayed from another block. */
+ * cutover so it cannot be replayed from another block, and to the
+ * successor's session so it names one block, not whatever has the name. */
 void
-dh_successor_mac (const dh_block *b, uint64_t cutover, const char *name,
-    uint8_t out[DH_HASH_SIZE])
+dh_successor_mac (const dh_block *b, uint64_t cutover, uint64_t successor_session,
+    const char *name, uint8_t out[DH_HASH_SIZE])
 {
   crypto_generichash_state st;
   crypto_generichash_init (&st, b->has_secret ? b->hmac_key : NULL,
@@ -59,6 +60,8 @@ dh_successor_mac (const dh_block *b, uint64_t cutover, const char *name,
       sizeof handover_label - 1);
   crypto_generichash_update (&st, (const uint8_t *) &b->session_id, sizeof b->session_id);
   crypto_generichash_update (&st, (const uint8_t *) &cutover, sizeof cutover);
+  crypto_generichash_update (&st, (const uint8_t *) &successor_session,
+      sizeof successor_session);
   crypto_generichash_update (&st, (const uint8_t *) name, strlen (name));
   crypto_generichash_final (&st, out, DH_HASH_SIZE);
 }

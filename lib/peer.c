@@ -35,6 +35,7 @@ init_object (dh_shm_consumer *o, uint32_t index, const dh_consumer_config *cfg,
   atomic_store_explicit (&o->session, 0, memory_order_relaxed);
   atomic_store_explicit (&o->cursor, 0, memory_order_relaxed);
   atomic_store_explicit (&o->detached, 0, memory_order_relaxed);
+  atomic_store_explicit (&o->chain_index, 0, memory_order_relaxed);
   atomic_store_explicit (&o->heartbeat_ns, dh_now_ns (), memory_order_relaxed);
   _Atomic uint64_t *counters[] = { &o->read, &o->bytes_read, &o->lost, &o->races,
     &o->checksum_failures, &o->waits, &o->not_ready };

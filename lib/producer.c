@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <sodium.h>
@@ -870,23 +871,42 @@ dh_producer_handover (dh_producer *p, const char *successor)
     return rc;
   dh_block *b = &p->b;
   dh_shm_header *h = b->hdr;
+  pthread_mutex_lock (&p->lock);
+  bool again = p->handed_over;
+  pthread_mutex_unlock (&p->lock);
+  if (again)
+    return dh_fail (-EALREADY, "%s was handed over already: its announcement never "
+        "changes (consumers read every block of the chain)", b->name);
+  /* the announcement names one block: ours, next in the chain, alive */
+  dh_block_peek next;
+  if ((rc = dh_block_peek_at (name, &next)) != 0)
+    return rc;
+  struct stat own;
+  if (fstat (b->fd, &own) != 0 || next.uid != own.st_uid || !next.alive
+      || strcmp (next.origin, b->origin) != 0 || next.chain_index != b->chain_index + 1)
+    return dh_fail (-EINVAL, "%s is not a live successor of %s (chain index %u of %s "
+        "expected; see dh_producer_create_successor)", name, b->name, b->chain_index + 1,
+        b->origin);
   uint8_t padded[DH_NAME_MAX + 1] = { 0 }, mac[DH_HASH_SIZE];
   memcpy (padded, name, strlen (name) + 1);
   pthread_mutex_lock (&p->lock);
-  /* name, MAC and (the first time) the cutover under the seqlock, odd
-   * while writing; the cutover is set once: nothing is published here
-   * after it */
-  uint64_t cutover = p->handed_over
-      ? atomic_load_explicit (&h->cutover_seq, memory_order_relaxed) : p->last_seq + 1;
-  dh_successor_mac (b, cutover, name, mac);
+  if (p->handed_over) {
+    pthread_mutex_unlock (&p->lock);
+    return dh_fail (-EALREADY, "%s was handed over already: its announcement never "
+        "changes (consumers read every block of the chain)", b->name);
+  }
+  /* name, session, MAC and the cutover under the seqlock, odd while
+   * writing; nothing is published here after the cutover */
+  uint64_t cutover = p->last_seq + 1;
+  dh_successor_mac (b, cutover, next.session_id, name, mac);
   atomic_store_explicit (&h->successor_seq, p->successor_seq + 1, memory_order_relaxed);
   dh_store_words ((uint8_t *) h->successor_name, padded, sizeof padded);
+  atomic_store_explicit (&h->successor_session, next.session_id, memory_order_relaxed);
   dh_store_words (h->successor_mac, mac, sizeof mac);
-  if (!p->handed_over) {
-    /* Release pairs with the consumers' acquire load in wait_for_data. */
-    atomic_store_explicit (&h->cutover_seq, cutover, memory_order_release);
-    p->handed_over = true;
-  }
+  /* Release pairs with the consumers' acquire load in wait_for_data. */
+  atomic_store_explicit (&h->cutover_seq, cutover, memory_order_release);
+  p->handed_over = true;
+  p->successor_session = next.session_id;
   p->successor_seq += 2;
   atomic_store_explicit (&h->successor_seq, p->successor_seq, memory_order_release);
   pthread_mutex_unlock (&p->lock);
@@ -901,18 +921,32 @@ dh_producer_create_successor (dh_producer *p, uint64_t slot_size, dh_producer **
   DH_CHECK_ARG (p && out && slot_size > 0);
   char name[DH_NAME_MAX + 1];
   uint32_t n = p->b.chain_index + 1;
-  int len = snprintf (name, sizeof name, "%s.h%u", p->b.origin, n);
-  if (len < 0 || len > DH_BLOCK_NAME_MAX)
-    return dh_fail (-ENAMETOOLONG, "successor name of %s is too long", p->b.origin);
+  if (n >= DH_MAX_CHAIN)
+    return dh_fail (-EMLINK, "%s: a chain has at most %u blocks (handed over %u times)",
+        p->b.origin, DH_MAX_CHAIN, p->b.chain_index);
   dh_producer_config cfg = p->cfg;
-  cfg.name = name;
   cfg.origin = p->b.origin;
   cfg.chain_index = n;
   cfg.slot_size = slot_size;
   pthread_mutex_lock (&p->lock);
   cfg.live = p->live;
   pthread_mutex_unlock (&p->lock);
-  return dh_producer_create (&cfg, out);
+  int rc = 0;
+  /* "<origin>.h<n>"; if someone else took that name, a random one (the
+   * announcement names it, nobody has to guess it) */
+  for (int attempt = 0; attempt < 3; attempt++) {
+    uint32_t r;
+    randombytes_buf (&r, sizeof r);
+    int len = attempt == 0 ? snprintf (name, sizeof name, "%s.h%u", p->b.origin, n)
+        : snprintf (name, sizeof name, "%s.h%u-%08x", p->b.origin, n, r);
+    if (len < 0 || len > DH_BLOCK_NAME_MAX)
+      return dh_fail (-ENAMETOOLONG, "successor name of %s is too long", p->b.origin);
+    cfg.name = name;
+    rc = dh_producer_create (&cfg, out);
+    if (rc != DH_EBUSY && rc != DH_ENOTDATAHUB && rc != -EACCES && rc != -EPERM)
+      return rc;
+  }
+  return rc;
 }
 
 /* ---- misc ------------------------------------------------------------- */

@@ -175,7 +175,7 @@ dh_inspect_info (dh_inspector *ins, dh_block_info *out)
       memory_order_relaxed));
   out->head_seq = atomic_load_explicit (&h->head, memory_order_acquire);
   out->cutover_seq = atomic_load_explicit (&h->cutover_seq, memory_order_acquire);
-  if (out->cutover_seq && dh_block_successor (b, out->successor, sizeof out->successor) != 0)
+  if (out->cutover_seq && dh_block_successor (b, out->successor, sizeof out->successor, NULL) != 0)
     snprintf (out->successor, sizeof out->successor, "(unreadable: %s)", dh_error_detail ());
   if (atomic_load_explicit (&h->space_waiters, memory_order_relaxed)) {
     out->gate_mask = atomic_load_explicit (&h->gate_mask, memory_order_relaxed);

@@ -19,7 +19,7 @@
 /* How long a handover waits to be admitted in the successor. */
 #define DH_FOLLOW_TIMEOUT_NS (5000u * 1000000u)
 /* Deepest handover chain followed at attach. */
-#define DH_MAX_CHAIN 64
+
 #define G_N_ELEMENTS_DRAINED (sizeof ((dh_consumer *) 0)->drained / sizeof (uint64_t))
 
 void
@@ -95,18 +95,24 @@ static dh_cblock *
 open_newest (dh_consumer *c, int *rc)
 {
   dh_cblock *blk = open_block (c, c->origin, rc);
-  for (int depth = 0; blk && depth < DH_MAX_CHAIN; depth++) {
+  for (unsigned depth = 0; blk && depth < DH_MAX_CHAIN; depth++) {
     uint64_t cutover = atomic_load_explicit (&blk->b.hdr->cutover_seq, memory_order_acquire);
     if (cutover == 0 || owed_records (c, blk, cutover))
       return blk;
     char next[DH_NAME_MAX + 1];
-    *rc = dh_block_successor (&blk->b, next, sizeof next);
+    uint64_t session;
+    *rc = dh_block_successor (&blk->b, next, sizeof next, &session);
+    dh_cblock *succ = *rc == 0 ? open_block (c, next, rc) : NULL;
+    if (succ && (*rc = dh_block_check_successor (&blk->b, &succ->b, session)) != 0) {
+      close_block (succ);
+      succ = NULL;
+    }
     close_block (blk);
-    blk = *rc == 0 ? open_block (c, next, rc) : NULL;
+    blk = succ;
   }
   if (blk) {
     close_block (blk);
-    *rc = dh_fail (DH_ECORRUPT, "%s: handover chain longer than %d", c->origin,
+    *rc = dh_fail (DH_ECORRUPT, "%s: handover chain longer than %u", c->origin,
         DH_MAX_CHAIN);
   }
   return NULL;
@@ -192,6 +198,7 @@ adopt (dh_consumer *c, dh_cblock *blk)
   /* cursor first, then the session it belongs to (release): the producer
    * loads the session with acquire before it trusts the cursor */
   atomic_store_explicit (&c->obj->cursor, c->cursor, memory_order_seq_cst);
+  atomic_store_explicit (&c->obj->chain_index, blk->b.chain_index, memory_order_relaxed);
   atomic_store_explicit (&c->obj->session, blk->b.session_id, memory_order_release);
   blk->current = true;
   pthread_mutex_lock (&c->cur_lock);
@@ -319,14 +326,14 @@ dh_session_follow (dh_consumer *c)
   c->drained[c->ndrained++ % G_N_ELEMENTS_DRAINED] = c->cur->b.session_id;
   dh_cblock *blk = NULL;
   int rc = 0;
-  /* the name may be updated while we follow it (the elements point the
-   * first block at the newest and close the ones between): a successor
-   * that vanished is looked up again */
-  for (int attempt = 0; attempt < 3 && !blk; attempt++) {
-    rc = dh_block_successor (&c->cur->b, next, sizeof next);
-    blk = rc == 0 ? open_block (c, next, &rc) : NULL;
-    if (rc != -ENOENT)
-      break;
+  /* the announcement names one block: that session, the next chain
+   * index, the same owner (docs/protocol.md §12) */
+  uint64_t session;
+  rc = dh_block_successor (&c->cur->b, next, sizeof next, &session);
+  blk = rc == 0 ? open_block (c, next, &rc) : NULL;
+  if (blk && (rc = dh_block_check_successor (&c->cur->b, &blk->b, session)) != 0) {
+    close_block (blk);
+    blk = NULL;
   }
   if (blk && (rc = fit_index (c, &blk->b)) == 0)
     rc = await_admission (c, blk, dh_now_ns () + DH_FOLLOW_TIMEOUT_NS);
