@@ -143,10 +143,14 @@ datahub_slot_allocator_alloc_slot (GstAllocator *allocator, gsize size, gboolean
       || !reserve (self, wait_for_room, dontwait, cancel))
     return NULL;
   dh_slot slot;
-  int rc = dh_producer_acquire_cancellable (p, dontwait ? 0 : -1, cancel, &slot);
+  /* a pool's buffer waits for consumers that hold the producer back
+   * (back-pressure); a direct allocation waits a moment, then takes
+   * system memory: an application allocating must never hang here */
+  int timeout_ms = dontwait ? 0 : wait_for_room ? -1 : ROOM_WAIT_US / 1000;
+  int rc = dh_producer_acquire_cancellable (p, timeout_ms, cancel, &slot);
   if (rc != 0) {
     unreserve (self);
-    if (rc != -EAGAIN && rc != -ECANCELED)
+    if (rc != -EAGAIN && rc != -ECANCELED && rc != -ETIMEDOUT)
       GST_WARNING_OBJECT (self, "no slot: %s", dh_error_detail ());
     return NULL;
   }

@@ -38,11 +38,12 @@ G_DECLARE_FINAL_TYPE (GstDatahubSlotAllocator, gst_datahub_slot_allocator, GST,
  * larger than a slot, it hands out system memory (which the sink copies). */
 GstAllocator *gst_datahub_slot_allocator_new (DatahubProducerRef *producer);
 
-/* Slot memory for @size bytes, waiting for a slot (back-pressure) unless
- * @dontwait; NULL when none can be had (*@cancel set, or none free with
- * @dontwait).  At the outstanding limit it waits for a memory to be freed
- * when @wait_for_room, else returns NULL at once (gst_allocator_alloc()
- * then falls back to system memory). */
+/* Slot memory for @size bytes.  A pool's acquisition (@wait_for_room)
+ * waits for a slot as long as consumers hold the producer back
+ * (back-pressure); a direct one waits at most 50 ms for room and for a
+ * slot, then returns NULL (gst_allocator_alloc() then gives system
+ * memory).  NULL at once with @dontwait and nothing free, or when
+ * *@cancel is set.  Copies of slot memory are system memory. */
 GstMemory *datahub_slot_allocator_alloc_slot (GstAllocator *allocator, gsize size,
     gboolean dontwait, gboolean wait_for_room, const gint *cancel);
 

@@ -22,7 +22,12 @@ struct _GstDatahubSlotPool {
   GCond returned;         /* a buffer came back */
   GQueue shells;
   guint outstanding;      /* buffers out of the pool (lock) */
+  gboolean warned_hoarding;
 };
+
+/* How long an acquire waits for one of max buffers to come back before it
+ * hands out system memory instead. */
+#define HOARD_WAIT_US (50 * 1000)
 
 G_DEFINE_TYPE (GstDatahubSlotPool, gst_datahub_slot_pool, GST_TYPE_BUFFER_POOL);
 
@@ -76,17 +81,21 @@ new_shell (GstDatahubSlotPool *self)
   return buffer;
 }
 
-/* Only the base class's start() calls this, to preallocate the minimum;
- * it releases the shells at once (counted out here, back there). */
+/* Nothing to preallocate: shells are made as needed and slots come at
+ * acquire.  (The base class's start() would allocate the minimum through
+ * alloc_buffer and count them as its own, which our stop() frees.) */
+static gboolean
+pool_start (GstBufferPool *pool)
+{
+  (void) pool;
+  return TRUE;
+}
+
 static GstFlowReturn
 pool_alloc_buffer (GstBufferPool *pool, GstBuffer **buffer, GstBufferPoolAcquireParams *params)
 {
-  GstDatahubSlotPool *self = GST_DATAHUB_SLOT_POOL (pool);
   (void) params;
-  *buffer = new_shell (self);
-  g_mutex_lock (&self->lock);
-  self->outstanding++;
-  g_mutex_unlock (&self->lock);
+  *buffer = new_shell (GST_DATAHUB_SLOT_POOL (pool));
   return GST_FLOW_OK;
 }
 
@@ -95,34 +104,53 @@ pool_acquire_buffer (GstBufferPool *pool, GstBuffer **buffer, GstBufferPoolAcqui
 {
   GstDatahubSlotPool *self = GST_DATAHUB_SLOT_POOL (pool);
   gboolean dontwait = params && (params->flags & GST_BUFFER_POOL_ACQUIRE_FLAG_DONTWAIT);
-  /* at most max buffers out (what the pool advertised) */
+  if (g_atomic_int_get (&self->flushing))
+    return GST_FLOW_FLUSHING; /* inactive or flushing */
+  /* max slot buffers out (what the pool advertised).  Upstream that keeps
+   * more (a queue waiting for a threshold, a decoder's reference frames)
+   * would wait for itself: after a moment it gets a system-memory buffer,
+   * which the sink copies into a slot */
+  gint64 give_up = g_get_monotonic_time () + HOARD_WAIT_US;
+  gboolean slot_buffer = TRUE;
   g_mutex_lock (&self->lock);
   while (self->outstanding >= self->max) {
     if (dontwait || g_atomic_int_get (&self->flushing)) {
       g_mutex_unlock (&self->lock);
       return dontwait ? GST_FLOW_EOS : GST_FLOW_FLUSHING;
     }
-    g_cond_wait_until (&self->returned, &self->lock, g_get_monotonic_time () + 100 * 1000);
+    if (g_get_monotonic_time () >= give_up) {
+      slot_buffer = FALSE;
+      break;
+    }
+    g_cond_wait_until (&self->returned, &self->lock, give_up);
   }
   self->outstanding++;
   g_mutex_unlock (&self->lock);
-  /* back-pressure from consumers that hold the producer back: wait for a
-   * slot; flushing this pool (set_flushing, deactivation) interrupts */
-  GstMemory *mem = datahub_slot_allocator_alloc_slot (self->allocator, self->size, dontwait,
-      TRUE, &self->flushing);
+  GstMemory *mem = NULL;
+  if (slot_buffer) {
+    /* back-pressure from consumers that hold the producer back: wait for
+     * a slot; flushing this pool (set_flushing, deactivation) interrupts */
+    mem = datahub_slot_allocator_alloc_slot (self->allocator, self->size, dontwait, TRUE,
+        &self->flushing);
+    if (!mem && (dontwait || g_atomic_int_get (&self->flushing))) {
+      g_mutex_lock (&self->lock);
+      self->outstanding--;
+      g_cond_broadcast (&self->returned);
+      g_mutex_unlock (&self->lock);
+      return dontwait ? GST_FLOW_EOS : GST_FLOW_FLUSHING;
+    }
+    if (!mem)
+      GST_WARNING_OBJECT (pool, "no slot (%s); handing out system memory", dh_error_detail ());
+  } else if (!self->warned_hoarding) {
+    self->warned_hoarding = TRUE;
+    GST_INFO_OBJECT (pool, "upstream keeps all %u slot buffers; handing out system "
+        "memory (copied by the sink)", self->max);
+  }
+  if (!mem) /* the sink copies it into a slot (and reports what failed) */
+    mem = gst_allocator_alloc (NULL, self->size, NULL);
   g_mutex_lock (&self->lock);
-  if (!mem) {
-    self->outstanding--;
-    g_cond_broadcast (&self->returned);
-  } else {
-    *buffer = g_queue_pop_head (&self->shells);
-  }
+  *buffer = g_queue_pop_head (&self->shells);
   g_mutex_unlock (&self->lock);
-  if (!mem) {
-    if (g_atomic_int_get (&self->flushing))
-      return GST_FLOW_FLUSHING;
-    return dontwait ? GST_FLOW_EOS : GST_FLOW_ERROR;
-  }
   if (!*buffer)
     *buffer = new_shell (self);
   gst_buffer_append_memory (*buffer, mem);
@@ -192,6 +220,7 @@ gst_datahub_slot_pool_class_init (GstDatahubSlotPoolClass *klass)
   pool_class->alloc_buffer = pool_alloc_buffer;
   pool_class->acquire_buffer = pool_acquire_buffer;
   pool_class->release_buffer = pool_release_buffer;
+  pool_class->start = pool_start;
   pool_class->stop = pool_stop;
   pool_class->flush_start = pool_flush_start;
   pool_class->flush_stop = pool_flush_stop;
@@ -204,6 +233,7 @@ gst_datahub_slot_pool_init (GstDatahubSlotPool *self)
   g_mutex_init (&self->lock);
   g_cond_init (&self->returned);
   g_queue_init (&self->shells);
+  self->flushing = 1; /* as the base class: inactive until activated */
 }
 
 GstBufferPool *

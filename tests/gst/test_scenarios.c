@@ -2740,6 +2740,158 @@ GST_START_TEST (test_custom_upstream_event_reaches_producer)
 }
 GST_END_TEST;
 
+/* ---- 14. upstream that keeps buffers, applications that allocate ---------- */
+
+/* A queue that waits for a threshold of buffers keeps more than the sink's
+ * pool holds (slots - 1): upstream gets system memory after a moment
+ * instead of waiting for itself, and every frame arrives. */
+GST_START_TEST (test_upstream_keeping_buffers_still_streams)
+{
+  const gchar *ch = chan ("hoard");
+  Consumer k;
+  consumer_start (&k, "datahubsrc name=src channel=%s ! appsink name=out sync=false", ch);
+  GstElement *prod = pipeline_new ("videotestsrc num-buffers=60 ! video/x-raw,format=I420,"
+      "width=64,height=48,framerate=30/1 ! queue min-threshold-buffers=10 ! "
+      "datahubsink channel=%s slots=4", ch);
+  gst_element_set_state (prod, GST_STATE_PLAYING);
+  gchar *err = NULL;
+  gboolean prod_eos = wait_bus_eos (prod, 20000, &err);
+  gboolean eos = collector_wait_eos (&k.c, 10000);
+  GPtrArray *frames = collector_snapshot (&k.c);
+  g_print ("upstream keeping 10 buffers, 4 slots: producer EOS %d, consumer received %u of "
+      "60, EOS %d\n", prod_eos, frames->len, eos);
+  fail_unless (prod_eos, "producer: %s", err ? err : "no EOS (stuck waiting for its pool?)");
+  fail_unless_equals_int (frames->len, 60);
+  for (guint i = 0; i < frames->len; i++) {
+    Rx *f = g_ptr_array_index (frames, i);
+    fail_unless_equals_uint64 (f->offset, i);
+  }
+  fail_unless (eos, "no EOS at the consumer");
+  g_ptr_array_unref (frames);
+  free_pipeline (prod, "producer");
+  consumer_free (&k);
+}
+GST_END_TEST;
+
+typedef struct {
+  GstAllocator *allocator;
+  guint done, from_slots;
+  gboolean copy_is_system_memory;
+} AllocRun;
+
+static gpointer
+allocate_ten (gpointer data)
+{
+  AllocRun *a = data;
+  for (guint i = 0; i < 10; i++) {
+    GstBuffer *b = gst_buffer_new_allocate (a->allocator, 1000, NULL);
+    GstMemory *m = gst_buffer_peek_memory (b, 0);
+    if (m->allocator == a->allocator) {
+      a->from_slots++;
+      /* a writable copy of slot memory is system memory, not another slot */
+      GstMemory *copy = gst_memory_copy (m, 0, -1);
+      a->copy_is_system_memory = copy && copy->allocator != a->allocator;
+      gst_memory_unref (copy);
+    }
+    gst_buffer_unref (b);
+    g_atomic_int_inc (&a->done);
+  }
+  return NULL;
+}
+
+/* An application allocating from the sink's allocator (what
+ * gst_buffer_new_allocate() with the ALLOCATION answer does) while a
+ * consumer holds the producer back never hangs: each allocation waits a
+ * moment for a slot, then gets system memory. */
+GST_START_TEST (test_direct_allocations_never_hang)
+{
+  const gchar *ch = chan ("directalloc");
+  GstElement *prod = pipeline_new ("appsrc name=in format=time caps=" APP_CAPS " ! "
+      "datahubsink name=sink channel=%s slot-size=4096 slots=4", ch);
+  gst_element_set_state (prod, GST_STATE_PLAYING);
+  /* a lossless consumer that stops reading after the first buffer */
+  Consumer k;
+  consumer_start (&k, "datahubsrc name=src channel=%s leaky=no ! appsink name=out "
+      "sync=false max-buffers=1", ch);
+  GstAppSrc *in = GST_APP_SRC (el (prod, "in"));
+  GstPad *pad = gst_element_get_static_pad (GST_ELEMENT (in), "src");
+  GstCaps *caps = gst_caps_from_string (APP_CAPS);
+  GstQuery *q = gst_query_new_allocation (caps, FALSE);
+  fail_unless (gst_pad_peer_query (pad, q), "no ALLOCATION answer");
+  fail_unless (gst_query_get_n_allocation_params (q) > 0, "the sink offers no allocator");
+  AllocRun a = { 0 };
+  gst_query_parse_nth_allocation_param (q, 0, &a.allocator, NULL);
+  /* the consumer takes one buffer, then stops (paused, it blocks in
+   * preroll): the producer fills its slots and waits for it */
+  gst_app_src_push_buffer (in, indexed_buffer (100, 0, 0));
+  fail_unless (collector_wait (&k.c, 1, 10000), "the consumer got nothing");
+  gst_element_set_state (k.pipe, GST_STATE_PAUSED);
+  for (guint32 i = 1; i < 9; i++)
+    gst_app_src_push_buffer (in, indexed_buffer (100, i, i * GST_MSECOND));
+  guint64 written = 0, waits = 0;
+  for (gdouble t0 = now_s (); now_s () - t0 < 10 && waits == 0; sleep_s (0.1)) {
+    GstStructure *st = NULL;
+    g_object_get (el (prod, "sink"), "stats", &st, NULL);
+    gst_structure_get_uint64 (st, "written", &written);
+    gst_structure_get_uint64 (st, "writer-waits", &waits);
+    gst_structure_free (st);
+  }
+  fail_unless (waits > 0 && written < 9, "the producer is not held back (%" G_GUINT64_FORMAT
+      " written)", written);
+  GThread *t = g_thread_new ("alloc", allocate_ten, &a);
+  gdouble t0 = now_s ();
+  while (g_atomic_int_get (&a.done) < 10 && now_s () - t0 < 20)
+    sleep_s (0.05);
+  guint done = g_atomic_int_get (&a.done);
+  g_print ("direct allocations with the producer held back: %u of 10 returned in %.2f s, "
+      "%u of them slots\n", done, now_s () - t0, a.from_slots);
+  fail_unless_equals_int (done, 10);
+  g_thread_join (t);
+  fail_unless (a.from_slots == 0 || a.copy_is_system_memory,
+      "a copy of slot memory took another slot");
+  gst_object_unref (a.allocator);
+  gst_query_unref (q);
+  gst_caps_unref (caps);
+  gst_object_unref (pad);
+  consumer_free (&k);
+  free_pipeline (prod, "producer");
+}
+GST_END_TEST;
+
+/* gst_memory_copy() of slot memory is system memory (GStreamer's fallback
+ * copy would take another slot for every writable map). */
+GST_START_TEST (test_copy_of_slot_memory_is_system_memory)
+{
+  const gchar *ch = chan ("memcopy");
+  GstElement *prod = pipeline_new ("appsrc name=in format=time caps=" APP_CAPS " ! "
+      "datahubsink name=sink channel=%s slot-size=4096 slots=4", ch);
+  gst_element_set_state (prod, GST_STATE_PLAYING);
+  GstPad *pad = gst_element_get_static_pad (el (prod, "in"), "src");
+  GstCaps *caps = gst_caps_from_string (APP_CAPS);
+  GstQuery *q = gst_query_new_allocation (caps, FALSE);
+  fail_unless (gst_pad_peer_query (pad, q), "no ALLOCATION answer");
+  GstAllocator *allocator = NULL;
+  gst_query_parse_nth_allocation_param (q, 0, &allocator, NULL);
+  GstBuffer *b = gst_buffer_new_allocate (allocator, 1000, NULL);
+  GstMemory *m = gst_buffer_peek_memory (b, 0);
+  fail_unless (m->allocator == allocator, "no slot memory with nothing held back");
+  gst_buffer_memset (b, 0, 0x5a, 1000);
+  GstMemory *copy = gst_memory_copy (m, 10, 100);
+  GstMapInfo info;
+  fail_unless (copy && copy->allocator != allocator);
+  fail_unless (gst_memory_map (copy, &info, GST_MAP_READ) && info.size == 100
+      && info.data[0] == 0x5a && info.data[99] == 0x5a);
+  gst_memory_unmap (copy, &info);
+  gst_memory_unref (copy);
+  gst_buffer_unref (b);
+  gst_object_unref (allocator);
+  gst_query_unref (q);
+  gst_caps_unref (caps);
+  gst_object_unref (pad);
+  free_pipeline (prod, "producer");
+}
+GST_END_TEST;
+
 static Suite *
 scenarios_suite (void)
 {
@@ -2803,6 +2955,9 @@ scenarios_suite (void)
   tcase_add_test (tc, test_consumers_field_one_type);
   tcase_add_test (tc, test_caps_larger_than_a_slot);
   tcase_add_test (tc, test_custom_upstream_event_reaches_producer);
+  tcase_add_test (tc, test_upstream_keeping_buffers_still_streams);
+  tcase_add_test (tc, test_direct_allocations_never_hang);
+  tcase_add_test (tc, test_copy_of_slot_memory_is_system_memory);
   return s;
 }
 
