@@ -459,7 +459,7 @@ flush_pending_events (GstDatahubSink *self)
 /* Moves the stream to a successor block with slots of at least @needed
  * bytes.  The successor counts every consumer of the channel from its
  * first record, so consumers read the old block to its end, follow, and
- * lose nothing.  The channel's first block keeps pointing at the newest. */
+ * lose nothing; every block of the chain is kept until stop. */
 static gboolean
 handover (GstDatahubSink *self, guint64 needed)
 {
@@ -640,12 +640,30 @@ forward_event (GstDatahubSink *self, GstEvent *event)
     return TRUE;
   }
   GstFlowReturn ret = GST_FLOW_OK;
-  if (!self->producer)
+  /* FLUSH_STOP arrives in the thread that seeks, which must not wait for
+   * consumers to make room: it goes out with the next item instead */
+  if (!self->producer || GST_EVENT_TYPE (event) == GST_EVENT_FLUSH_STOP)
     g_queue_push_tail (&self->pending_events, gst_event_ref (event));
-  else
+  else if ((ret = flush_pending_events (self)) == GST_FLOW_OK)
     ret = write_event (self, event, text);
   g_free (text);
   return ret == GST_FLOW_OK || ret == GST_FLOW_FLUSHING;
+}
+
+/* Upstream may be waiting in our pool for a slot that consumers hold:
+ * a flush ends that wait (unlock() does not: basesink clears its flag at
+ * once), and the end of the flush lets the pool work again. */
+static void
+set_pool_flushing (GstDatahubSink *self, gboolean flushing)
+{
+  GST_OBJECT_LOCK (self);
+  GstBufferPool *pool = self->pool ? gst_object_ref (self->pool) : NULL;
+  GST_OBJECT_UNLOCK (self);
+  if (pool) {
+    if (gst_buffer_pool_is_active (pool))
+      gst_buffer_pool_set_flushing (pool, flushing);
+    gst_object_unref (pool);
+  }
 }
 
 static void
@@ -669,6 +687,8 @@ gst_datahub_sink_event (GstBaseSink *bs, GstEvent *event)
   GstEventType type = GST_EVENT_TYPE (event);
   if (type == GST_EVENT_CUSTOM_DOWNSTREAM && gst_event_has_name (event, DATAHUB_METADATA_EVENT))
     take_metadata_event (self, event);
+  if (type == GST_EVENT_FLUSH_START || type == GST_EVENT_FLUSH_STOP)
+    set_pool_flushing (self, type == GST_EVENT_FLUSH_START);
   /* EOS: the record first, because the parent posts the EOS message and
    * the application may stop us as soon as it sees it.  An EOS before any
    * buffer still reaches consumers: the block is made now. */
@@ -784,14 +804,16 @@ gst_datahub_sink_render (GstBaseSink *bs, GstBuffer *buf)
   if (!ensure_block (self, size, TRUE))
     return GST_FLOW_ERROR;
   GstFlowReturn ret = wait_for_consumer (self);
-  if (ret != GST_FLOW_OK)
+  if (ret != GST_FLOW_OK || (ret = flush_pending_events (self)) != GST_FLOW_OK)
     return ret;
   flush_metadata (self);
   if (size > dh_producer_slot_size (self->producer->producer) && !handover (self, size))
     return GST_FLOW_ERROR;
   dh_record_info info = {
     .size = size, .kind = DATAHUB_KIND_BUFFER,
-    .flags = GST_BUFFER_FLAGS (buf), .caps_gen = self->caps_gen,
+    /* buffer flags only: the mini object's own bits mean nothing elsewhere */
+    .flags = GST_BUFFER_FLAGS (buf) & ~((guint) GST_MINI_OBJECT_FLAG_LAST - 1),
+    .caps_gen = self->caps_gen,
     .pts = GST_BUFFER_PTS_IS_VALID (buf) ? (int64_t) GST_BUFFER_PTS (buf) : -1,
     .dts = GST_BUFFER_DTS_IS_VALID (buf) ? (int64_t) GST_BUFFER_DTS (buf) : -1,
     .duration = GST_BUFFER_DURATION_IS_VALID (buf) ? (int64_t) GST_BUFFER_DURATION (buf) : -1,

@@ -422,16 +422,23 @@ take_caps_event (GstDatahubSrc *self, GstEvent *e, const dh_record *r)
   return apply_caps (self, caps) ? GST_FLOW_OK : GST_FLOW_NOT_NEGOTIATED;
 }
 
-/* A flush in the producer's pipeline (a seek): flush ours, and place the
- * next buffer at once again. */
+/* A flush in the producer's pipeline (a seek) is a discontinuity here,
+ * not a flush: flushing this pipeline from another process would reset
+ * its running time under its other branches.  The next buffer is DISCONT
+ * and placed at once again (passthrough sends a rebased segment). */
 static void
-take_flush (GstDatahubSrc *self, GstEvent *flush_stop)
+take_flush (GstDatahubSrc *self)
 {
-  GstPad *pad = GST_BASE_SRC_PAD (self);
-  gst_pad_push_event (pad, gst_event_new_flush_start ());
-  gst_pad_push_event (pad, flush_stop);
   datahub_timing_restart (&self->timing, self->mode);
   self->discont = TRUE;
+}
+
+/* GAP and SEGMENT_DONE carry positions in the producer's segment: they
+ * mean something here only in passthrough, once its segment went out. */
+static gboolean
+position_event_usable (GstDatahubSrc *self)
+{
+  return self->mode == DATAHUB_TIMESTAMP_PASSTHROUGH && !self->timing.rebase_pending;
 }
 
 /* Returns GST_FLOW_OK to continue reading, or EOS / an error to stop. */
@@ -474,7 +481,15 @@ handle_event_record (GstDatahubSrc *self, const dh_record *r)
       gst_event_unref (e); /* basesrc sends its own */
       break;
     case GST_EVENT_FLUSH_STOP:
-      take_flush (self, e);
+      gst_event_unref (e);
+      take_flush (self);
+      break;
+    case GST_EVENT_GAP:
+    case GST_EVENT_SEGMENT_DONE:
+      if (position_event_usable (self))
+        gst_pad_push_event (GST_BASE_SRC_PAD (self), e);
+      else
+        gst_event_unref (e);
       break;
     default:
       gst_pad_push_event (GST_BASE_SRC_PAD (self), e);
@@ -528,6 +543,7 @@ buffer_from_record (GstDatahubSrc *self, DatahubConsumerRef *conn, const dh_reco
     buf = gst_buffer_new_memdup (r->data, r->info.size);
     if (dh_consumer_release (conn->consumer, r) == DH_ESTALE) {
       gst_buffer_unref (buf);
+      self->discont = TRUE; /* a torn copy, dropped: a gap */
       return NULL;
     }
     GST_OBJECT_LOCK (self);
@@ -537,7 +553,7 @@ buffer_from_record (GstDatahubSrc *self, DatahubConsumerRef *conn, const dh_reco
   /* flags the producer set (delta unit, ...), minus the ones that describe
    * memory or position on the other side */
   GST_BUFFER_FLAGS (buf) = r->info.flags & ~(GST_BUFFER_FLAG_TAG_MEMORY
-      | GST_BUFFER_FLAG_DISCONT);
+      | GST_BUFFER_FLAG_DISCONT | ((guint) GST_MINI_OBJECT_FLAG_LAST - 1));
   if (self->discont || r->lost_before > 0)
     GST_BUFFER_FLAG_SET (buf, GST_BUFFER_FLAG_DISCONT);
   self->discont = FALSE;
@@ -561,6 +577,7 @@ caps_known_for (GstDatahubSrc *self, dh_consumer *c, const dh_record *r)
   guint gen;
   if (!read_stream_state (self, c, &gen) || gen != r->info.caps_gen || !self->caps) {
     self->unknown_caps++;
+    self->discont = TRUE; /* dropped: a gap */
     GST_DEBUG_OBJECT (self, "record %" G_GUINT64_FORMAT " has caps generation %u, "
         "known %u: dropped", r->seq, r->info.caps_gen, gen);
     return FALSE;
@@ -584,6 +601,7 @@ wait_for_key_unit (GstDatahubSrc *self, dh_consumer *c, const dh_record *r)
     dh_consumer_request (c, DATAHUB_REQUEST_KEY_UNIT, NULL, 0);
     self->key_unit = KEY_UNIT_ASKED;
   }
+  self->discont = TRUE; /* dropped: the key unit that comes is after a gap */
   return TRUE;
 }
 
@@ -672,6 +690,7 @@ read_once (GstDatahubSrc *self, DatahubConsumerRef *conn, GstBuffer **out)
   } else if (rc == -ECANCELED) {
     ret = GST_FLOW_FLUSHING;
   } else if (rc == DH_ECHECKSUM) {
+    self->discont = TRUE; /* dropped: a gap */
     GST_ELEMENT_WARNING (self, STREAM, DECODE, ("A buffer failed its integrity check and "
             "was dropped."), ("%s", dh_error_detail ()));
   } else if (rc == DH_EHANDOVER) {

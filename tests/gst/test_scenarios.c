@@ -2892,6 +2892,65 @@ GST_START_TEST (test_copy_of_slot_memory_is_system_memory)
 }
 GST_END_TEST;
 
+typedef struct {
+  GstElement *pipe;
+  gboolean done, ok;
+} SeekRun;
+
+static gpointer
+seek_to_start (gpointer data)
+{
+  SeekRun *r = data;
+  r->ok = gst_element_seek_simple (r->pipe, GST_FORMAT_TIME, GST_SEEK_FLAG_FLUSH, 0);
+  g_atomic_int_set (&r->done, TRUE);
+  return NULL;
+}
+
+/* A flushing seek in the producer's pipeline while a lossless consumer is
+ * stalled returns at once (it used to wait for the consumer), and reaches
+ * the consumer as a discontinuity: its pipeline is not flushed, the next
+ * buffer is DISCONT and there is no data before a segment. */
+GST_START_TEST (test_producer_flushing_seek)
+{
+  const gchar *ch = chan ("seek");
+  Consumer k;
+  consumer_start (&k, "datahubsrc name=src channel=%s leaky=no ! appsink name=out "
+      "sync=false", ch);
+  GstElement *prod = pipeline_new ("videotestsrc ! video/x-raw,format=I420,width=64,"
+      "height=48,framerate=30/1 ! datahubsink name=sink channel=%s slots=4", ch);
+  gst_element_set_state (prod, GST_STATE_PLAYING);
+  fail_unless (collector_wait (&k.c, 10, 10000) >= 10, "the consumer got no frames");
+  gst_element_set_state (k.pipe, GST_STATE_PAUSED); /* stalls: the producer waits */
+  sleep_s (0.5);
+  guint before = collector_wait (&k.c, 0, 0);
+  SeekRun r = { .pipe = prod };
+  GThread *t = g_thread_new ("seek", seek_to_start, &r);
+  gdouble t0 = now_s ();
+  while (!g_atomic_int_get (&r.done) && now_s () - t0 < 10)
+    sleep_s (0.02);
+  gdouble took = now_s () - t0;
+  fail_unless (g_atomic_int_get (&r.done), "the seek hangs while a consumer is stalled");
+  g_thread_join (t);
+  fail_unless (r.ok, "the seek failed");
+  gst_element_set_state (k.pipe, GST_STATE_PLAYING);
+  fail_unless (collector_wait (&k.c, before + 20, 10000) >= before + 20,
+      "the consumer stopped after the seek");
+  GPtrArray *frames = collector_snapshot (&k.c);
+  guint disconts = 0;
+  for (guint i = before; i < frames->len; i++)
+    disconts += ((Rx *) g_ptr_array_index (frames, i))->discont;
+  gchar *err = bus_error (k.pipe);
+  g_print ("flushing seek with a stalled consumer: returned in %.2f s; after it the consumer "
+      "got %u frames, %u DISCONT; consumer error: %s\n", took, frames->len - before,
+      disconts, err ? err : "none");
+  fail_unless (disconts >= 1, "no DISCONT after the producer's seek");
+  fail_unless (err == NULL, "consumer error: %s", err);
+  g_ptr_array_unref (frames);
+  free_pipeline (prod, "producer");
+  consumer_free (&k);
+}
+GST_END_TEST;
+
 static Suite *
 scenarios_suite (void)
 {
@@ -2958,6 +3017,7 @@ scenarios_suite (void)
   tcase_add_test (tc, test_upstream_keeping_buffers_still_streams);
   tcase_add_test (tc, test_direct_allocations_never_hang);
   tcase_add_test (tc, test_copy_of_slot_memory_is_system_memory);
+  tcase_add_test (tc, test_producer_flushing_seek);
   return s;
 }
 
