@@ -134,6 +134,10 @@ take_conn (GstDatahubSrc *self)
   return c;
 }
 
+/* Lets go of the current connection: it reads no more.  Buffers of it
+ * still alive downstream (or kept by the application) keep their records
+ * valid, but the producer no longer waits for this consumer, and the
+ * consumer leaves the channel when the last of them is freed. */
 static void
 set_conn (GstDatahubSrc *self, DatahubConsumerRef *conn)
 {
@@ -141,6 +145,8 @@ set_conn (GstDatahubSrc *self, DatahubConsumerRef *conn)
   DatahubConsumerRef *old = self->conn;
   self->conn = conn;
   GST_OBJECT_UNLOCK (self);
+  if (old)
+    dh_consumer_stop (old->consumer);
   datahub_consumer_unref (old);
 }
 
@@ -151,7 +157,9 @@ apply_caps (GstDatahubSrc *self, GstCaps *caps)
 {
   if (self->caps && gst_caps_is_equal (self->caps, caps))
     return TRUE;
+  GST_OBJECT_LOCK (self); /* get_caps reads them from any thread */
   gst_caps_replace (&self->caps, caps);
+  GST_OBJECT_UNLOCK (self);
   self->is_video = datahub_raw_video_info (&self->vinfo, caps);
   const GstStructure *s = gst_caps_get_structure (caps, 0);
   self->is_raw = gst_structure_has_name (s, "video/x-raw")
@@ -913,7 +921,9 @@ gst_datahub_src_stop (GstBaseSrc *bs)
   GstDatahubSrc *self = GST_DATAHUB_SRC (bs);
   datahub_ticker_stop (&self->ticker);
   set_conn (self, NULL);
+  GST_OBJECT_LOCK (self);
   gst_caps_replace (&self->caps, NULL);
+  GST_OBJECT_UNLOCK (self);
   if (self->records) {
     /* buffers still downstream come back to an inactive pool: freed then,
      * releasing their holds */

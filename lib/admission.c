@@ -328,9 +328,18 @@ check_peer (dh_producer *p, uint32_t i, bool check_liveness)
     evict (p, i, DH_EVICT_GARBAGE);
     return;
   }
-  if (atomic_load_explicit (&o->detached, memory_order_acquire)) {
+  uint32_t detached = atomic_load_explicit (&o->detached, memory_order_acquire);
+  if (detached == DH_DETACH_LEAVING) {
     drop (p, i, false);
     return;
+  }
+  if (detached == DH_DETACH_STOPPED && peer->leaky_req != DH_REQ_LEAKY_YES) {
+    /* it reads no more but still owns records: never wait for it again,
+     * keep its holds */
+    peer->leaky_req = DH_REQ_LEAKY_YES;
+    atomic_store_explicit (&p->b.table[i].leaky, 1, memory_order_relaxed);
+    dh_invalidate_min (p);
+    wake_own (p);
   }
   if (check_liveness && !dh_peer_alive (peer->fd)) {
     drop (p, i, true);
@@ -585,6 +594,14 @@ dh_admission_forget_all (dh_producer *p)
   if (p->inotify_fd >= 0)
     close (p->inotify_fd);
   p->event_fd = p->inotify_fd = -1;
+  /* the dead ones' objects are ours to remove: nobody may come after us */
+  pthread_mutex_lock (&p->lock);
+  for (uint64_t m = p->admitted; m; m &= m - 1) {
+    uint32_t i = (uint32_t) __builtin_ctzll (m);
+    if (!dh_peer_alive (p->peers[i].fd))
+      drop (p, i, true);
+  }
+  pthread_mutex_unlock (&p->lock);
   for (uint32_t i = 0; i < DH_MAX_CONSUMERS; i++)
     if (p->peers[i].fd >= 0) {
       dh_peer_close (p->peers[i].fd, p->peers[i].obj);

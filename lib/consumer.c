@@ -128,11 +128,15 @@ dh_consumer_detach (dh_consumer *c)
 {
   if (!c)
     return;
+  /* leaving first, then the holds, then the wake: a producer woken by us
+   * sees that we left (seq_cst stores: the store-buffer pairing with its
+   * space_waiters RMW and re-scan, §5.3) */
+  atomic_store_explicit (&c->obj->detached, DH_DETACH_LEAVING, memory_order_seq_cst);
   pthread_mutex_lock (&c->hold_lock);
   for (unsigned j = 0; j < DH_MAX_HOLDS; j++)
     if (c->held[j].used) {
       c->held[j].used = false;
-      atomic_store_explicit (&c->obj->holds[j], 0, memory_order_release);
+      atomic_store_explicit (&c->obj->holds[j], 0, memory_order_seq_cst);
       dh_consumer_wake_producer (c, c->held[j].blk);
     }
   c->nheld = 0;
@@ -143,6 +147,18 @@ dh_consumer_detach (dh_consumer *c)
   dh_session_free_all (c);
   dh_exchange_close (c->x, c->x_fd, c->origin, false);
   free_consumer (c);
+}
+
+void
+dh_consumer_stop (dh_consumer *c)
+{
+  if (!c)
+    return;
+  /* Pairs with the producer's acquire load of detached in its service
+   * pass; the wake makes a producer waiting for us look now. */
+  atomic_store_explicit (&c->obj->detached, DH_DETACH_STOPPED, memory_order_seq_cst);
+  atomic_fetch_add_explicit (&c->obj->progress, 1, memory_order_seq_cst);
+  dh_futex_wake_all (&c->obj->progress);
 }
 
 /* ---- waking the producer --------------------------------------------------- */

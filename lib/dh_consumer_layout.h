@@ -25,6 +25,9 @@
 #define DH_HOLD_SESSION(e) ((uint32_t) ((e) >> 32))
 #define DH_HOLD_SLOT(e) ((uint32_t) (e) - 1u) /* meaningful when (uint32_t) e != 0 */
 
+/* detached */
+enum { DH_DETACH_NONE = 0, DH_DETACH_LEAVING = 1, DH_DETACH_STOPPED = 2 };
+
 /* Requested leakiness. */
 enum { DH_REQ_LEAKY_NO = 0, DH_REQ_LEAKY_YES = 1, DH_REQ_LEAKY_AUTO = 2 };
 
@@ -46,7 +49,7 @@ typedef struct {
   /* line 1: position, written per record */
   _Atomic uint64_t session;         /* 64: block session of the cursor */
   _Atomic uint64_t cursor;          /* 72: next seq it will read */
-  _Atomic uint32_t detached;        /* 80: 1 = leaving */
+  _Atomic uint32_t detached;        /* 80: DH_DETACH_* */
   _Atomic uint32_t chain_index;     /* 84: of the block session is in */
   uint64_t reserved2[5];            /* 88 */
   /* line 2: counters, display only */

@@ -85,6 +85,10 @@ struct dh_producer {
   /* waking our own waiting threads: flag + private futex word */
   atomic_bool wakeup;
   _Atomic uint32_t wake_word;
+  /* our threads asleep in wait_for_space, and for each consumer how many
+   * of them it gates: gate_mask is their union (p->lock) */
+  unsigned own_waiters;
+  uint16_t gate_count[DH_MAX_CONSUMERS];
   atomic_bool closed;
   /* the service thread */
   pthread_t thread;

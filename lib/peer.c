@@ -135,7 +135,7 @@ dh_peer_remove (const char *origin, uint32_t index, int fd, dh_shm_consumer *obj
     atomic_store_explicit (&obj->holds[j], 0, memory_order_release);
   /* Pairs with the producer's acquire load in its service pass: it forgets
    * us without waiting for the liveness check. */
-  atomic_store_explicit (&obj->detached, 1, memory_order_release);
+  atomic_store_explicit (&obj->detached, DH_DETACH_LEAVING, memory_order_release);
   DH_TEST_POINT ("peer.detached");
   if (dh_consumer_object_name (origin, index, name, sizeof name) == 0)
     dh_unlink_if_same (fd, name);

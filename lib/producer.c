@@ -414,6 +414,35 @@ cancelled (const dh_producer *p, const int *cancel)
   return atomic_load (&p->wakeup) || (cancel && __atomic_load_n (cancel, __ATOMIC_ACQUIRE));
 }
 
+static void
+store_gate_mask (dh_producer *p)
+{
+  uint64_t mask = 0;
+  for (uint32_t i = 0; i < DH_MAX_CONSUMERS; i++)
+    if (p->gate_count[i])
+      mask |= UINT64_C (1) << i;
+  atomic_store_explicit (&p->b.hdr->gate_mask, mask, memory_order_seq_cst);
+}
+
+/* A thread of ours goes to sleep gated by @gate (p->lock held). */
+static void
+enter_gate (dh_producer *p, uint64_t gate)
+{
+  p->own_waiters++;
+  for (uint64_t m = gate; m; m &= m - 1)
+    p->gate_count[__builtin_ctzll (m)]++;
+  store_gate_mask (p);
+}
+
+static void
+leave_gate (dh_producer *p, uint64_t gate)
+{
+  p->own_waiters--;
+  for (uint64_t m = gate; m; m &= m - 1)
+    p->gate_count[__builtin_ctzll (m)]--;
+  store_gate_mask (p);
+}
+
 /* One sleep: on the progress words of the consumers that gate us and on
  * our private wake-up word (docs/protocol.md §7). */
 static int
@@ -449,18 +478,25 @@ sleep_for_space (dh_producer *p, uint64_t until, const int *cancel, dh_slot *out
   /* Dekker with the consumers (consumer.c wake_producer): they store their
    * cursor or clear a hold, then load space_waiters; we publish that we
    * wait, then re-scan.  One of us sees the other, and a consumer that
-   * sees us bumps its progress word, which ends our sleep. */
-  atomic_store_explicit (&h->gate_mask, gate, memory_order_seq_cst);
+   * sees us bumps its progress word, which ends our sleep.  The mask is
+   * the union over our sleeping threads (each one's consumers must wake
+   * it), and the fence makes the re-scan's loads seq_cst after the RMW. */
+  enter_gate (p, gate);
   atomic_fetch_add_explicit (&h->space_waiters, 1, memory_order_seq_cst);
+  atomic_thread_fence (memory_order_seq_cst);
   bool got = scan_locked (p, out);
   pthread_mutex_unlock (&p->lock);
   int rc = got ? 1 : 0;
   if (!got) {
     DH_TEST_POINT ("space.before_sleep");
     /* a timeout or a signal only loops back to the caller's checks */
-    (void) dh_futex_wait2 (words, seen, n, &p->wake_word, local, until);
+    if (dh_futex_wait2 (words, seen, n, &p->wake_word, local, until) == -ETIMEDOUT)
+      DH_TEST_POINT ("space.slice_expired");
   }
   atomic_fetch_sub_explicit (&h->space_waiters, 1, memory_order_seq_cst);
+  pthread_mutex_lock (&p->lock);
+  leave_gate (p, gate);
+  pthread_mutex_unlock (&p->lock);
   *gate_out = gate;
   return rc;
 }
@@ -699,6 +735,8 @@ hashes_on_commit (const dh_block *b)
   return b->integrity != DH_INTEGRITY_NONE && b->check == DH_CHECK_ENFORCED;
 }
 
+static void wake_own_waiters (dh_producer *p);
+
 static int
 commit_one (dh_producer *p, const dh_slot *slot, const dh_record_info *info,
     uint64_t *out_seq, bool keep)
@@ -723,7 +761,12 @@ commit_one (dh_producer *p, const dh_slot *slot, const dh_record_info *info,
     rc = publish_one (p, slot, info, now, keep, &seq);
   if (rc == 0)
     publish_head (p, seq);
+  /* the slot may be reusable now (nobody holds it yet): our own threads
+   * waiting for one are told, as consumers tell us when they move */
+  bool wake = rc == 0 && !keep && p->own_waiters > 0;
   pthread_mutex_unlock (&p->lock);
+  if (wake)
+    wake_own_waiters (p);
   if (rc != 0)
     return rc;
   count_commit (p, 1, info->size, now);
@@ -770,7 +813,10 @@ dh_producer_commit_batch (dh_producer *p, const dh_slot *slots,
   }
   if (seq)
     publish_head (p, seq);
+  bool wake = seq && p->own_waiters > 0;
   pthread_mutex_unlock (&p->lock);
+  if (wake)
+    wake_own_waiters (p);
   if (rc == 0)
     count_commit (p, n, bytes, now);
   return rc;

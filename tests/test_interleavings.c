@@ -482,6 +482,60 @@ test_unlock_in_the_window (void)
   dh_producer_destroy (p);
 }
 
+/* A thread of the producer waiting for a slot is woken by another thread
+ * of the producer committing the slot it had (no consumer involved): it
+ * does not sleep out its slice. */
+static void
+test_commit_wakes_own_waiter (void)
+{
+  const char *name = test_channel ("ownwake");
+  dh_producer *p = test_producer (name, 64, 1, DH_POLICY_RING, DH_ON_FULL_DROP);
+  dh_slot mine;
+  CHECK_OK (dh_producer_acquire (p, 0, &mine)); /* the only slot */
+  disarm_all (); /* hits are counted from here */
+  pause_point before_sleep;
+  arm (&before_sleep, "space.before_sleep");
+  job pj = { .p = p };
+  pthread_t tp;
+  pthread_create (&tp, NULL, producer_acquire, &pj);
+  wait_reached (&before_sleep);
+  release (&before_sleep);
+  test_sleep_ms (2); /* let it sleep */
+  CHECK_OK (dh_producer_commit (p, &mine, &(dh_record_info) { .size = 8 }, NULL));
+  pthread_join (tp, NULL);
+  CHECK_OK (pj.rc);
+  CHECK (!was_hit ("space.slice_expired")); /* woken by the commit, not the clock */
+  disarm_all ();
+  CHECK_OK (dh_producer_abort (p, &pj.s));
+  dh_producer_destroy (p);
+}
+
+/* A consumer that stopped reading while it still holds a record: the
+ * producer no longer waits for it (block mode), never reuses the held
+ * slot, and forgets it when it detaches. */
+static void
+test_stopped_consumer (void)
+{
+  const char *name = test_channel ("stopped");
+  dh_producer *p = test_producer (name, 64, 4, DH_POLICY_RING, DH_ON_FULL_BLOCK);
+  dh_consumer *c = test_consumer (name, false, DH_START_OLDEST);
+  test_write_record (p, 64, 1, 0);
+  dh_record kept;
+  CHECK_OK (dh_consumer_next (c, 0, &kept));
+  dh_consumer_stop (c);
+  for (uint64_t seq = 2; seq <= 20; seq++)
+    test_write_record (p, 64, seq, 1000); /* would time out if it waited for c */
+  CHECK (test_check_pattern (kept.data, 64, 1)); /* its slot was never reused */
+  dh_metrics m;
+  CHECK_OK (dh_producer_metrics (p, &m));
+  CHECK (m.consumers_live == 1);
+  CHECK_OK (dh_consumer_release (c, &kept));
+  dh_consumer_detach (c);
+  CHECK_OK (dh_producer_metrics (p, &m));
+  CHECK (m.consumers_live == 0);
+  dh_producer_destroy (p);
+}
+
 /* §4: holds that count.  A record read twice (seek back) holds its slot
  * twice: the first release does not unprotect the second; a stale or
  * double release is refused. */
@@ -630,6 +684,8 @@ main (void)
   test_holds_count ();
   test_polling_notices ();
   test_only_the_gate_wakes ();
+  test_commit_wakes_own_waiter ();
+  test_stopped_consumer ();
   puts ("interleavings ok");
   return 0;
 }

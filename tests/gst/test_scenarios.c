@@ -2951,6 +2951,55 @@ GST_START_TEST (test_producer_flushing_seek)
 }
 GST_END_TEST;
 
+static guint64
+sink_written (GstElement *pipe)
+{
+  GstStructure *st = NULL;
+  guint64 written = 0;
+  g_object_get (el (pipe, "sink"), "stats", &st, NULL);
+  gst_structure_get_uint64 (st, "written", &written);
+  gst_structure_free (st);
+  return written;
+}
+
+/* An application keeps a buffer of a datahubsrc it stopped (a last frame,
+ * a sample it did not free yet): the stopped consumer must not hold a
+ * producer back, and it leaves the channel when the buffer is freed. */
+GST_START_TEST (test_stopped_consumer_with_kept_buffer)
+{
+  const gchar *ch = chan ("kept");
+  GstElement *prod = pipeline_new ("videotestsrc ! video/x-raw,format=I420,width=64,"
+      "height=48,framerate=30/1 ! datahubsink name=sink channel=%s slots=4", ch);
+  GstElement *cons = pipeline_new ("datahubsrc channel=%s leaky=no ! appsink name=out "
+      "max-buffers=2", ch);
+  gst_element_set_state (cons, GST_STATE_PLAYING);
+  gst_element_set_state (prod, GST_STATE_PLAYING);
+  GstSample *kept = gst_app_sink_try_pull_sample (GST_APP_SINK (el (cons, "out")),
+      10 * GST_SECOND);
+  fail_unless (kept != NULL, "no sample");
+  gst_element_set_state (cons, GST_STATE_NULL);
+  guint64 w0 = sink_written (prod);
+  sleep_s (1.0);
+  guint64 w1 = sink_written (prod);
+  gchar *left = shm_leftovers (ch);
+  g_print ("stopped consumer keeping a buffer: the producer wrote %" G_GUINT64_FORMAT
+      " records in 1 s after it stopped; in /dev/shm: %s\n", w1 - w0, left);
+  fail_unless (w1 - w0 >= 10, "the stopped consumer holds the producer back (%"
+      G_GUINT64_FORMAT " records in 1 s)", w1 - w0);
+  fail_unless (left && strstr (left, "@c0"), "the consumer left while its buffer lives");
+  g_free (left);
+  /* the kept buffer is still intact: its slot was never reused */
+  GstBuffer *b = gst_sample_get_buffer (kept);
+  GstMapInfo info;
+  fail_unless (gst_buffer_map (b, &info, GST_MAP_READ) && info.size == 64 * 48 * 3 / 2);
+  gst_buffer_unmap (b, &info);
+  gst_sample_unref (kept);
+  gst_object_unref (cons);
+  free_pipeline (prod, "producer");
+  assert_no_leftovers (ch, 3000);
+}
+GST_END_TEST;
+
 static Suite *
 scenarios_suite (void)
 {
@@ -3018,6 +3067,7 @@ scenarios_suite (void)
   tcase_add_test (tc, test_direct_allocations_never_hang);
   tcase_add_test (tc, test_copy_of_slot_memory_is_system_memory);
   tcase_add_test (tc, test_producer_flushing_seek);
+  tcase_add_test (tc, test_stopped_consumer_with_kept_buffer);
   return s;
 }
 

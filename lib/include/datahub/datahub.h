@@ -410,6 +410,13 @@ DH_API int dh_consumer_wait_attached (dh_consumer *c, int timeout_ms);
  * held are released.  No other call on @c may be running. */
 DH_API void dh_consumer_detach (dh_consumer *c);
 
+/* Stops reading for good while records read earlier are still in use
+ * (GStreamer buffers that outlive the element): the producer no longer
+ * waits for this consumer and no new producer admits it, but the records
+ * it holds stay valid.  Release them (any thread), then detach.  Do not
+ * call dh_consumer_next afterwards.  Any thread. */
+DH_API void dh_consumer_stop (dh_consumer *c);
+
 /* Next record in order (or the newest, for latest-value policies), with a
  * read hold on its slot (latest-value policies: no hold, see
  * DH_RECORD_UNHELD).  Waits for a producer first if there is none.
