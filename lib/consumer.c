@@ -487,6 +487,26 @@ take_latest (dh_consumer *c, uint64_t head, dh_record *out)
   atomic_store_explicit (&c->obj->cursor, c->cursor, memory_order_relaxed);
   out->data = dh_payload_at (b, out->slot);
   out->flags = DH_RECORD_UNHELD;
+  if (b->integrity != DH_INTEGRITY_NONE && b->check == DH_CHECK_ENFORCED) {
+    /* verified where it lies, then the state checked again: a hash over
+     * bytes the producer was rewriting proves nothing either way */
+    bool intact = verify_record (c, out);
+    dh_acquire_fence ();
+    if (atomic_load_explicit (&b->slots[out->slot].state, memory_order_relaxed)
+        != DH_SLOT_WORD (out->generation, DH_SLOT_COMMITTED)) {
+      dh_relaxed_inc (&c->obj->races, 1);
+      if (c->started)
+        c->pending_lost++; /* lost, counted with the next record */
+      return 0;
+    }
+    if (!intact) {
+      dh_relaxed_inc (&c->obj->checksum_failures, 1);
+      c->pending_lost++;
+      return dh_fail (DH_ECHECKSUM, "%s: record %llu failed its %s check; dropped",
+          b->name, (unsigned long long) out->seq,
+          b->integrity == DH_INTEGRITY_HMAC ? "HMAC" : "checksum");
+    }
+  }
   deliver (c, out);
   return 1;
 }
@@ -517,6 +537,9 @@ take_at_cursor (dh_consumer *c, dh_record *out)
     skip (c, c->cursor + 1);
     return 0;
   }
+  /* evicted, our holds are ignored: nothing read from here on is safe */
+  if (evicted_now (c))
+    return dh_fail (DH_EEVICTED, "%s evicted this consumer (index %u)", b->name, c->index);
   int held = take_hold (c, out);
   if (held < 0)
     return held;

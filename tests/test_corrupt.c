@@ -2,6 +2,7 @@
  * wrong layout version, secret and schema each give their own error with
  * the values involved, never a crash; a corrupt descriptor is skipped; a
  * producer never replaces an object that is not a datahub block. */
+#include "dh_consumer_layout.h"
 #include "test_raw.h"
 
 static const uint8_t secret[DH_SECRET_SIZE] = "0123456789abcde";
@@ -205,6 +206,40 @@ test_zone_table_damage (void)
   dh_producer_destroy (p);
 }
 
+/* A consumer whose own object stops making sense (here: its index field
+ * rewritten) is evicted: the producer ignores it from then on and counts
+ * it, and its next read says so at once — also while data is ready, so it
+ * never reads unprotected records. */
+static void
+test_garbage_consumer_evicted (void)
+{
+  const char *name = test_channel ("evict");
+  dh_producer *p = test_producer (name, 64, 4, DH_POLICY_RING, DH_ON_FULL_DROP);
+  dh_consumer *c = test_consumer (name, false, DH_START_OLDEST);
+  test_write_record (p, 64, 1, 0);
+  dh_record r;
+  CHECK_OK (dh_consumer_next (c, 0, &r));
+  CHECK_OK (dh_consumer_release (c, &r));
+  char obj[300];
+  snprintf (obj, sizeof obj, "/datahub.%s@c0", name);
+  test_raw raw = test_raw_open (obj);
+  dh_shm_consumer *o = (dh_shm_consumer *) (void *) raw.base;
+  o->index = 7; /* nonsense for object @c0 */
+  dh_producer_poll (p);
+  dh_metrics m;
+  CHECK_OK (dh_producer_metrics (p, &m));
+  CHECK (m.consumers_evicted == 1 && m.consumers_live == 0);
+  for (uint64_t seq = 2; seq <= 5; seq++)
+    test_write_record (p, 64, seq, 0); /* data ready for it */
+  CHECK_RC (dh_consumer_next (c, 0, &r), DH_EEVICTED);
+  printf ("garbage consumer: %s\n", dh_error_detail ());
+  CHECK_RC (dh_consumer_next (c, 0, &r), DH_EEVICTED); /* and stays so */
+  o->index = 0;
+  test_raw_close (&raw);
+  dh_consumer_detach (c);
+  dh_producer_destroy (p);
+}
+
 int
 main (void)
 {
@@ -212,6 +247,7 @@ main (void)
   test_zone_table_damage ();
   test_foreign_objects ();
   test_corrupt_descriptor ();
+  test_garbage_consumer_evicted ();
   puts ("corrupt ok");
   return 0;
 }
