@@ -86,6 +86,8 @@ struct _GstDatahubSink {
   /* The block.  Replaced by the streaming thread under the object lock;
    * other threads (ticker, stats getter) take a ref under the lock. */
   DatahubProducerRef *producer;
+  GstClock *due_clock;         /* the clock whose type due_clock_monotonic says */
+  gboolean due_clock_monotonic;
   GPtrArray *chain;            /* the blocks handed over from (DatahubProducerRef),
                                   kept until stop: consumers read each to its end
                                   and late joiners walk them to the newest */
@@ -346,10 +348,10 @@ write_stream_state (GstDatahubSink *self)
 }
 
 static gboolean
-write_metadata (GstDatahubSink *self, const GstStructure *md)
+write_metadata (GstDatahubSink *self, DatahubProducerRef *block, const GstStructure *md)
 {
   gchar *text = gst_structure_to_string (md);
-  int rc = dh_producer_zone_write (self->producer->producer, DATAHUB_ZONE_METADATA,
+  int rc = dh_producer_zone_write (block->producer, DATAHUB_ZONE_METADATA,
       text, strlen (text) + 1);
   if (rc != 0)
     GST_ELEMENT_WARNING (self, RESOURCE, WRITE,
@@ -359,18 +361,24 @@ write_metadata (GstDatahubSink *self, const GstStructure *md)
   return rc == 0;
 }
 
+/* Publishes metadata set since the last time; any thread (the ticker
+ * publishes what was set while the stream is idle). */
 static void
 flush_metadata (GstDatahubSink *self)
 {
+  DatahubProducerRef *block = take_producer (self);
+  if (!block)
+    return; /* published when the block is made */
   GST_OBJECT_LOCK (self);
   GstStructure *md = self->metadata_dirty && self->metadata
       ? gst_structure_copy (self->metadata) : NULL;
   self->metadata_dirty = FALSE;
   GST_OBJECT_UNLOCK (self);
   if (md) {
-    write_metadata (self, md);
+    write_metadata (self, block, md);
     gst_structure_free (md);
   }
+  datahub_producer_unref (block);
 }
 
 /* Upstream liveness decides whether consumers that did not choose may hold
@@ -483,7 +491,9 @@ handover (GstDatahubSink *self, guint64 needed)
   }
   use_block (self, next);
   (void) register_block (self); /* an update: the keep-alive thread sends it */
+  GST_OBJECT_LOCK (self);
   self->metadata_dirty = self->metadata != NULL;
+  GST_OBJECT_UNLOCK (self);
   flush_metadata (self);
   /* upstream's pool belongs to the old block: ask for a new allocation */
   gst_pad_push_event (GST_BASE_SINK_PAD (self), gst_event_new_reconfigure ());
@@ -508,7 +518,9 @@ make_block (GstDatahubSink *self, guint64 size)
   use_block (self, block);
   if (!register_block (self))
     return FALSE;
+  GST_OBJECT_LOCK (self);
   self->metadata_dirty = TRUE;
+  GST_OBJECT_UNLOCK (self);
   flush_metadata (self);
   write_stream_state (self);
   return flush_pending_events (self) == GST_FLOW_OK;
@@ -676,8 +688,7 @@ take_metadata_event (GstDatahubSink *self, GstEvent *event)
   self->metadata_dirty = TRUE;
   GST_OBJECT_UNLOCK (self);
   g_object_notify (G_OBJECT (self), "metadata");
-  if (self->producer)
-    flush_metadata (self);
+  flush_metadata (self);
 }
 
 static gboolean
@@ -720,12 +731,21 @@ gst_datahub_sink_event (GstBaseSink *bs, GstEvent *event)
 static gint64
 monotonic_due_time (GstDatahubSink *self, GstBuffer *buf)
 {
-  GstClock *clock = GST_ELEMENT_CLOCK (self);
-  if (!clock || !GST_IS_SYSTEM_CLOCK (clock) || !GST_BUFFER_PTS_IS_VALID (buf))
+  if (!GST_BUFFER_PTS_IS_VALID (buf))
     return -1;
-  GstClockType type;
-  g_object_get (clock, "clock-type", &type, NULL);
-  if (type != GST_CLOCK_TYPE_MONOTONIC)
+  GstClock *clock = gst_element_get_clock (GST_ELEMENT (self));
+  if (!clock)
+    return -1;
+  /* the clock's type, looked up once per clock (streaming thread only) */
+  if (clock != self->due_clock) {
+    gst_object_replace ((GstObject **) &self->due_clock, GST_OBJECT (clock));
+    GstClockType type = GST_CLOCK_TYPE_REALTIME;
+    if (GST_IS_SYSTEM_CLOCK (clock))
+      g_object_get (clock, "clock-type", &type, NULL);
+    self->due_clock_monotonic = type == GST_CLOCK_TYPE_MONOTONIC;
+  }
+  gst_object_unref (clock);
+  if (!self->due_clock_monotonic)
     return -1;
   GstClockTime rt = gst_segment_to_running_time (&GST_BASE_SINK (self)->segment,
       GST_FORMAT_TIME, GST_BUFFER_PTS (buf));
@@ -846,9 +866,9 @@ gst_datahub_sink_render (GstBaseSink *bs, GstBuffer *buf)
 /* Buffers upstream may have out at once: every slot but one (kept for
  * our own records), and one fewer if our last sample pins one. */
 static guint
-pool_max (GstDatahubSink *self)
+pool_max (GstDatahubSink *self, GstAllocator *allocator)
 {
-  guint max = datahub_slot_allocator_limit (self->allocator);
+  guint max = datahub_slot_allocator_limit (allocator);
   if (gst_base_sink_is_last_sample_enabled (GST_BASE_SINK (self)) && max > 0)
     max--;
   return max;
@@ -871,36 +891,46 @@ gst_datahub_sink_propose_allocation (GstBaseSink *bs, GstQuery *query)
   GST_OBJECT_LOCK (self);
   guint64 size = video ? vinfo.size : self->slot_size;
   GST_OBJECT_UNLOCK (self);
+  if (size == 0)
+    return TRUE;
   /* an application may ask before its first caps event: the query's caps
    * give the slot size as well */
-  if (size > 0 && !self->producer) {
-    g_mutex_lock (&self->block_lock);
-    gboolean ok = self->producer || make_block (self, MAX (size, MIN_SLOT_SIZE));
-    g_mutex_unlock (&self->block_lock);
-    if (!ok)
-      return FALSE;
-  }
-  if (size == 0 || !self->producer
-      || size > dh_producer_slot_size (self->producer->producer)
-      || datahub_slot_allocator_limit (self->allocator) == 0)
-    return TRUE;
-  /* the allocator: any upstream that allocates from downstream */
-  gst_query_add_allocation_param (query, self->allocator, NULL);
-  guint max = pool_max (self);
-  if (max > 0) {
-    /* a pool per caps: never the pool of other caps, reconfigured */
-    GST_OBJECT_LOCK (self);
-    if (!self->pool || !self->pool_caps || !gst_caps_is_equal (caps, self->pool_caps)) {
-      if (self->pool)
-        gst_object_unref (self->pool);
-      self->pool = gst_datahub_slot_pool_new (self->allocator, caps, (guint) size, max);
-      gst_caps_replace (&self->pool_caps, caps);
+  g_mutex_lock (&self->block_lock);
+  gboolean ok = self->producer || make_block (self, MAX (size, MIN_SLOT_SIZE));
+  g_mutex_unlock (&self->block_lock);
+  if (!ok)
+    return FALSE;
+  /* this may run in any thread while a handover swaps the block: what we
+   * offer is taken under the lock */
+  GST_OBJECT_LOCK (self);
+  DatahubProducerRef *block = self->producer ? datahub_producer_ref (self->producer) : NULL;
+  GstAllocator *allocator = self->allocator ? gst_object_ref (self->allocator) : NULL;
+  GST_OBJECT_UNLOCK (self);
+  if (block && allocator && size <= dh_producer_slot_size (block->producer)
+      && datahub_slot_allocator_limit (allocator) > 0) {
+    /* the allocator: any upstream that allocates from downstream */
+    gst_query_add_allocation_param (query, allocator, NULL);
+    guint max = pool_max (self, allocator);
+    if (max > 0) {
+      /* a pool per caps: never the pool of other caps, reconfigured */
+      GST_OBJECT_LOCK (self);
+      if (self->allocator == allocator && (!self->pool || !self->pool_caps
+              || !gst_caps_is_equal (caps, self->pool_caps))) {
+        if (self->pool)
+          gst_object_unref (self->pool);
+        self->pool = gst_datahub_slot_pool_new (allocator, caps, (guint) size, max);
+        gst_caps_replace (&self->pool_caps, caps);
+      }
+      if (self->pool && self->allocator == allocator)
+        gst_query_add_allocation_pool (query, self->pool, (guint) size, 0, max);
+      GST_OBJECT_UNLOCK (self);
     }
-    gst_query_add_allocation_pool (query, self->pool, (guint) size, 0, max);
-    GST_OBJECT_UNLOCK (self);
+    if (video)
+      gst_query_add_allocation_meta (query, GST_VIDEO_META_API_TYPE, NULL);
   }
-  if (video)
-    gst_query_add_allocation_meta (query, GST_VIDEO_META_API_TYPE, NULL);
+  if (allocator)
+    gst_object_unref (allocator);
+  datahub_producer_unref (block);
   return TRUE;
 }
 
@@ -961,6 +991,7 @@ static void
 tick (gpointer user)
 {
   GstDatahubSink *self = user;
+  flush_metadata (self); /* set as a property while nothing flows */
   DatahubProducerRef *p = take_producer (self);
   if (!p)
     return;
@@ -1097,6 +1128,7 @@ gst_datahub_sink_stop (GstBaseSink *bs)
     self->broker = NULL;
   }
   g_clear_pointer (&self->broker_channel, g_free);
+  gst_clear_object (&self->due_clock);
   return TRUE;
 }
 

@@ -144,6 +144,10 @@ set_conn (GstDatahubSrc *self, DatahubConsumerRef *conn)
   GST_OBJECT_LOCK (self);
   DatahubConsumerRef *old = self->conn;
   self->conn = conn;
+  /* unlock() wakes what it finds under this lock: one made meanwhile
+   * (broker discovery) must not miss it */
+  if (conn && g_atomic_int_get (&self->flushing))
+    dh_consumer_wakeup (conn->consumer);
   GST_OBJECT_UNLOCK (self);
   if (old)
     dh_consumer_stop (old->consumer);
@@ -724,6 +728,8 @@ gst_datahub_src_create (GstPushSrc *ps, GstBuffer **out)
   GstClockTime waited_since = gst_util_get_timestamp ();
   for (;;) {
     GstFlowReturn ret;
+    if (g_atomic_int_get (&self->flushing))
+      return GST_FLOW_FLUSHING;
     if (!self->conn && (ret = connect_via_broker (self)) != GST_FLOW_OK)
       return ret;
     DatahubConsumerRef *conn = take_conn (self);
@@ -852,9 +858,9 @@ decide_liveness (GstDatahubSrc *self)
   if (!decide || !self->conn)
     return;
   int rc = dh_consumer_wait_attached (self->conn->consumer, 0);
-  if (rc == 0)
-    gst_base_src_set_live (GST_BASE_SRC (self),
-        dh_consumer_producer_live (self->conn->consumer));
+  /* no producer yet: not live (also after a run that was) */
+  gst_base_src_set_live (GST_BASE_SRC (self),
+      rc == 0 && dh_consumer_producer_live (self->conn->consumer));
 }
 
 static gboolean gst_datahub_src_stop (GstBaseSrc *bs);

@@ -92,6 +92,33 @@ load_u64 (const uint64_t *field)
   return __atomic_load_n (field, __ATOMIC_RELAXED);
 }
 
+/* @now above @base, or 0: a counter below its baseline (the consumer
+ * rewrote it) counts as nothing. */
+static uint64_t
+since (const _Atomic uint64_t *counter, uint64_t base)
+{
+  uint64_t v = atomic_load_explicit (counter, memory_order_relaxed);
+  return v > base ? v - base : 0;
+}
+
+/* Consumer @peer's counters since the last reset (untrusted). */
+static dh_read_totals
+peer_counters (const dh_peer *peer)
+{
+  const dh_shm_consumer *o = peer->obj;
+  const dh_read_totals *b = &peer->base;
+  dh_read_totals t = {
+    .read = since (&o->read, b->read),
+    .bytes_read = since (&o->bytes_read, b->bytes_read),
+    .lost = since (&o->lost, b->lost),
+    .races = since (&o->races, b->races),
+    .checksum_failures = since (&o->checksum_failures, b->checksum_failures),
+    .waits = since (&o->waits, b->waits),
+    .not_ready = since (&o->not_ready, b->not_ready),
+  };
+  return t;
+}
+
 /* Holds for consumer @i, which asks for @want: no more than max_holds, and
  * (ring policy) no more than the slots the others' grants leave while
  * keeping one slot nobody may hold, so that consumers that hold all they
@@ -137,7 +164,10 @@ admit (dh_producer *p, uint32_t i, int fd, const dh_shm_consumer *obj)
   peer->evicted = false;
   peer->last_req_seq = atomic_load_explicit (&obj->req_seq, memory_order_acquire);
   peer->last_req_ns = 0;
+  /* counted from now on: what a re-admitted object (or a liar) claims it
+   * read before does not count again */
   memset (&peer->base, 0, sizeof peer->base);
+  peer->base = peer_counters (peer);
   p->active |= bit (i);
   p->admitted |= bit (i);
   dh_invalidate_min (p);
@@ -156,33 +186,6 @@ admit (dh_producer *p, uint32_t i, int fd, const dh_shm_consumer *obj)
     atomic_store_explicit (&b->hdr->metrics.reader_peak_count, n, memory_order_relaxed);
   DH_TEST_POINT ("admission.admitted");
   wake_admission (b->hdr);
-}
-
-/* @now above @base, or 0: a counter below its baseline (the consumer
- * rewrote it) counts as nothing. */
-static uint64_t
-since (const _Atomic uint64_t *counter, uint64_t base)
-{
-  uint64_t v = atomic_load_explicit (counter, memory_order_relaxed);
-  return v > base ? v - base : 0;
-}
-
-/* Consumer @peer's counters since the last reset (untrusted). */
-static dh_read_totals
-peer_counters (const dh_peer *peer)
-{
-  const dh_shm_consumer *o = peer->obj;
-  const dh_read_totals *b = &peer->base;
-  dh_read_totals t = {
-    .read = since (&o->read, b->read),
-    .bytes_read = since (&o->bytes_read, b->bytes_read),
-    .lost = since (&o->lost, b->lost),
-    .races = since (&o->races, b->races),
-    .checksum_failures = since (&o->checksum_failures, b->checksum_failures),
-    .waits = since (&o->waits, b->waits),
-    .not_ready = since (&o->not_ready, b->not_ready),
-  };
-  return t;
 }
 
 static void
@@ -413,10 +416,15 @@ dh_service_locked (dh_producer *p, bool scan_all, bool check_liveness)
     /* after a handover, newcomers go straight to the successor */
     if (p->peers[i].fd < 0 && !p->handed_over && (scan_all || (p->scan_wanted & bit (i)))) {
       int rc = try_admit (p, i);
-      if (rc == -EAGAIN)
-        retry |= bit (i);
-      else
+      /* someone still initialising its object: soon again, but one that
+       * never finishes is left to the periodic pass */
+      if (rc != -EAGAIN) {
+        p->retries[i] = 0;
         admitted += rc;
+      } else if (p->retries[i] < DH_ADMIT_RETRIES) {
+        p->retries[i]++;
+        retry |= bit (i);
+      }
     }
   }
   p->scan_wanted = retry;
@@ -484,14 +492,15 @@ consumer_index_of (const dh_producer *p, const char *name)
 }
 
 /* Marks the consumer objects named in pending inotify events. */
-static void
+static bool
 read_events (dh_producer *p)
 {
   char buf[4096] __attribute__ ((aligned (__alignof__ (struct inotify_event))));
+  bool ours = false;
   for (;;) {
     ssize_t n = read (p->inotify_fd, buf, sizeof buf);
     if (n <= 0)
-      return;
+      return ours;
     for (char *at = buf; at < buf + n;) {
       const struct inotify_event *ev = (const struct inotify_event *) (void *) at;
       at += sizeof *ev + ev->len;
@@ -499,8 +508,10 @@ read_events (dh_producer *p)
         continue;
       int i = consumer_index_of (p, ev->name);
       if (i >= 0) {
+        ours = true;
         pthread_mutex_lock (&p->lock);
         p->scan_wanted |= bit ((uint32_t) i);
+        p->retries[i] = 0;
         pthread_mutex_unlock (&p->lock);
       }
     }
@@ -520,12 +531,14 @@ service_main (void *arg)
     int rc = poll (fds, p->inotify_fd >= 0 ? 2 : 1, timeout_ms);
     if (atomic_load (&p->stopping))
       break;
-    if (rc > 0 && (fds[1].revents & POLLIN))
-      read_events (p);
+    /* other files in /dev/shm changing (anyone may touch them) wake us
+     * but cost no pass */
+    bool ours = rc > 0 && (fds[1].revents & POLLIN) ? read_events (p) : false;
     pthread_mutex_lock (&p->lock);
     uint64_t now = dh_now_ns ();
     bool periodic = now - p->last_scan_ns >= DH_SERVICE_PERIOD_NS;
-    dh_service_locked (p, periodic, periodic);
+    if (periodic || ours || p->scan_wanted || rc == 0)
+      dh_service_locked (p, periodic, periodic);
     pthread_mutex_unlock (&p->lock);
     dh_deliver_requests (p);
   }

@@ -284,6 +284,9 @@ dh_payload_at (const dh_block *b, uint32_t i)
 /* The service thread's period when nothing happens. */
 #define DH_SERVICE_PERIOD_NS (100u * 1000000u)
 /* A consumer's upstream request is looked at no more often than this. */
+/* fast retries (2 ms apart) of an object being initialised before the
+ * periodic pass takes over */
+#define DH_ADMIT_RETRIES 50
 /* blocks in a handover chain, the origin included */
 #define DH_MAX_CHAIN 64u
 #define DH_REQUEST_INTERVAL_NS (100u * 1000000u)

@@ -89,6 +89,8 @@ struct dh_producer {
    * of them it gates: gate_mask is their union (p->lock) */
   unsigned own_waiters;
   uint16_t gate_count[DH_MAX_CONSUMERS];
+  /* fast admission retries of an object still being initialised */
+  uint8_t retries[DH_MAX_CONSUMERS];
   atomic_bool closed;
   /* the service thread */
   pthread_t thread;

@@ -47,6 +47,11 @@ check_config (const dh_producer_config *cfg, dh_producer_config *eff)
     return dh_fail (DH_ECONFIG, "max holds %u exceeds %u", cfg->max_holds, DH_MAX_HOLDS);
   if (cfg->schema && strlen (cfg->schema) > 4096)
     return dh_fail (DH_ECONFIG, "schema string longer than 4096 bytes");
+  /* only the producer writes the block: a group or other write bit would
+   * let consumers change what every reader trusts (docs/security.md) */
+  if (cfg->mode & 0022)
+    return dh_fail (DH_ECONFIG, "mode %04o lets others write the block; consumers need "
+        "read access only (e.g. %04o)", (unsigned) cfg->mode, (unsigned) (cfg->mode & ~0022u));
   return 0;
 }
 

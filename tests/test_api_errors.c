@@ -42,6 +42,10 @@ test_config_errors (void)
   CHECK_RC (dh_producer_create (&pc, &p), DH_ECONFIG); /* hmac needs secret */
   pc.integrity = 7;
   CHECK_RC (dh_producer_create (&pc, &p), DH_ECONFIG);
+  pc.integrity = DH_INTEGRITY_NONE;
+  pc.mode = 0664; /* consumers must not be able to write the block */
+  CHECK_RC (dh_producer_create (&pc, &p), DH_ECONFIG);
+  CHECK (strstr (dh_error_detail (), "0664") != NULL);
   /* nothing was left behind by the failures */
   char path[300];
   snprintf (path, sizeof path, "/dev/shm/datahub.%s", pc.name);
