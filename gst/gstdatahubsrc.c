@@ -816,6 +816,27 @@ gst_datahub_src_event (GstBaseSrc *bs, GstEvent *event)
   return GST_BASE_SRC_CLASS (gst_datahub_src_parent_class)->event (bs, event);
 }
 
+/* The block's figures and this consumer's (the stats property and the
+ * datahub-stats message). */
+static GstStructure *
+stats_structure (GstDatahubSrc *self)
+{
+  DatahubConsumerRef *conn = take_conn (self);
+  if (!conn)
+    return gst_structure_new_empty ("datahub-stats");
+  dh_metrics m;
+  dh_consumer_stats st;
+  if (dh_consumer_metrics (conn->consumer, &m) != 0)
+    memset (&m, 0, sizeof m);
+  dh_consumer_stats_get (conn->consumer, &st);
+  datahub_consumer_unref (conn);
+  GST_OBJECT_LOCK (self);
+  DatahubLatency latency = self->latency;
+  guint64 copied = self->bytes_copied;
+  GST_OBJECT_UNLOCK (self);
+  return datahub_stats_from_metrics (&m, copied, &st, &latency);
+}
+
 /* The ticker thread: stats and metadata, also while the streaming thread
  * waits for a producer or data. */
 static void
@@ -829,20 +850,10 @@ tick (gpointer user)
   GST_OBJECT_LOCK (self);
   guint interval = self->common.stats_interval;
   GST_OBJECT_UNLOCK (self);
-  if (interval && datahub_stats_timer_due (&self->stats_timer, interval)) {
-    dh_metrics m;
-    dh_consumer_stats st;
-    if (dh_consumer_metrics (conn->consumer, &m) != 0)
-      memset (&m, 0, sizeof m);
-    dh_consumer_stats_get (conn->consumer, &st);
-    GST_OBJECT_LOCK (self);
-    DatahubLatency latency = self->latency;
-    guint64 copied = self->bytes_copied;
-    GST_OBJECT_UNLOCK (self);
-    gst_element_post_message (GST_ELEMENT (self), gst_message_new_element (GST_OBJECT (self),
-            datahub_stats_from_metrics (&m, copied, &st, &latency)));
-  }
   datahub_consumer_unref (conn);
+  if (interval && datahub_stats_timer_due (&self->stats_timer, interval))
+    gst_element_post_message (GST_ELEMENT (self), gst_message_new_element (GST_OBJECT (self),
+            stats_structure (self)));
 }
 
 /* Whether this src is live: as set, or (by default) as the producer is,
@@ -974,25 +985,6 @@ gst_datahub_src_unlock_stop (GstBaseSrc *bs)
 }
 
 /* ---- properties ---------------------------------------------------------- */
-
-static GstStructure *
-stats_structure (GstDatahubSrc *self)
-{
-  DatahubConsumerRef *conn = take_conn (self);
-  if (!conn)
-    return gst_structure_new_empty ("datahub-stats");
-  dh_metrics m;
-  dh_consumer_stats st;
-  if (dh_consumer_metrics (conn->consumer, &m) != 0)
-    memset (&m, 0, sizeof m);
-  dh_consumer_stats_get (conn->consumer, &st);
-  datahub_consumer_unref (conn);
-  GST_OBJECT_LOCK (self);
-  DatahubLatency latency = self->latency;
-  guint64 copied = self->bytes_copied;
-  GST_OBJECT_UNLOCK (self);
-  return datahub_stats_from_metrics (&m, copied, &st, &latency);
-}
 
 static void
 gst_datahub_src_set_property (GObject *object, guint prop_id, const GValue *value,

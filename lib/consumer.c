@@ -466,6 +466,17 @@ deliver (dh_consumer *c, dh_record *out)
   }
 }
 
+/* A record that failed enforced verification: dropped, counted, lost. */
+static int
+checksum_failed (dh_consumer *c, const dh_record *r)
+{
+  const dh_block *b = &c->cur->b;
+  dh_relaxed_inc (&c->obj->checksum_failures, 1);
+  c->pending_lost++;
+  return dh_fail (DH_ECHECKSUM, "%s: record %llu failed its %s check; dropped", b->name,
+      (unsigned long long) r->seq, b->integrity == DH_INTEGRITY_HMAC ? "HMAC" : "checksum");
+}
+
 /* Latest-value policies: the newest record, unheld (§5.4).  1 = got it,
  * 0 = nothing committed to read right now (wait for the next commit). */
 static int
@@ -499,13 +510,8 @@ take_latest (dh_consumer *c, uint64_t head, dh_record *out)
         c->pending_lost++; /* lost, counted with the next record */
       return 0;
     }
-    if (!intact) {
-      dh_relaxed_inc (&c->obj->checksum_failures, 1);
-      c->pending_lost++;
-      return dh_fail (DH_ECHECKSUM, "%s: record %llu failed its %s check; dropped",
-          b->name, (unsigned long long) out->seq,
-          b->integrity == DH_INTEGRITY_HMAC ? "HMAC" : "checksum");
-    }
+    if (!intact)
+      return checksum_failed (c, out);
   }
   deliver (c, out);
   return 1;
@@ -557,11 +563,7 @@ take_at_cursor (dh_consumer *c, dh_record *out)
   if (b->integrity != DH_INTEGRITY_NONE && b->check == DH_CHECK_ENFORCED
       && !verify_record (c, out)) {
     release_held (c, out);
-    dh_relaxed_inc (&o->checksum_failures, 1);
-    c->pending_lost++;
-    return dh_fail (DH_ECHECKSUM, "%s: record %llu failed its %s check; dropped",
-        b->name, (unsigned long long) out->seq,
-        b->integrity == DH_INTEGRITY_HMAC ? "HMAC" : "checksum");
+    return checksum_failed (c, out);
   }
   deliver (c, out);
   return 1;
