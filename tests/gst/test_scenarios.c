@@ -2190,8 +2190,9 @@ stall_run_free (StallRun *r)
   g_array_unref (r->stalled_in.offsets);
 }
 
-/* Default properties: the producer and the normal consumer keep >= 75% of
- * 60 fps; the stalled consumer loses frames and counts them. */
+/* Default properties: the producer and the normal consumer are not held
+ * to the stalled consumer's 20 fps; the stalled consumer loses frames and
+ * counts them. */
 GST_START_TEST (test_stalled_consumer_does_not_slow_live_producer)
 {
   StallRun r;
@@ -2199,10 +2200,13 @@ GST_START_TEST (test_stalled_consumer_does_not_slow_live_producer)
   g_print ("stalled consumer (defaults): producer %.1f fps, normal consumer %.1f fps "
       "(nominal 60), stalled consumer received %d, consumer-lost %" G_GUINT64_FORMAT "\n",
       r.prod_fps, r.normal_fps, g_atomic_int_get (&r.stalled_in.count), r.stalled_lost);
-  fail_unless (r.prod_fps >= 45, "a stalled consumer slows the live producer to %.1f fps "
-      "(nominal 60)", r.prod_fps);
-  fail_unless (r.normal_fps >= 45, "the normal consumer renders %.1f fps (nominal 60)",
-      r.normal_fps);
+  /* held back by the stalled consumer, both would run at its 20 fps: the
+   * bound sits between that and the nominal 60, far from both, so a busy
+   * machine does not make it flake */
+  fail_unless (r.prod_fps >= 35, "a stalled consumer slows the live producer to %.1f fps "
+      "(nominal 60; 20 if held back)", r.prod_fps);
+  fail_unless (r.normal_fps >= 35, "the normal consumer renders %.1f fps (nominal 60; 20 "
+      "if held back)", r.normal_fps);
   fail_unless (r.stalled_lost > 0, "the stalled consumer counts no lost frames");
   stall_run_free (&r);
 }
