@@ -117,6 +117,12 @@ check "validate: dead producer, stuck WRITING slot" 1 "slot [0-9]+ is WRITING .*
 check "reset-slot of a dead writer's slot" 0 "reset to FREE" -- "$admin" reset-slot "$ch" 3
 check "auto-recover finds nothing left to repair" 0 "0 actions" -- "$admin" auto-recover "$ch" --apply
 check "unlink a dead producer's block" 0 "unlinked" -- "$admin" unlink "$ch"
+if ls /dev/shm | grep -q "^datahub.$ch"; then
+  echo "FAIL: unlink left $(ls /dev/shm | grep "^datahub.$ch")"
+  fails=$((fails + 1))
+else
+  echo "ok: unlink removed the channel's exchange object too"
+fi
 check "gone" 3 "No such file" -- "$admin" status "$ch"
 
 # 4. bad input

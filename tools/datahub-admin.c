@@ -590,6 +590,34 @@ unlink_allowed (const char *name, const char *shm, gboolean regular)
   return EXIT_OK;
 }
 
+/* The objects of the block's dead consumers go with it (live ones leave
+ * by themselves). */
+static void
+remove_dead_consumers (const char *name, const char *shm)
+{
+  dh_inspector *ins;
+  if (dh_inspect_open (name, FALSE, &ins) != 0)
+    return;
+  int n = dh_recover_dead_consumers (ins);
+  dh_inspect_close (ins);
+  if (n > 0)
+    g_print ("%s: removed %d dead consumer object%s\n", esc (shm), n, n == 1 ? "" : "s");
+}
+
+/* The channel's exchange object (spinlocks) belongs to its first block:
+ * nothing relies on it, and the next producer makes a new one. */
+static void
+remove_exchange (const char *shm)
+{
+  gchar *x = g_strdup_printf ("%s@x", shm);
+  struct stat st;
+  gchar *path = g_strdup_printf ("/dev/shm%s", x);
+  if (lstat (path, &st) == 0 && S_ISREG (st.st_mode) && shm_unlink (x) == 0)
+    g_print ("%s: unlinked\n", esc (x));
+  g_free (path);
+  g_free (x);
+}
+
 /* Removes the name of the object that was checked, and only that one:
  * the object is held open from before the check, and its inode compared
  * with the name's right before the unlink, so a producer that re-created
@@ -612,11 +640,15 @@ cmd_unlink (const char *name)
         "producer?): not unlinked; check it again\n", esc (shm));
     ec = EXIT_REFUSED;
   }
+  if (ec == EXIT_OK && S_ISREG (held.st_mode))
+    remove_dead_consumers (name, shm);
   if (ec == EXIT_OK && shm_unlink (shm) != 0)
     ec = fail (shm, -errno);
   close (fd);
-  if (ec == EXIT_OK)
+  if (ec == EXIT_OK) {
     g_print ("%s: unlinked\n", esc (shm));
+    remove_exchange (shm);
+  }
   return ec;
 }
 
