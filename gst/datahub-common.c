@@ -161,7 +161,8 @@ datahub_install_common_properties (GObjectClass *klass)
           NULL, rw));
   g_object_class_install_property (klass, DATAHUB_PROP_BROKER,
       g_param_spec_string ("broker", "Broker",
-          "datahub-broker endpoint (e.g. ipc:///run/user/1000/datahub-broker.sock): "
+          "datahub-broker endpoint: \"default\" (where datahub-broker listens when "
+          "started without --endpoint) or e.g. ipc:///run/user/1000/datahub-broker.sock; "
           "the sink registers the channel there, the src finds the channel's block "
           "through it (empty = no broker: the channel name is the block name)",
           NULL, rw));

@@ -17,7 +17,10 @@ datahub_discovery_connect (GstElement *element, DatahubCommon *c, dhb_client **o
     g_free (endpoint);
     return FALSE;
   }
-  int rc = dhb_client_new (endpoint, out);
+  /* "default": where datahub-broker listens when started without
+   * --endpoint ($DATAHUB_BROKER, $XDG_RUNTIME_DIR, else a private
+   * directory in $TMPDIR) */
+  int rc = dhb_client_new (g_str_equal (endpoint, "default") ? NULL : endpoint, out);
   if (rc != 0) {
     /* why an ipc endpoint is refused (its directory), when that is why */
     char why[512] = "";

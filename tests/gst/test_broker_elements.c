@@ -47,6 +47,9 @@ broker_start (const gchar *what)
   g_free (tmpl);
   fail_unless (b->dir != NULL);
   b->endpoint = g_strdup_printf ("ipc://%s/broker.sock", b->dir);
+  /* what broker=default means in this test process (read once, before
+   * any client: each test runs in a process of its own) */
+  g_setenv ("DATAHUB_BROKER", b->endpoint, FALSE);
   broker_spawn (b);
   return b;
 }
@@ -118,8 +121,10 @@ GST_START_TEST (test_broker_discovery)
   gchar *pl = g_strdup_printf ("videotestsrc num-buffers=40 ! %s ! datahubsink broker=%s "
       "channel=%s shm-name=/%s-block wait-for-consumer=true", caps, b->endpoint, ch, ch);
   GPid pid = spawn_producer (pl);
-  gchar *cl = g_strdup_printf ("datahubsrc broker=%s channel=%s schema=video/x-raw,format=RGBA "
-      "timeout=20000 ! appsink name=out", b->endpoint, ch);
+  /* broker=default: the endpoint the broker and the tools use by default
+   * ($DATAHUB_BROKER here, set by broker_start) */
+  gchar *cl = g_strdup_printf ("datahubsrc broker=default channel=%s "
+      "schema=video/x-raw,format=RGBA timeout=20000 ! appsink name=out", ch);
   GstElement *cons = NULL;
   GPtrArray *got = collect (cl, 40, NULL, &cons);
   GstMessage *m;
