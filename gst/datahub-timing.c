@@ -24,6 +24,12 @@ datahub_timing_restart (DatahubTiming *t, DatahubTimestampMode mode)
   t->offset = 0;
 }
 
+void
+datahub_timing_rebase (DatahubTiming *t)
+{
+  t->rebase_pending = TRUE;
+}
+
 /* The producer's segment as this pipeline plays it: its running times
  * moved by the offset. */
 static void

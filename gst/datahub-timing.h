@@ -32,6 +32,10 @@ typedef struct {
  * buffer is placed at the running time of its arrival. */
 void datahub_timing_restart (DatahubTiming *t, DatahubTimestampMode mode);
 
+/* After a gap (passthrough): the next buffer is placed at the running
+ * time of its arrival again; the producer's segment is kept. */
+void datahub_timing_rebase (DatahubTiming *t);
+
 /* The producer's segment changed.  TRUE with @out to push downstream
  * (passthrough, once the offset is known). */
 gboolean datahub_timing_segment (DatahubTiming *t, const GstSegment *seg, GstSegment *out);

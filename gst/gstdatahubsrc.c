@@ -586,6 +586,10 @@ caps_known_for (GstDatahubSrc *self, dh_consumer *c, const dh_record *r)
 {
   if (self->caps && r->info.caps_gen == self->caps_gen)
     return TRUE;
+  /* generation 0: the producer never had caps (filesrc, fakesrc without a
+   * capsfilter): its buffers go out without caps, as filesrc's do */
+  if (r->info.caps_gen == 0 && !self->caps)
+    return TRUE;
   guint gen;
   if (!read_stream_state (self, c, &gen) || gen != r->info.caps_gen || !self->caps) {
     self->unknown_caps++;
@@ -646,6 +650,11 @@ take_record (GstDatahubSrc *self, DatahubConsumerRef *conn, const dh_record *r,
     return 0;
   }
   note_latency (self, r);
+  /* passthrough: after a gap (a lagging leaky src, latest-value reads of
+   * a producer running faster than real time) the producer's timestamps
+   * have run ahead of ours: place the next buffer at once again */
+  if (self->mode == DATAHUB_TIMESTAMP_PASSTHROUGH && (r->lost_before > 0 || self->discont))
+    datahub_timing_rebase (&self->timing);
   GstBuffer *buf = buffer_from_record (self, conn, r);
   if (!buf)
     return 0; /* latest-value record rewritten while copied: take the next */
