@@ -17,7 +17,7 @@
 DEFINE_ENUM (datahub_policy_get_type, "DatahubPolicy",
     { DH_POLICY_RING, "Every consumer sees every buffer, in order", "ring" },
     { DH_POLICY_SINGLE, "One slot, latest value", "single" },
-    { DH_POLICY_DOUBLE, "Two slots, latest value, stable previous frame", "double" })
+    { DH_POLICY_DOUBLE, "Two slots, latest value: a reader copying the newest is rarely overtaken", "double" })
 
 DEFINE_ENUM (datahub_on_full_get_type, "DatahubOnFull",
     { DH_ON_FULL_BLOCK, "Wait for the slowest non-leaky consumer", "block" },

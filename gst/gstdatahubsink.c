@@ -12,7 +12,7 @@
  * Consumers that start before the producer get every buffer from the
  * first.  A live producer (videotestsrc is-live=true, a camera) is never
  * held back by a consumer unless that consumer asked for it (datahubsrc
- * leaky=false): a slow or stalled consumer loses only its own buffers.  A
+ * leaky=no): a slow or stalled consumer loses only its own buffers.  A
  * non-live producer (a file, num-buffers) waits for its consumers, so they
  * lose nothing.
  *
@@ -1021,6 +1021,9 @@ check_settings (GstDatahubSink *self)
     why = g_strdup ("integrity=hmac needs a secret");
   else if (self->slot_size > G_GUINT64_CONSTANT (1) << 36)
     why = g_strdup_printf ("slot-size=%" G_GUINT64_FORMAT " exceeds 64 GiB", self->slot_size);
+  else if (self->perms & 0022)
+    why = g_strdup_printf ("perms=0%o lets others write the block; consumers need read "
+        "access only (e.g. perms=0%o)", self->perms, self->perms & ~0022u);
   GST_OBJECT_UNLOCK (self);
   if (why)
     GST_ELEMENT_ERROR (self, RESOURCE, SETTINGS, ("Invalid setting: %s.", why), (NULL));
@@ -1286,7 +1289,8 @@ gst_datahub_sink_class_init (GstDatahubSinkClass *klass)
           "(a handover)", 0, G_MAXUINT64, DEFAULT_SLOT_SIZE, rw_ready));
   g_object_class_install_property (gobject_class, PROP_SLOTS,
       g_param_spec_uint ("slots", "Slots",
-          "Slots in the pool, 1..65536 (ring policy; single uses 1, double 2)", 0, 65536,
+          "Slots in the pool, 1..65536 (ring policy; single uses 1, double 2; 0 is refused at "
+          "start)", 0, 65536,
           DEFAULT_SLOTS, rw_ready));
   g_object_class_install_property (gobject_class, PROP_POLICY,
       g_param_spec_enum ("policy", "Policy", "How consumers see buffers: every one in order "
@@ -1296,11 +1300,12 @@ gst_datahub_sink_class_init (GstDatahubSinkClass *klass)
       g_param_spec_enum ("on-full", "On full",
           "Ring policy, when every slot is unread or held: wait for the consumers that "
           "may hold the producer back (block: every consumer of a non-live producer, and "
-          "those that set leaky=false), or reuse the oldest unheld slot (drop)",
+          "those that set leaky=no), or reuse the oldest unheld slot (drop)",
           DATAHUB_TYPE_ON_FULL, DEFAULT_ON_FULL, rw_ready));
   g_object_class_install_property (gobject_class, PROP_MAX_CONSUMERS,
       g_param_spec_uint ("max-consumers", "Max consumers",
-          "Most consumers that can attach at once, 1..64", 0, DH_MAX_CONSUMERS,
+          "Most consumers that can attach at once, 1..64 (0 is refused at start)", 0,
+          DH_MAX_CONSUMERS,
           DEFAULT_MAX_CONSUMERS, rw_ready));
   g_object_class_install_property (gobject_class, PROP_INTEGRITY,
       g_param_spec_enum ("integrity", "Integrity",

@@ -444,6 +444,33 @@ dh_recover_dead_consumers (dh_inspector *ins)
 }
 
 int
+dh_recover_leftovers (const char *name)
+{
+  char origin[DH_NAME_MAX + 1], x[DH_NAME_MAX + 1];
+  int rc = dh_shm_name (name, origin, sizeof origin);
+  if (rc != 0)
+    return rc;
+  int fd = shm_open (origin, O_RDONLY | O_NONBLOCK | O_CLOEXEC, 0);
+  if (fd >= 0) {
+    close (fd);
+    return dh_fail (DH_EOWNERALIVE, "%s exists: its producer (or the next one) reclaims "
+        "what its consumers left; see `cleanup` on the block", origin);
+  }
+  int n = 0;
+  for (uint32_t i = 0; i < DH_MAX_CONSUMERS; i++) {
+    const dh_shm_consumer *obj;
+    if (dh_peer_open (origin, i, &fd, &obj, NULL) != 0)
+      continue;
+    if (!dh_peer_alive (fd) && dh_peer_reclaim (origin, i, fd))
+      n++;
+    dh_peer_close (fd, obj);
+  }
+  if (dh_exchange_object_name (origin, x, sizeof x) == 0 && shm_unlink (x) == 0)
+    n++;
+  return n;
+}
+
+int
 dh_recover_auto (dh_inspector *ins, bool apply, dh_finding_fn fn, void *user)
 {
   DH_CHECK_ARG (ins);

@@ -51,6 +51,7 @@ exit_for (int rc)
 {
   switch (rc) {
     case -ENOENT: return EXIT_NO_BLOCK;
+    case -EINVAL: case -ENAMETOOLONG: return EXIT_USAGE; /* a name that cannot be one */
     case -EACCES: case -EPERM: case -EROFS: return EXIT_DENIED;
     case DH_ENOTDATAHUB: case DH_EVERSION: case DH_ECORRUPT: case DH_ETRUNCATED:
     case DH_ENOTREADY: return EXIT_BAD_BLOCK;
@@ -220,6 +221,37 @@ print_json (JsonBuilder *jb)
   json_node_unref (root);
 }
 
+/* Consumer and exchange objects ("<block>@c<i>", "<block>@x") whose block
+ * is gone: what a killed participant left where nobody reclaims it (the
+ * channel has no producer, or the consumer was another user's). */
+static void
+list_leftovers (void)
+{
+  GDir *dir = g_dir_open ("/dev/shm", 0, NULL);
+  if (!dir)
+    return;
+  GHashTable *seen = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, NULL);
+  const gchar *entry;
+  while ((entry = g_dir_read_name (dir))) {
+    const gchar *at = strrchr (entry, '@');
+    if (!at || (at[1] != 'x' && at[1] != 'c'))
+      continue;
+    gchar *block = g_strndup (entry, (gsize) (at - entry));
+    gchar *path = g_strdup_printf ("/dev/shm/%s", block);
+    if (!g_file_test (path, G_FILE_TEST_EXISTS) && !g_hash_table_contains (seen, block)) {
+      if (g_hash_table_size (seen) == 0)
+        g_print ("\nleft without a block (`datahub-admin cleanup CHANNEL` removes them):\n");
+      g_print ("  %s\n", esc (channel_of (path + strlen ("/dev/shm"))));
+      g_hash_table_add (seen, block);
+      block = NULL;
+    }
+    g_free (block);
+    g_free (path);
+  }
+  g_hash_table_unref (seen);
+  g_dir_close (dir);
+}
+
 static int
 cmd_list (void)
 {
@@ -234,6 +266,8 @@ cmd_list (void)
     json_builder_end_array (jb);
     print_json (jb);
     g_object_unref (jb);
+  } else {
+    list_leftovers ();
   }
   return n < 0 ? fail ("list", n) : EXIT_OK;
 }
@@ -520,9 +554,17 @@ static int
 cmd_cleanup (const char *name)
 {
   dh_inspector *ins;
-  int ec = open_block (name, TRUE, &ins);
-  if (ec)
-    return ec;
+  int rc = dh_inspect_open (name, TRUE, &ins);
+  if (rc == -ENOENT) {
+    /* no block: what its consumers and its exchange object left */
+    int n = dh_recover_leftovers (name);
+    if (n < 0)
+      return fail (name, n);
+    g_print ("%s: no block; removed %d object%s it left\n", esc (name), n, n == 1 ? "" : "s");
+    return EXIT_OK;
+  }
+  if (rc != 0)
+    return fail (name, rc);
   int n = dh_recover_dead_consumers (ins);
   dh_inspect_close (ins);
   if (n < 0)

@@ -2608,11 +2608,13 @@ GST_END_TEST;
 
 /* A bad configuration (integrity=hmac without a secret) is one error whose
  * main text says why. */
-GST_START_TEST (test_configuration_error_says_why_once)
+/* One bad setting: one error, posted once, that names it. */
+static void
+check_one_clear_error (const gchar *setting, const gchar *must_say)
 {
   const gchar *ch = chan ("badconf");
   GstElement *prod = pipeline_new ("videotestsrc num-buffers=5 ! video/x-raw,width=64,"
-      "height=48 ! datahubsink channel=%s integrity=hmac", ch);
+      "height=48 ! datahubsink channel=%s %s", ch, setting);
   gst_element_set_state (prod, GST_STATE_PLAYING);
   GstBus *bus = gst_element_get_bus (prod);
   guint errors = 0;
@@ -2627,15 +2629,21 @@ GST_START_TEST (test_configuration_error_says_why_once)
     g_error_free (err);
     gst_message_unref (m);
   }
-  g_print ("integrity=hmac without secret: %u error(s), first: %s\n", errors, first_text);
-  fail_unless (errors > 0, "no error");
+  g_print ("%s: %u error(s), first: %s\n", setting, errors, first_text);
+  fail_unless (errors > 0, "%s: no error", setting);
   gchar *lower = g_ascii_strdown (first_text, -1);
-  fail_unless (strstr (lower, "secret") != NULL, "the error does not say why: %s", first_text);
+  fail_unless (strstr (lower, must_say) != NULL, "the error does not say why: %s", first_text);
   fail_unless (errors == 1, "the error was posted %u times", errors);
   g_free (lower);
   g_free (first_text);
   gst_object_unref (bus);
   free_pipeline (prod, "producer");
+}
+
+GST_START_TEST (test_configuration_error_says_why_once)
+{
+  check_one_clear_error ("integrity=hmac", "secret");
+  check_one_clear_error ("perms=438", "perms=0666"); /* 0666: consumers could write */
 }
 GST_END_TEST;
 

@@ -136,6 +136,14 @@ DH_API int dh_recover_reset_slot (dh_inspector *ins, uint32_t i, bool force);
  * Returns how many were removed. */
 DH_API int dh_recover_dead_consumers (dh_inspector *ins);
 
+/* For a channel whose block is gone (its producer exited and the name was
+ * removed, or unlinked): removes the objects its dead consumers left
+ * ("<name>@c<i>", whoever's they are, if we may) and its exchange object
+ * ("<name>@x").  Refused (DH_EOWNERALIVE) while a block of that name
+ * exists: use dh_recover_dead_consumers then.  Returns how many objects
+ * were removed. */
+DH_API int dh_recover_leftovers (const char *name);
+
 /* Repairs every fixable finding (dead consumers' objects and their holds,
  * WRITING slots of a dead producer).  With @apply false only reports (dry run).
  * Calls @fn for each action; returns the number of actions. */
