@@ -125,6 +125,26 @@ else
 fi
 check "gone" 3 "No such file" -- "$admin" status "$ch"
 
+# 3b. what is left when the block is gone: a killed consumer's object and
+# the exchange object; list names the channel, cleanup removes them
+"$scenario" produce "$ch" >"$out" & producer=$!; pids+=($producer)
+wait_line "$out" ready
+"$scenario" hold "$ch" >"$out.c" & holder=$!; pids+=($holder)
+wait_line "$out.c" holding
+kill -STOP "$producer"   # no producer service: nobody reclaims
+kill -9 "$holder"; wait "$holder" 2>/dev/null
+kill -9 "$producer"; wait "$producer" 2>/dev/null
+pids=()
+rm -f "/dev/shm/datahub.$ch"   # the block went (someone removed it)
+check "list names what was left" 0 "left without a block" -- "$admin" list
+check "cleanup without a block" 0 "no block; removed 2 objects" -- "$admin" cleanup "$ch"
+if ls /dev/shm | grep -q "^datahub.$ch"; then
+  echo "FAIL: cleanup left $(ls /dev/shm | grep "^datahub.$ch")"
+  fails=$((fails + 1))
+else
+  echo "ok: nothing of the channel is left"
+fi
+
 # 4. bad input
 printf 'GARBAGE!' > "/dev/shm/dh-foreign-$$"
 truncate -s 8192 "/dev/shm/dh-foreign-$$"
