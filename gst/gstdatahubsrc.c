@@ -259,7 +259,8 @@ report_attach_error (GstDatahubSrc *self, const gchar *name, int rc)
 {
   if (rc == DH_ESECRET)
     GST_ELEMENT_ERROR (self, RESOURCE, OPEN_READ,
-        ("Wrong or missing secret for channel '%s'.", name), ("%s", dh_error_detail ()));
+        ("Wrong or missing secret for '%s': give this src the secret its sink has.", name),
+        ("%s", dh_error_detail ()));
   else if (rc == DH_EVERSION)
     GST_ELEMENT_ERROR (self, RESOURCE, OPEN_READ,
         ("The producer of '%s' uses another datahub layout version; upgrade both sides.",

@@ -460,7 +460,7 @@ deliver (dh_consumer *c, dh_record *out)
   dh_relaxed_inc (&o->bytes_read, out->info.size);
   /* a reader that never waits (where the heartbeat is also stored) is
    * still seen alive by datahub-admin */
-  if (++c->delivered_since_beat >= 64) {
+  if (++c->delivered_since_beat >= 8) {
     c->delivered_since_beat = 0;
     atomic_store_explicit (&o->heartbeat_ns, dh_now_ns (), memory_order_relaxed);
   }

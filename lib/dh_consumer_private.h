@@ -51,7 +51,7 @@ struct dh_consumer {
   unsigned ndrained;
   bool started;              /* losses are counted from the first record on */
   uint64_t pending_lost;
-  uint32_t delivered_since_beat; /* heartbeat every 64 records when never waiting */     /* skipped since the last record delivered */
+  uint32_t delivered_since_beat; /* heartbeat every 8 records when never waiting */     /* skipped since the last record delivered */
   uint64_t last_liveness_check_ns;
   bool evicted;
   /* holds: any thread releases */

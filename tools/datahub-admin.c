@@ -427,7 +427,8 @@ cmd_status (const char *name)
       bi.has_secret ? ", secret" : "", bi.has_schema ? ", schema" : "");
   g_print ("  producer: pid %u %s, state %s, %s, last commit %.1f s ago\n", bi.producer_pid,
       bi.producer_alive ? "alive" : "DEAD",
-      bi.producer_state == 2 ? "closed" : bi.producer_state == 1 ? "running" : "none",
+      bi.producer_state == 2 ? "closed" : bi.producer_state != 1 ? "none"
+      : bi.producer_alive ? "running" : "running when it died (the block was never closed)",
       bi.producer_live_source ? "live source" : "not live",
       (double) bi.producer_heartbeat_age_ns / 1e9);
   g_print ("  head: %" G_GUINT64_FORMAT "; written %" G_GUINT64_FORMAT ", read %"
