@@ -12,6 +12,7 @@
  *   scripts/fuzz peer */
 #include <fcntl.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
 #include <unistd.h>
@@ -29,6 +30,15 @@ enum {
 };
 
 static char origin[64];
+static dh_producer *producer; /* one for the whole run */
+
+/* the run's producer leaves nothing in /dev/shm */
+static void
+destroy_producer (void)
+{
+  dh_producer_destroy (producer);
+  producer = NULL;
+}
 static unsigned deep_inputs; /* inputs admitted as a consumer */
 
 unsigned fuzz_deep_inputs (void);
@@ -110,8 +120,7 @@ LLVMFuzzerTestOneInput (const uint8_t *data, size_t size)
   /* one producer for the whole run, as a real one meets consumer after
    * consumer (and creating one per input costs 10 ms in closing its
    * inotify descriptor) */
-  static dh_producer *p;
-  if (!p) {
+  if (!producer) {
     dh_producer_config pc;
     dh_producer_config_init (&pc);
     pc.name = origin;
@@ -119,9 +128,11 @@ LLVMFuzzerTestOneInput (const uint8_t *data, size_t size)
     pc.slot_count = 4;
     pc.max_consumers = 2;
     pc.request_fn = on_request;
-    if (dh_producer_create (&pc, &p) != 0)
+    if (dh_producer_create (&pc, &producer) != 0)
       __builtin_trap ();
+    atexit (destroy_producer);
   }
+  dh_producer *p = producer;
 
   char name[DH_NAME_MAX + 1];
   uint32_t index = (flags & SECOND_INDEX) ? 1 : 0;
