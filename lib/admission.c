@@ -273,6 +273,12 @@ try_admit (dh_producer *p, uint32_t i)
   const dh_shm_consumer *obj;
   /* the peer's fault flag is free while the index is not admitted */
   int rc = dh_peer_open (p->b.origin, i, &fd, &obj, &p->peers[i].faulted);
+  if (rc != 0 && rc != -ENOENT && dh_peer_reclaim_remnant (p->b.origin, i)) {
+    /* unusable and ownerless: what a dead consumer left (truncated, half
+     * made) */
+    dh_relaxed_inc (&p->b.hdr->metrics.consumers_reaped, 1);
+    return 0;
+  }
   if (rc == -EAGAIN)
     return -EAGAIN;
   if (rc != 0)

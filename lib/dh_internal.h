@@ -147,6 +147,10 @@ void dh_peer_remove (const char *origin, uint32_t index, int fd, dh_shm_consumer
  * object of index @i. */
 int dh_peer_open (const char *origin, uint32_t i, int *fd,
     const dh_shm_consumer **obj, _Atomic int *faulted);
+/* Removes "<origin>@c<i>" if nobody owns it, whatever is in it (an
+ * object its owner truncated or never finished before it died): what
+ * dh_peer_open cannot map is still reclaimed.  True if removed. */
+bool dh_peer_reclaim_remnant (const char *origin, uint32_t i);
 /* Unguards, unmaps and closes what dh_peer_open gave. */
 void dh_peer_close (int fd, const dh_shm_consumer *obj);
 /* Removes a dead consumer's object: takes a read lock on its byte (refused
@@ -287,6 +291,9 @@ dh_payload_at (const dh_block *b, uint32_t i)
 /* fast retries (2 ms apart) of an object being initialised before the
  * periodic pass takes over */
 #define DH_ADMIT_RETRIES 50
+/* an ownerless consumer object unchanged for this long is a remnant, not
+ * one being made */
+#define DH_REMNANT_AGE_NS (2000u * 1000000u)
 /* blocks in a handover chain, the origin included */
 #define DH_MAX_CHAIN 64u
 #define DH_REQUEST_INTERVAL_NS (100u * 1000000u)

@@ -211,6 +211,27 @@ dh_peer_close (int fd, const dh_shm_consumer *obj)
 }
 
 bool
+dh_peer_reclaim_remnant (const char *origin, uint32_t i)
+{
+  char name[DH_NAME_MAX + 1];
+  if (dh_consumer_object_name (origin, i, name, sizeof name) != 0)
+    return false;
+  int fd = shm_open (name, O_RDONLY | O_CLOEXEC | O_NONBLOCK, 0);
+  if (fd < 0)
+    return false;
+  struct stat st;
+  /* not one being made right now (created, not locked yet): a remnant is
+   * older than a creation takes */
+  uint64_t changed = fstat (fd, &st) == 0
+      ? (uint64_t) st.st_mtim.tv_sec * 1000000000u + (uint64_t) st.st_mtim.tv_nsec : 0;
+  bool removed = changed != 0 && S_ISREG (st.st_mode)
+      && dh_realtime_ns () > changed + DH_REMNANT_AGE_NS && !dh_peer_alive (fd)
+      && dh_peer_reclaim (origin, i, fd);
+  close (fd);
+  return removed;
+}
+
+bool
 dh_peer_alive (int fd)
 {
   return dh_byte_locked (fd, DH_LOCK_CONSUMER);

@@ -458,12 +458,16 @@ dh_recover_leftovers (const char *name)
   }
   int n = 0;
   for (uint32_t i = 0; i < DH_MAX_CONSUMERS; i++) {
-    const dh_shm_consumer *obj;
-    if (dh_peer_open (origin, i, &fd, &obj, NULL) != 0)
+    /* by name, unmapped: what a dead consumer left may be truncated */
+    char obj[DH_NAME_MAX + 1];
+    if (dh_consumer_object_name (origin, i, obj, sizeof obj) != 0
+        || (fd = shm_open (obj, O_RDONLY | O_NONBLOCK | O_CLOEXEC, 0)) < 0)
       continue;
-    if (!dh_peer_alive (fd) && dh_peer_reclaim (origin, i, fd))
+    struct stat st;
+    if (fstat (fd, &st) == 0 && S_ISREG (st.st_mode) && !dh_peer_alive (fd)
+        && dh_peer_reclaim (origin, i, fd))
       n++;
-    dh_peer_close (fd, obj);
+    close (fd);
   }
   if (dh_exchange_object_name (origin, x, sizeof x) == 0 && shm_unlink (x) == 0)
     n++;

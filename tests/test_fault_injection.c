@@ -186,5 +186,7 @@ main (int argc, char **argv)
   char shm[256];
   CHECK_OK (dh_shm_name (name, shm, sizeof shm));
   shm_unlink (shm);
+  /* and what the channel's participants left with it (its exchange) */
+  CHECK (dh_recover_leftovers (name) >= 0);
   return 0;
 }

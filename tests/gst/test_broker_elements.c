@@ -4,6 +4,7 @@
 #include <gst/app/gstappsink.h>
 #include <gst/app/gstappsrc.h>
 #include <gst/check/gstcheck.h>
+#include <sys/mman.h>
 #include <glib/gstdio.h>
 
 #include <signal.h>
@@ -269,6 +270,12 @@ GST_START_TEST (test_broker_restart)
   wait_producer (pid);
   gst_element_set_state (cons, GST_STATE_NULL);
   gst_object_unref (cons);
+  /* what the killed first producer left (nobody comes after it there) */
+  gchar *first = g_strdup_printf ("/%s-first", ch), *first_x = g_strdup_printf ("%s@x", first);
+  shm_unlink (first);
+  shm_unlink (first_x);
+  g_free (first);
+  g_free (first_x);
   g_ptr_array_unref (before);
   g_free (second_shm);
   g_free (pl);
