@@ -586,7 +586,18 @@ dh_consumer_next (dh_consumer *c, int timeout_ms, dh_record *out)
 {
   DH_CHECK_ARG (c && out);
   uint64_t deadline = dh_deadline (timeout_ms);
+  /* records skipped in a row (lapped, rewritten): a block that keeps
+   * announcing records nobody can read must not spin us for ever */
+  uint32_t skips = 0;
   for (;;) {
+    if (skips && skips % 64 == 0) {
+      if (skips >= DH_MAX_SKIPS || c->cursor == 0)
+        return dh_fail (DH_ECORRUPT, "%s announces records up to %llu that cannot be read "
+            "(%u skipped in a row)", c->cur ? c->cur->b.name : c->origin,
+            c->cur ? (unsigned long long) atomic_load (&c->cur->b.hdr->head) : 0ull, skips);
+      if (dh_now_ns () >= deadline)
+        return -ETIMEDOUT;
+    }
     if (atomic_load_explicit (&c->wakeup, memory_order_relaxed))
       return -ECANCELED;
     if (c->evicted)
@@ -620,6 +631,7 @@ dh_consumer_next (dh_consumer *c, int timeout_ms, dh_record *out)
     int got = take_at_cursor (c, out);
     if (got != 0)
       return got < 0 ? got : 0;
+    skips++;
   }
 }
 

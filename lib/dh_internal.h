@@ -294,6 +294,8 @@ dh_payload_at (const dh_block *b, uint32_t i)
 /* an ownerless consumer object unchanged for this long is a remnant, not
  * one being made */
 #define DH_REMNANT_AGE_NS (2000u * 1000000u)
+/* records a consumer may skip in a row before it calls the block corrupt */
+#define DH_MAX_SKIPS (1u << 20)
 /* blocks in a handover chain, the origin included */
 #define DH_MAX_CHAIN 64u
 #define DH_REQUEST_INTERVAL_NS (100u * 1000000u)

@@ -240,6 +240,30 @@ test_garbage_consumer_evicted (void)
   dh_producer_destroy (p);
 }
 
+/* A head that announces records nobody can read (damage, or someone with
+ * write access): next ends with an error instead of spinning for ever. */
+static void
+test_impossible_head (void)
+{
+  const char *name = test_channel ("head");
+  dh_producer *p = test_producer (name, 64, 2, DH_POLICY_DOUBLE, DH_ON_FULL_DROP);
+  dh_consumer *c = test_consumer (name, false, DH_START_LATEST);
+  test_write_record (p, 64, 1, 0);
+  test_raw raw = test_raw_open (dh_producer_shm_name (p));
+  dh_shm_header *h = test_raw_header (&raw);
+  atomic_store (&h->head, UINT64_MAX);
+  dh_record r;
+  uint64_t t0 = test_now_ns ();
+  int rc = dh_consumer_next (c, -1, &r); /* no deadline to save it */
+  printf ("impossible head: %s after %.1f ms\n", dh_strerror (rc),
+      (double) (test_now_ns () - t0) / 1e6);
+  CHECK_RC (rc, DH_ECORRUPT);
+  atomic_store (&h->head, 1);
+  test_raw_close (&raw);
+  dh_consumer_detach (c);
+  dh_producer_destroy (p);
+}
+
 int
 main (void)
 {
@@ -248,6 +272,7 @@ main (void)
   test_foreign_objects ();
   test_corrupt_descriptor ();
   test_garbage_consumer_evicted ();
+  test_impossible_head ();
   puts ("corrupt ok");
   return 0;
 }
