@@ -280,9 +280,11 @@ wait_for_data (dh_consumer *c, uint64_t deadline)
     dh_relaxed_inc (&o->waits, 1);
     now = dh_now_ns ();
     atomic_store_explicit (&o->heartbeat_ns, now, memory_order_relaxed);
-    /* data, a cutover, a close: the checks at the top, in that order (a
-     * block handed over and then closed is followed, not ended) */
-    if (data_ready (c) || past_cutover (c) || closed (c))
+    if (data_ready (c))
+      return 0; /* the common wake-up: straight to the record */
+    /* a cutover, a close: the checks at the top, in that order (a block
+     * handed over and then closed is followed, not ended) */
+    if (past_cutover (c) || closed (c))
       continue;
     if ((rc = producer_gone (c, now)) != 0)
       return rc == DH_ECLOSED && data_ready (c) ? 0 : rc;
