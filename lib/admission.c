@@ -24,13 +24,17 @@ bit (uint32_t i)
 
 /* ---- how the producer treats an admitted consumer ------------------------- */
 
+/* Does a consumer that asked for @leaky_req get waited for? */
+static bool
+request_waited_for (const dh_producer *p, uint32_t leaky_req)
+{
+  return !(leaky_req == DH_REQ_LEAKY_YES || (leaky_req == DH_REQ_LEAKY_AUTO && p->live));
+}
+
 bool
 dh_peer_waited_for (const dh_producer *p, uint32_t i)
 {
-  if (!(p->active & bit (i)))
-    return false;
-  uint32_t leaky = p->peers[i].leaky_req;
-  return !(leaky == DH_REQ_LEAKY_YES || (leaky == DH_REQ_LEAKY_AUTO && p->live));
+  return (p->active & bit (i)) && request_waited_for (p, p->peers[i].leaky_req);
 }
 
 /* Its cursor in this block, clamped to what can make sense; before it
@@ -119,22 +123,34 @@ peer_counters (const dh_peer *peer)
   return t;
 }
 
-/* Holds for consumer @i, which asks for @want: no more than max_holds, and
- * (ring policy) no more than the slots the others' grants leave while
- * keeping one slot nobody may hold, so that consumers that hold all they
- * were granted still leave the producer a slot to write (§6).  Everyone
- * gets at least one (a read holds its record while it is taken); only when
- * there are more consumers than slots can grants add up to every slot. */
+/* Holds for consumer @i, which asks for @want: no more than max_holds nor
+ * slots - 1.  In ring policy the consumers the producer does not wait for
+ * (leaky ones) share a budget of slots - 1, so that leaky consumers that
+ * keep every record they were granted still leave the producer a slot to
+ * write (§6); everyone gets at least one (a read holds its record while it
+ * is taken), so only with more leaky consumers than slots can their
+ * grants add up to every slot.  A waited-for consumer is outside the
+ * budget: the producer waits for it anyway, and what it keeps are the
+ * newest records it read, which every caught-up consumer shares, so
+ * caught-up consumers keeping their grants pin at most max_holds slots. */
 static uint32_t
 grant_holds (const dh_producer *p, uint32_t i, uint32_t want)
 {
   const dh_block *b = &p->b;
-  uint32_t quota = want == 0 ? 1 : want > b->max_holds ? b->max_holds : want;
+  uint32_t cap = b->max_holds < b->slot_count ? b->max_holds : b->slot_count - 1;
+  if (cap == 0)
+    cap = 1;
+  uint32_t quota = want == 0 ? 1 : want > cap ? cap : want;
   if (b->policy != DH_POLICY_RING)
     return quota; /* latest-value reads hold nothing */
+  if (request_waited_for (p, p->peers[i].leaky_req))
+    return quota;
   uint64_t granted = 0;
-  for (uint64_t m = p->admitted & ~bit (i); m; m &= m - 1)
-    granted += p->peers[__builtin_ctzll (m)].quota;
+  for (uint64_t m = p->admitted & ~bit (i); m; m &= m - 1) {
+    const dh_peer *other = &p->peers[__builtin_ctzll (m)];
+    if (!request_waited_for (p, other->leaky_req))
+      granted += other->quota;
+  }
   uint64_t budget = b->slot_count - 1;
   uint64_t left = granted < budget ? budget - granted : 0;
   if (quota > left)

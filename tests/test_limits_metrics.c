@@ -100,6 +100,64 @@ test_holds_leave_a_slot (void)
   dh_producer_destroy (p);
 }
 
+/* Consumers the producer waits for are granted what they ask (up to
+ * max_holds) whatever the others hold: it waits for them anyway, and the
+ * records caught-up consumers keep are the same newest ones.  Their grants
+ * do not eat the budget of the leaky consumers. */
+static uint32_t
+attach_quota (const char *name, dh_leaky leaky, dh_consumer **out)
+{
+  dh_consumer_config cc;
+  dh_consumer_config_init (&cc);
+  cc.name = name;
+  cc.leaky = leaky;
+  cc.max_held = 8;
+  CHECK_OK (dh_consumer_attach (&cc, out));
+  dh_consumer_stats st;
+  dh_consumer_stats_get (*out, &st);
+  return st.quota;
+}
+
+static void
+test_waited_for_consumers_outside_the_budget (void)
+{
+  const char *name = test_channel ("waited");
+  dh_producer *p = test_producer (name, 64, 8, DH_POLICY_RING, DH_ON_FULL_BLOCK);
+  dh_consumer *c[6];
+  uint32_t quota[6];
+  for (int i = 0; i < 4; i++)
+    quota[i] = attach_quota (name, DH_LEAKY_NO, &c[i]);
+  quota[4] = attach_quota (name, DH_LEAKY_YES, &c[4]);
+  quota[5] = attach_quota (name, DH_LEAKY_YES, &c[5]);
+  printf ("holds granted of 8 slots: waited-for %u, %u, %u, %u; leaky %u, %u\n",
+      quota[0], quota[1], quota[2], quota[3], quota[4], quota[5]);
+  for (int i = 0; i < 4; i++)
+    CHECK (quota[i] == 4); /* max_holds: half the slots */
+  CHECK (quota[4] == 4 && quota[5] == 3);
+  /* every waited-for consumer keeps its four newest records: the same
+   * four, so the producer still has slots to write */
+  for (uint64_t seq = 1; seq <= 4; seq++)
+    test_write_record (p, 64, seq, 0);
+  dh_record kept[4][4];
+  for (int i = 0; i < 4; i++)
+    for (int k = 0; k < 4; k++) {
+      CHECK_OK (dh_consumer_next (c[i], 0, &kept[i][k]));
+      CHECK (kept[i][k].seq == (uint64_t) k + 1);
+    }
+  for (int i = 4; i < 6; i++)
+    dh_consumer_detach (c[i]);
+  for (uint64_t seq = 5; seq <= 8; seq++)
+    test_write_record (p, 64, seq, 1000);
+  for (int i = 0; i < 4; i++) {
+    for (int k = 0; k < 4; k++) {
+      CHECK (test_check_pattern (kept[i][k].data, 64, kept[i][k].seq));
+      CHECK_OK (dh_consumer_release (c[i], &kept[i][k]));
+    }
+    dh_consumer_detach (c[i]);
+  }
+  dh_producer_destroy (p);
+}
+
 static void
 test_metrics_reset_and_heartbeat (void)
 {
@@ -169,6 +227,7 @@ main (void)
 {
   test_64_consumers ();
   test_holds_leave_a_slot ();
+  test_waited_for_consumers_outside_the_budget ();
   test_metrics_reset_and_heartbeat ();
   test_huge_pages ();
   puts ("limits and metrics ok");

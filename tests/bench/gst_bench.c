@@ -646,6 +646,11 @@ main (int argc, char **argv)
       csv = fopen (argv[++i], "w");
     else if (g_str_equal (argv[i], "--only") && i + 1 < argc)
       only = argv[++i];
+    else {
+      fprintf (stderr, "usage: %s [--quick] [--csv FILE] [--only SUBSTRING-OF-CASE]\n",
+          argv[0]);
+      return 2;
+    }
   }
   if (csv)
     fprintf (csv, "transport,case,consumers,size,received,rate,p50_us,p99_us,max_us,"
