@@ -24,10 +24,14 @@ bit (uint32_t i)
 
 /* ---- how the producer treats an admitted consumer ------------------------- */
 
-/* Does a consumer that asked for @leaky_req get waited for? */
+/* Does a consumer that asked for @leaky_req get waited for?  Only ring
+ * policy with on-full=block waits for anyone. */
 static bool
 request_waited_for (const dh_producer *p, uint32_t leaky_req)
 {
+  const dh_block *b = &p->b;
+  if (b->policy != DH_POLICY_RING || b->on_full != DH_ON_FULL_BLOCK)
+    return false;
   return !(leaky_req == DH_REQ_LEAKY_YES || (leaky_req == DH_REQ_LEAKY_AUTO && p->live));
 }
 
@@ -129,10 +133,14 @@ peer_counters (const dh_peer *peer)
  * keep every record they were granted still leave the producer a slot to
  * write (§6); everyone gets at least one (a read holds its record while it
  * is taken), so only with more leaky consumers than slots can their
- * grants add up to every slot.  A waited-for consumer is outside the
- * budget: the producer waits for it anyway, and what it keeps are the
- * newest records it read, which every caught-up consumer shares, so
- * caught-up consumers keeping their grants pin at most max_holds slots. */
+ * grants add up to every slot.  A consumer admitted as waited-for (ring,
+ * on-full=block) is outside the budget: the producer waits for it anyway,
+ * and what it keeps are the newest records it read, which every caught-up
+ * consumer shares, so caught-up consumers keeping their grants pin at most
+ * max_holds slots.  A grant cannot shrink later (the consumer reads its
+ * quota once): one that stops, or is no longer waited for because the
+ * producer turned live, keeps it, and counts in the budget of later
+ * leaky grants. */
 static uint32_t
 grant_holds (const dh_producer *p, uint32_t i, uint32_t want)
 {

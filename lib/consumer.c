@@ -588,16 +588,20 @@ dh_consumer_next (dh_consumer *c, int timeout_ms, dh_record *out)
 {
   DH_CHECK_ARG (c && out);
   uint64_t deadline = dh_deadline (timeout_ms);
-  /* records skipped in a row (lapped, rewritten): a block that keeps
-   * announcing records nobody can read must not spin us for ever */
+  /* records skipped in a row without waiting for a commit (lapped,
+   * rewritten): a block that keeps announcing records nobody can read must
+   * not spin us for ever.  A skip after a wait was a real race and starts
+   * the count again. */
   uint32_t skips = 0;
   for (;;) {
-    if (skips && skips % 64 == 0) {
+    if (skips) {
       if (skips >= DH_MAX_SKIPS || c->cursor == 0)
         return dh_fail (DH_ECORRUPT, "%s announces records up to %llu that cannot be read "
             "(%u skipped in a row)", c->cur ? c->cur->b.name : c->origin,
             c->cur ? (unsigned long long) atomic_load (&c->cur->b.hdr->head) : 0ull, skips);
-      if (dh_now_ns () >= deadline)
+      /* a poll may skip its way to a readable record; a wait honours its
+       * deadline at every skip (one can take DH_DECISION_WAIT_NS) */
+      if ((timeout_ms != 0 || skips % 64 == 0) && dh_now_ns () >= deadline)
         return -ETIMEDOUT;
     }
     if (atomic_load_explicit (&c->wakeup, memory_order_relaxed))
@@ -626,6 +630,7 @@ dh_consumer_next (dh_consumer *c, int timeout_ms, dh_record *out)
           rc = 0;
       } else {
         rc = wait_for_data (c, deadline);
+        skips = 0;
       }
       if (rc != 0)
         return stream_event (c, rc);

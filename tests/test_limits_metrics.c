@@ -156,6 +156,17 @@ test_waited_for_consumers_outside_the_budget (void)
     dh_consumer_detach (c[i]);
   }
   dh_producer_destroy (p);
+
+  /* in drop mode nobody is waited for: leaky=no shares the budget too */
+  name = test_channel ("waited-drop");
+  p = test_producer (name, 64, 8, DH_POLICY_RING, DH_ON_FULL_DROP);
+  quota[0] = attach_quota (name, DH_LEAKY_NO, &c[0]);
+  quota[1] = attach_quota (name, DH_LEAKY_NO, &c[1]);
+  printf ("drop mode, leaky=no: %u, %u\n", quota[0], quota[1]);
+  CHECK (quota[0] == 4 && quota[1] == 3);
+  dh_consumer_detach (c[0]);
+  dh_consumer_detach (c[1]);
+  dh_producer_destroy (p);
 }
 
 static void
