@@ -1,10 +1,14 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* Names of the objects of a channel (docs/protocol.md §1), and unlinking
  * only what is ours. */
+#include <errno.h>
+#include <fcntl.h>
+#include <sodium.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "dh_internal.h"
 
@@ -75,8 +79,32 @@ dh_name_is_fd (const char *name, int fd)
       && mine.st_ino == named.st_ino && mine.st_dev == named.st_dev;
 }
 
+/* Unlinks @name only if it names @fd's object.  Checking, then unlinking,
+ * would leave a window in which another process replaces the object (two
+ * reclaimers of one dead object: the second would unlink the new one).
+ * So the object is first moved to a private name, which nobody else can
+ * take or replace, checked there, and unlinked or moved back. */
 bool
 dh_unlink_if_same (int fd, const char *name)
 {
-  return dh_name_is_fd (name, fd) && shm_unlink (name) == 0;
+  if (!dh_name_is_fd (name, fd))
+    return false;
+  DH_TEST_POINT ("unlink.checked");
+  char path[DH_NAME_MAX + 16], moved[64];
+  uint64_t r;
+  randombytes_buf (&r, sizeof r);
+  snprintf (path, sizeof path, "/dev/shm%s", name);
+  snprintf (moved, sizeof moved, "/dev/shm/.datahub-unlink-%016llx", (unsigned long long) r);
+  if (renameat2 (AT_FDCWD, path, AT_FDCWD, moved, RENAME_NOREPLACE) != 0)
+    return errno == EINVAL || errno == ENOSYS ? shm_unlink (name) == 0 : false;
+  struct stat mine, there;
+  if (fstat (fd, &mine) == 0 && stat (moved, &there) == 0 && mine.st_ino == there.st_ino
+      && mine.st_dev == there.st_dev)
+    return unlink (moved) == 0;
+  /* replaced since the check: put it back (fails only if the name was
+   * taken again meanwhile, and then that one is the newer) */
+  if (renameat2 (AT_FDCWD, moved, AT_FDCWD, path, RENAME_NOREPLACE) != 0)
+    unlink (moved);
+  errno = EEXIST;
+  return false;
 }

@@ -134,6 +134,62 @@ producer_acquire (void *arg)
   return NULL;
 }
 
+typedef struct {
+  int fd;
+  const char *name;
+  bool removed;
+} unlink_job;
+
+static void *
+unlink_if_same (void *arg)
+{
+  unlink_job *j = arg;
+  j->removed = dh_unlink_if_same (j->fd, j->name);
+  return NULL;
+}
+
+static ino_t
+inode_of (int fd)
+{
+  struct stat st;
+  CHECK (fstat (fd, &st) == 0);
+  return st.st_ino;
+}
+
+/* Two reclaimers of one dead object: the first is paused after it saw
+ * that the name is the object it opened; the second unlinks it and a new
+ * owner creates an object under the name.  The first must not unlink the
+ * new object. */
+static void
+test_unlink_only_what_was_checked (void)
+{
+  char name[160];
+  snprintf (name, sizeof name, "/%s", test_channel ("unlink"));
+  int old = shm_open (name, O_RDWR | O_CREAT | O_EXCL, 0600);
+  CHECK (old >= 0);
+  pause_point checked;
+  arm (&checked, "unlink.checked");
+  unlink_job j = { old, name, true };
+  pthread_t t;
+  pthread_create (&t, NULL, unlink_if_same, &j);
+  wait_reached (&checked);
+  CHECK (shm_unlink (name) == 0); /* the other reclaimer */
+  int fresh = shm_open (name, O_RDWR | O_CREAT | O_EXCL, 0600); /* the new owner */
+  CHECK (fresh >= 0);
+  release (&checked);
+  pthread_join (t, NULL);
+  CHECK (!j.removed);
+  int again = shm_open (name, O_RDONLY, 0);
+  CHECK (again >= 0 && inode_of (again) == inode_of (fresh));
+  /* and one that is still the same object goes */
+  CHECK (dh_unlink_if_same (fresh, name));
+  CHECK (shm_open (name, O_RDONLY, 0) < 0 && errno == ENOENT);
+  close (again);
+  close (fresh);
+  close (old);
+  disarm_all ();
+}
+
 /* §2: a producer paused between creating the object and locking it; a
  * second producer meanwhile finds an empty object with nobody's lock.
  * Exactly one of them owns the name afterwards, and consumers read it. */
@@ -708,6 +764,7 @@ main (void)
   RUN (test_only_the_gate_wakes);
   RUN (test_commit_wakes_own_waiter);
   RUN (test_stopped_consumer);
+  RUN (test_unlink_only_what_was_checked);
   alarm (0);
   puts ("interleavings ok");
   return 0;
