@@ -881,16 +881,20 @@ gst_datahub_sink_propose_allocation (GstBaseSink *bs, GstQuery *query)
   GstCaps *caps;
   gboolean need_pool;
   gst_query_parse_allocation (query, &caps, &need_pool);
-  if (!caps || !caps_carriable (caps))
+  /* no caps: a source that never negotiates (fakesrc, ANY caps) still
+   * allocates from downstream — it gets the allocator, not a pool */
+  if (caps && !caps_carriable (caps))
     return FALSE;
   /* Buffer size: one video frame, or (other media) the slot size when the
    * application set it — upstream then writes into slots and may shrink
    * its buffers.  Otherwise no allocator: upstream allocates, we copy. */
   GstVideoInfo vinfo;
-  gboolean video = datahub_raw_video_info (&vinfo, caps);
+  gboolean video = caps && datahub_raw_video_info (&vinfo, caps);
   GST_OBJECT_LOCK (self);
   guint64 size = video ? vinfo.size : self->slot_size;
   GST_OBJECT_UNLOCK (self);
+  GST_DEBUG_OBJECT (self, "allocation query: caps %" GST_PTR_FORMAT ", buffer size %"
+      G_GUINT64_FORMAT, caps, size);
   if (size == 0)
     return TRUE;
   /* an application may ask before its first caps event: the query's caps
@@ -910,7 +914,7 @@ gst_datahub_sink_propose_allocation (GstBaseSink *bs, GstQuery *query)
       && datahub_slot_allocator_limit (allocator) > 0) {
     /* the allocator: any upstream that allocates from downstream */
     gst_query_add_allocation_param (query, allocator, NULL);
-    guint max = pool_max (self, allocator);
+    guint max = caps ? pool_max (self, allocator) : 0;
     if (max > 0) {
       /* a pool per caps: never the pool of other caps, reconfigured */
       GST_OBJECT_LOCK (self);

@@ -1229,9 +1229,6 @@ file_md5 (const gchar *path, gsize *size)
   return sum;
 }
 
-/* The documented consumer-first line: datahubsrc ! audioconvert ! wavenc !
- * filesink (a process) started before audiotestsrc num-buffers=200 !
- * datahubsink: the WAV file equals a reference WAV byte for byte. */
 /* A stream without caps (filesrc of a WAV file, no parser): the file
  * arrives byte for byte, without caps, as filesrc's buffers are. */
 GST_START_TEST (test_file_without_caps_arrives_whole)
@@ -1262,6 +1259,49 @@ GST_START_TEST (test_file_without_caps_arrives_whole)
 }
 GST_END_TEST;
 
+/* A source that never negotiates caps (filesrc) but allocates from
+ * downstream: with slot-size set, the ALLOCATION query (caps NULL) gets
+ * the sink's allocator, filesrc reads straight into slots, the sink copies
+ * nothing, and the file arrives byte for byte. */
+GST_START_TEST (test_file_without_caps_read_into_slots)
+{
+  const gchar *ch = chan ("nocaps-slots");
+  gchar *in = g_build_filename (tmpdir, "in-slots.wav", NULL);
+  gchar *got = g_build_filename (tmpdir, "nocaps-slots-got.wav", NULL);
+  Proc *make = proc_spawn (FALSE, "audiotestsrc num-buffers=100 ! " AUDIO_CAPS " ! wavenc ! "
+      "filesink location=%s", in);
+  fail_unless_equals_int (proc_wait (make, 20000), 0);
+  Proc *cons = proc_spawn (FALSE, "datahubsrc channel=%s ! filesink location=%s", ch, got);
+  fail_unless (proc_wait_output (cons, "PREROLLING", 10000), "%s", proc_tail (cons));
+  sleep_s (0.5);
+  GstElement *prod = pipeline_new ("filesrc location=%s blocksize=4096 ! "
+      "datahubsink name=sink channel=%s slot-size=4096", in, ch);
+  gst_element_set_state (prod, GST_STATE_PLAYING);
+  gchar *err = NULL;
+  fail_unless (wait_bus_eos (prod, 20000, &err), "producer: %s", err ? err : "no EOS");
+  guint64 copied = stat_get (el (prod, "sink"), "bytes-copied", NULL);
+  gint st = proc_wait (cons, 20000);
+  gsize got_size, in_size;
+  gchar *got_sum = file_md5 (got, &got_size), *in_sum = file_md5 (in, &in_size);
+  g_print ("file without caps, read into slots: %zu of %zu bytes arrived, sink copied %"
+      G_GUINT64_FORMAT "\n", got_size, in_size, copied);
+  fail_unless (st == 0, "the consumer did not end with EOS (exit %d): %s", st,
+      proc_tail (cons));
+  fail_unless (g_str_equal (got_sum, in_sum), "%zu bytes arrived of %zu, or they differ",
+      got_size, in_size);
+  fail_unless_equals_uint64 (copied, 0);
+  gst_element_set_state (prod, GST_STATE_NULL);
+  gst_object_unref (prod);
+  g_free (got_sum);
+  g_free (in_sum);
+  g_free (got);
+  g_free (in);
+}
+GST_END_TEST;
+
+/* The documented consumer-first line: datahubsrc ! audioconvert ! wavenc !
+ * filesink (a process) started before audiotestsrc num-buffers=200 !
+ * datahubsink: the WAV file equals a reference WAV byte for byte. */
 GST_START_TEST (test_consumer_first_wav_file_complete)
 {
   const gchar *ch = chan ("cfwav");
@@ -3086,6 +3126,7 @@ scenarios_suite (void)
   tcase_add_test (tc, test_consumer_first_audio_every_buffer);
   tcase_add_test (tc, test_consumer_first_wav_file_complete);
   tcase_add_test (tc, test_file_without_caps_arrives_whole);
+  tcase_add_test (tc, test_file_without_caps_read_into_slots);
   tcase_add_test (tc, test_consumer_first_vp8_every_frame);
   /* 3 */
   tcase_add_test (tc, test_policy_single_pool_upstream);
