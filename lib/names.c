@@ -101,8 +101,10 @@ dh_unlink_if_same (int fd, const char *name)
   if (fstat (fd, &mine) == 0 && stat (moved, &there) == 0 && mine.st_ino == there.st_ino
       && mine.st_dev == there.st_dev)
     return unlink (moved) == 0;
-  /* replaced since the check: put it back (fails only if the name was
-   * taken again meanwhile, and then that one is the newer) */
+  /* replaced since the check: put it back.  That fails only if the name
+   * was taken yet again meanwhile; the object we moved is then the older
+   * one, and it is unlinked rather than left under a hidden name (whoever
+   * has it mapped keeps the mapping). */
   if (renameat2 (AT_FDCWD, moved, AT_FDCWD, path, RENAME_NOREPLACE) != 0)
     unlink (moved);
   errno = EEXIST;
