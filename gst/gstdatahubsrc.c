@@ -1156,7 +1156,8 @@ gst_datahub_src_class_init (GstDatahubSrcClass *klass)
   g_object_class_install_property (gobject_class, PROP_MAX_HELD_SLOTS,
       g_param_spec_uint ("max-held-slots", "Max held slots",
           "Zero-copy buffers alive at once; beyond this (or what the producer grants), "
-          "buffers are copied so a slow downstream cannot stall the producer", 0, 63,
+          "buffers are copied so a slow downstream cannot stall the producer; 0 = always copy",
+          0, 63,
           DEFAULT_MAX_HELD, rw));
   g_object_class_install_property (gobject_class, PROP_COPY,
       g_param_spec_boolean ("copy", "Copy", "Always copy buffers out of shared memory",
