@@ -40,11 +40,13 @@ datahub_producer_unref (DatahubProducerRef *r)
   }
 }
 
-typedef struct {
+typedef struct _SlotMemory SlotMemory;
+struct _SlotMemory {
   GstMemory mem;
   dh_slot slot;
   gboolean published;     /* committed: pinned until the memory is freed */
-} SlotMemory;
+  SlotMemory *next_free;  /* in the allocator's free list */
+};
 
 struct _GstDatahubSlotAllocator {
   GstAllocator parent;
@@ -54,7 +56,9 @@ struct _GstDatahubSlotAllocator {
   GCond freed;            /* a memory was freed (or a kick) */
   guint outstanding;      /* slots our memories own (writing or pinned) */
   guint limit;            /* at most this many: one slot stays for the sink */
-  GQueue free_list;       /* memory structs kept for reuse */
+  SlotMemory *free_list;  /* memory structs kept for reuse (a stack linked
+                           * through the structs: no node to allocate) */
+  guint free_count;
 };
 
 G_DEFINE_TYPE (GstDatahubSlotAllocator, gst_datahub_slot_allocator, GST_TYPE_ALLOCATOR);
@@ -71,7 +75,11 @@ static SlotMemory *
 take_struct (GstDatahubSlotAllocator *self)
 {
   g_mutex_lock (&self->lock);
-  SlotMemory *sm = g_queue_pop_head (&self->free_list);
+  SlotMemory *sm = self->free_list;
+  if (sm) {
+    self->free_list = sm->next_free;
+    self->free_count--;
+  }
   g_mutex_unlock (&self->lock);
   return sm ? sm : g_new (SlotMemory, 1);
 }
@@ -89,8 +97,10 @@ slot_allocator_free (GstAllocator *allocator, GstMemory *mem)
   g_mutex_lock (&self->lock);
   self->outstanding--;
   g_cond_broadcast (&self->freed);
-  if (self->free_list.length < FREE_LIST_MAX) {
-    g_queue_push_head (&self->free_list, sm);
+  if (self->free_count < FREE_LIST_MAX) {
+    sm->next_free = self->free_list;
+    self->free_list = sm;
+    self->free_count++;
     sm = NULL;
   }
   g_mutex_unlock (&self->lock);
@@ -194,7 +204,11 @@ static void
 slot_allocator_finalize (GObject *object)
 {
   GstDatahubSlotAllocator *self = GST_DATAHUB_SLOT_ALLOCATOR (object);
-  g_queue_clear_full (&self->free_list, g_free);
+  while (self->free_list) {
+    SlotMemory *sm = self->free_list;
+    self->free_list = sm->next_free;
+    g_free (sm);
+  }
   g_mutex_clear (&self->lock);
   g_cond_clear (&self->freed);
   datahub_producer_unref (self->producer);
@@ -220,7 +234,6 @@ gst_datahub_slot_allocator_init (GstDatahubSlotAllocator *self)
       slot_memory_map, FALSE);
   g_mutex_init (&self->lock);
   g_cond_init (&self->freed);
-  g_queue_init (&self->free_list);
 }
 
 GstAllocator *

@@ -20,7 +20,7 @@ struct _GstDatahubSlotPool {
    * buffer; we keep them ourselves instead. */
   GMutex lock;
   GCond returned;         /* a buffer came back */
-  GQueue shells;
+  GPtrArray *shells;      /* a stack: no list node allocated per buffer */
   guint outstanding;      /* buffers out of the pool (lock) */
   gboolean warned_hoarding;
 };
@@ -149,7 +149,8 @@ pool_acquire_buffer (GstBufferPool *pool, GstBuffer **buffer, GstBufferPoolAcqui
   if (!mem) /* the sink copies it into a slot (and reports what failed) */
     mem = gst_allocator_alloc (NULL, self->size, NULL);
   g_mutex_lock (&self->lock);
-  *buffer = g_queue_pop_head (&self->shells);
+  *buffer = self->shells->len
+      ? g_ptr_array_steal_index_fast (self->shells, self->shells->len - 1) : NULL;
   g_mutex_unlock (&self->lock);
   if (!*buffer)
     *buffer = new_shell (self);
@@ -166,7 +167,7 @@ pool_release_buffer (GstBufferPool *pool, GstBuffer *buffer)
   gst_buffer_remove_all_memory (buffer);
   GST_BUFFER_FLAG_UNSET (buffer, GST_BUFFER_FLAG_TAG_MEMORY);
   g_mutex_lock (&self->lock);
-  g_queue_push_head (&self->shells, buffer);
+  g_ptr_array_add (self->shells, buffer);
   self->outstanding--;
   g_cond_broadcast (&self->returned);
   g_mutex_unlock (&self->lock);
@@ -177,7 +178,7 @@ pool_stop (GstBufferPool *pool)
 {
   GstDatahubSlotPool *self = GST_DATAHUB_SLOT_POOL (pool);
   g_mutex_lock (&self->lock);
-  g_queue_clear_full (&self->shells, (GDestroyNotify) gst_buffer_unref);
+  g_ptr_array_set_size (self->shells, 0);
   g_mutex_unlock (&self->lock);
   return GST_BUFFER_POOL_CLASS (gst_datahub_slot_pool_parent_class)->stop (pool);
 }
@@ -203,7 +204,7 @@ static void
 pool_finalize (GObject *object)
 {
   GstDatahubSlotPool *self = GST_DATAHUB_SLOT_POOL (object);
-  g_queue_clear_full (&self->shells, (GDestroyNotify) gst_buffer_unref);
+  g_ptr_array_unref (self->shells);
   g_mutex_clear (&self->lock);
   g_cond_clear (&self->returned);
   gst_object_unref (self->allocator);
@@ -232,7 +233,7 @@ gst_datahub_slot_pool_init (GstDatahubSlotPool *self)
 {
   g_mutex_init (&self->lock);
   g_cond_init (&self->returned);
-  g_queue_init (&self->shells);
+  self->shells = g_ptr_array_new_with_free_func ((GDestroyNotify) gst_buffer_unref);
   self->flushing = 1; /* as the base class: inactive until activated */
 }
 
