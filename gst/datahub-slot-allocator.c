@@ -54,6 +54,7 @@ struct _GstDatahubSlotAllocator {
   gint cancel;            /* direct allocations stop waiting (flushing) */
   GMutex lock;
   GCond freed;            /* a memory was freed (or a kick) */
+  guint waiting;          /* threads in g_cond_wait on freed (lock) */
   guint outstanding;      /* slots our memories own (writing or pinned) */
   guint limit;            /* at most this many: one slot stays for the sink */
   SlotMemory *free_list;  /* memory structs kept for reuse (a stack linked
@@ -69,6 +70,15 @@ slot_memory_map (GstMemory *mem, gsize maxsize, GstMapFlags flags)
   (void) maxsize;
   (void) flags; /* a published memory is READONLY: writes fail before this */
   return ((SlotMemory *) mem)->slot.data;
+}
+
+/* Wakes threads waiting for room.  GLib's GCond makes a system call on
+ * every signal, waiters or not: none when nobody waits (lock held). */
+static void
+wake_waiting (GstDatahubSlotAllocator *self)
+{
+  if (self->waiting > 0)
+    g_cond_broadcast (&self->freed);
 }
 
 static SlotMemory *
@@ -96,7 +106,7 @@ slot_allocator_free (GstAllocator *allocator, GstMemory *mem)
     GST_WARNING_OBJECT (self, "slot %u not returned: %s", sm->slot.index, dh_error_detail ());
   g_mutex_lock (&self->lock);
   self->outstanding--;
-  g_cond_broadcast (&self->freed);
+  wake_waiting (self);
   if (self->free_count < FREE_LIST_MAX) {
     sm->next_free = self->free_list;
     self->free_list = sm;
@@ -124,7 +134,9 @@ reserve (GstDatahubSlotAllocator *self, gboolean wait, gboolean dontwait, const 
       ok = FALSE;
       break;
     }
+    self->waiting++;
     g_cond_wait_until (&self->freed, &self->lock, wait ? now + 100 * 1000 : give_up);
+    self->waiting--;
   }
   if (ok)
     self->outstanding++;
@@ -137,7 +149,7 @@ unreserve (GstDatahubSlotAllocator *self)
 {
   g_mutex_lock (&self->lock);
   self->outstanding--;
-  g_cond_broadcast (&self->freed);
+  wake_waiting (self);
   g_mutex_unlock (&self->lock);
 }
 
@@ -195,7 +207,7 @@ datahub_slot_allocator_kick (GstAllocator *allocator)
 {
   GstDatahubSlotAllocator *self = GST_DATAHUB_SLOT_ALLOCATOR (allocator);
   g_mutex_lock (&self->lock);
-  g_cond_broadcast (&self->freed);
+  wake_waiting (self);
   g_mutex_unlock (&self->lock);
   dh_producer_kick (self->producer->producer);
 }

@@ -20,6 +20,7 @@ struct _GstDatahubSlotPool {
    * buffer; we keep them ourselves instead. */
   GMutex lock;
   GCond returned;         /* a buffer came back */
+  guint waiting;          /* threads in g_cond_wait on returned (lock) */
   GPtrArray *shells;      /* a stack: no list node allocated per buffer */
   guint outstanding;      /* buffers out of the pool (lock) */
   gboolean warned_hoarding;
@@ -64,6 +65,15 @@ pool_set_config (GstBufferPool *pool, GstStructure *config)
   self->video_meta = datahub_raw_video_info (&self->info, caps)
       && gst_buffer_pool_config_has_option (config, GST_BUFFER_POOL_OPTION_VIDEO_META);
   return GST_BUFFER_POOL_CLASS (gst_datahub_slot_pool_parent_class)->set_config (pool, config);
+}
+
+/* Wakes acquisitions waiting for a buffer to come back, if any (GLib's
+ * GCond makes a system call on every signal; lock held). */
+static void
+wake_waiting (GstDatahubSlotPool *self)
+{
+  if (self->waiting > 0)
+    g_cond_broadcast (&self->returned);
 }
 
 /* A shell: the slot memory comes at every acquire. */
@@ -122,7 +132,9 @@ pool_acquire_buffer (GstBufferPool *pool, GstBuffer **buffer, GstBufferPoolAcqui
       slot_buffer = FALSE;
       break;
     }
+    self->waiting++;
     g_cond_wait_until (&self->returned, &self->lock, give_up);
+    self->waiting--;
   }
   self->outstanding++;
   g_mutex_unlock (&self->lock);
@@ -135,7 +147,7 @@ pool_acquire_buffer (GstBufferPool *pool, GstBuffer **buffer, GstBufferPoolAcqui
     if (!mem && (dontwait || g_atomic_int_get (&self->flushing))) {
       g_mutex_lock (&self->lock);
       self->outstanding--;
-      g_cond_broadcast (&self->returned);
+      wake_waiting (self);
       g_mutex_unlock (&self->lock);
       return dontwait ? GST_FLOW_EOS : GST_FLOW_FLUSHING;
     }
@@ -169,7 +181,7 @@ pool_release_buffer (GstBufferPool *pool, GstBuffer *buffer)
   g_mutex_lock (&self->lock);
   g_ptr_array_add (self->shells, buffer);
   self->outstanding--;
-  g_cond_broadcast (&self->returned);
+  wake_waiting (self);
   g_mutex_unlock (&self->lock);
 }
 
@@ -189,7 +201,7 @@ pool_flush_start (GstBufferPool *pool)
   GstDatahubSlotPool *self = GST_DATAHUB_SLOT_POOL (pool);
   g_atomic_int_set (&self->flushing, 1);
   g_mutex_lock (&self->lock);
-  g_cond_broadcast (&self->returned);
+  wake_waiting (self);
   g_mutex_unlock (&self->lock);
   datahub_slot_allocator_kick (self->allocator);
 }

@@ -5,24 +5,37 @@
  * send time; consumer processes (1, 4 or 16) check every byte and measure
  * throughput and latency in the src's streaming thread (fakesink handoff),
  * so no queue hand-off hides the transport.  Upstream is either plain
- * (fakesrc: buffers in its own memory, like an appsrc fed by an
- * application) or renders into the pool the sink offers (videotestsrc).
+ * (fakesrc: buffers in its own memory) or renders into the pool the sink
+ * offers (videotestsrc).  The "app threads" and "appsrc" cases do what
+ * applications do: a thread of the application pushes into appsrc
+ * (allocating system memory, from the allocator downstream offers, or from
+ * a pool of its own) and the consumer's main thread pulls from appsink;
+ * their ceiling is appsrc ! queue ! appsink in one process (as many
+ * threads).
  *
  *   datahub-gst-bench [--quick] [--csv FILE] [--only SUBSTRING-OF-CASE]
  *
  * Per case it prints: the slowest consumer's rate, latency p50/p99/max,
  * CPU time per buffer on each side, heap allocations per buffer in steady
  * state on each side (run with G_SLICE=always-malloc so GLib's slices are
- * counted: scripts/bench does) and the bytes the sink copied.  Needs the
+ * counted: scripts/bench does), system calls per buffer on each side
+ * (perf's raw_syscalls:sys_enter tracepoint, per thread: needs tracefs and
+ * root, else "–") and the bytes the sink copied.  Needs the
  * datahub plugin on GST_PLUGIN_PATH_1_0 (scripts/bench sets it).  Asserts
  * nothing. */
+#include <dirent.h>
+#include <gst/app/gstappsink.h>
+#include <gst/app/gstappsrc.h>
 #include <gst/gst.h>
+#include <linux/perf_event.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <poll.h>
+#include <sys/ioctl.h>
 #include <sys/resource.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -74,6 +87,72 @@ allocations_now (void)
 
 /* ---- common ------------------------------------------------------------------ */
 
+/* ---- counting system calls ------------------------------------------------
+ * One perf counter of the raw_syscalls:sys_enter tracepoint per thread of
+ * this process, opened at the end of the warm-up and read at the end of
+ * the run (threads started in between are not counted: in steady state
+ * there are none).  Needs tracefs (scripts/bench mounts it when root) and
+ * permission to count kernel events; without them the figure is -1. */
+#define MAX_COUNTED_THREADS 64
+static int syscall_fds[MAX_COUNTED_THREADS];
+static guint n_syscall_fds;
+
+static long
+syscall_tracepoint_id (void)
+{
+  const char *paths[] = { "/sys/kernel/tracing/events/raw_syscalls/sys_enter/id",
+    "/sys/kernel/debug/tracing/events/raw_syscalls/sys_enter/id" };
+  for (guint i = 0; i < G_N_ELEMENTS (paths); i++) {
+    FILE *f = fopen (paths[i], "r");
+    long id = -1;
+    if (f && fscanf (f, "%ld", &id) != 1)
+      id = -1;
+    if (f)
+      fclose (f);
+    if (id >= 0)
+      return id;
+  }
+  return -1;
+}
+
+static void
+syscalls_start (void)
+{
+  long id = syscall_tracepoint_id ();
+  if (id < 0 || n_syscall_fds > 0)
+    return;
+  DIR *d = opendir ("/proc/self/task");
+  struct dirent *e;
+  while (d && (e = readdir (d)) && n_syscall_fds < MAX_COUNTED_THREADS) {
+    pid_t tid = (pid_t) atoi (e->d_name);
+    if (tid <= 0)
+      continue;
+    struct perf_event_attr a = { .type = PERF_TYPE_TRACEPOINT, .size = sizeof a,
+      .config = (guint64) id, .disabled = 0, .exclude_hv = 1 };
+    int fd = (int) syscall (SYS_perf_event_open, &a, tid, -1, -1, 0);
+    if (fd >= 0)
+      syscall_fds[n_syscall_fds++] = fd;
+  }
+  if (d)
+    closedir (d);
+}
+
+/* System calls made since syscalls_start() by the threads it saw; -1 if
+ * they could not be counted. */
+static double
+syscalls_since_start (void)
+{
+  if (n_syscall_fds == 0)
+    return -1;
+  guint64 sum = 0;
+  for (guint i = 0; i < n_syscall_fds; i++) {
+    guint64 v = 0;
+    if (read (syscall_fds[i], &v, sizeof v) == sizeof v)
+      sum += v;
+  }
+  return (double) sum;
+}
+
 static guint64
 now_ns (void)
 {
@@ -115,10 +194,29 @@ video_dims (gsize size, guint *w, guint *h)
 
 /* The source part of the producer pipeline, named "in".  videotestsrc
  * renders white RGBA (every byte 0xff) into the pool downstream offers. */
+static gboolean
+is_app (const char *upstream)
+{
+  return g_str_has_prefix (upstream, "app-");
+}
+
 static gchar *
 upstream_desc (const char *upstream, gsize size, guint count, guint rate)
 {
   guint w, h;
+  if (is_app (upstream)) {
+    /* an application thread pushes (push_from_application): at most four
+     * buffers queued in appsrc, as the application harness of issue 12 */
+    gchar *caps = video_dims (size, &w, &h)
+        ? g_strdup_printf ("video/x-raw,format=RGBA,width=%u,height=%u,framerate=0/1", w, h)
+        : g_strdup ("application/x-bench");
+    gchar *d = g_strdup_printf ("appsrc name=in format=time block=true max-bytes=%"
+        G_GSIZE_FORMAT " caps=%s", 4 * size, caps);
+    g_free (caps);
+    (void) count;
+    (void) rate;
+    return d;
+  }
   if (g_str_equal (upstream, "videotestsrc") && video_dims (size, &w, &h))
     return g_strdup_printf ("videotestsrc name=in num-buffers=%u pattern=solid-color "
         "foreground-color=0xffffffff is-live=%s ! video/x-raw,format=RGBA,width=%u,"
@@ -166,6 +264,7 @@ stamp (Stamper *st, GstBuffer *b)
   if (st->seq == st->warm) {
     st->allocs_at_warm = allocations_now ();
     st->cpu_at_warm = cpu_seconds ();
+    syscalls_start ();
   }
   if (st->period) {
     /* a producer held back (wait-for-consumer, a slow start) must not
@@ -211,6 +310,8 @@ attach_stamper (Stamper *st, GstElement *in, gboolean video, guint count, guint 
 {
   *st = (Stamper) { 0, !video && rate ? 1000000000u / rate : 0, 0, !video,
     warm_up (count), 0, 0 };
+  if (GST_IS_APP_SRC (in))
+    return; /* the application thread calls stamp() itself */
   if (video) {
     GstPad *pad = gst_element_get_static_pad (in, "src");
     gst_pad_add_probe (pad, GST_PAD_PROBE_TYPE_BUFFER, on_rendered, st, NULL);
@@ -220,8 +321,107 @@ attach_stamper (Stamper *st, GstElement *in, gboolean video, guint count, guint 
   }
 }
 
-/* Prints "cpu_ns_per_buffer allocs_per_buffer bytes_copied" (bytes copied
- * by the sink: datahub only, -1 for shm). */
+/* The application side of the app-* cases: a thread of its own pushes
+ * @total buffers into appsrc "in", each stamped (and filled with its
+ * pattern) by @st.  Where the buffers come from: app-malloc, system memory
+ * (gst_buffer_new_allocate (NULL, ...)); app-allocator, the allocator the
+ * ALLOCATION query downstream offers (what an application allocating
+ * "from the negotiated allocator" does); app-pool, a buffer pool of its
+ * own (the copy case). */
+typedef struct {
+  GstElement *in;
+  const char *upstream;
+  gsize size;
+  guint total;
+  Stamper *st;
+  GThread *thread;
+} Pusher;
+
+static gpointer
+push_from_application (gpointer data)
+{
+  Pusher *pu = data;
+  GstAllocator *alloc = NULL;
+  GstAllocationParams params;
+  gst_allocation_params_init (&params);
+  GstBufferPool *pool = NULL;
+  GstCaps *caps = NULL;
+  g_object_get (pu->in, "caps", &caps, NULL);
+  if (g_str_equal (pu->upstream, "app-allocator")) {
+    GstQuery *q = gst_query_new_allocation (caps, TRUE);
+    GstPad *pad = gst_element_get_static_pad (pu->in, "src");
+    if (gst_pad_peer_query (pad, q) && gst_query_get_n_allocation_params (q) > 0)
+      gst_query_parse_nth_allocation_param (q, 0, &alloc, &params);
+    gst_object_unref (pad);
+    gst_query_unref (q);
+  } else if (g_str_equal (pu->upstream, "app-pool")) {
+    pool = gst_buffer_pool_new ();
+    GstStructure *config = gst_buffer_pool_get_config (pool);
+    gst_buffer_pool_config_set_params (config, caps, (guint) pu->size, 4, 0);
+    gst_buffer_pool_set_config (pool, config);
+    gst_buffer_pool_set_active (pool, TRUE);
+  }
+  for (guint i = 0; i < pu->total; i++) {
+    GstBuffer *b = NULL;
+    if (pool) {
+      if (gst_buffer_pool_acquire_buffer (pool, &b, NULL) != GST_FLOW_OK)
+        break;
+    } else {
+      b = gst_buffer_new_allocate (alloc, pu->size, &params);
+    }
+    stamp (pu->st, b);
+    if (gst_app_src_push_buffer (GST_APP_SRC (pu->in), b) != GST_FLOW_OK)
+      break; /* flushing: the driver is done */
+  }
+  gst_app_src_end_of_stream (GST_APP_SRC (pu->in));
+  if (pool) {
+    gst_buffer_pool_set_active (pool, FALSE);
+    gst_object_unref (pool);
+  }
+  if (alloc)
+    gst_object_unref (alloc);
+  if (caps)
+    gst_caps_unref (caps);
+  return NULL;
+}
+
+static void
+pusher_run (gpointer data)
+{
+  Pusher *pu = data;
+  if (is_app (pu->upstream))
+    pu->thread = g_thread_new ("application", push_from_application, pu);
+}
+
+/* Sets up the application thread of @upstream (none for elements), and
+ * starts it now if @now (else pusher_run does, once the pipeline plays). */
+static void
+pusher_start (Pusher *pu, GstElement *in, const char *upstream, gsize size, guint total,
+    Stamper *st, gboolean now)
+{
+  *pu = (Pusher) { in, upstream, size, total, st, NULL };
+  if (now)
+    pusher_run (pu);
+}
+
+static void
+pusher_join (Pusher *pu)
+{
+  if (pu->thread)
+    g_thread_join (pu->thread);
+  pu->thread = NULL;
+}
+
+/* Per buffer @part of @whole steady-state buffers, or -1 if not counted. */
+static double
+per_buffer (double part, double whole)
+{
+  return part < 0 ? -1 : part / whole;
+}
+
+/* Prints "cpu_ns_per_buffer allocs_per_buffer bytes_copied
+ * syscalls_per_buffer" (bytes copied by the sink: datahub only, -1 for
+ * shm). */
 static int
 produce (const char *transport, const char *upstream, gsize size, guint count, guint rate,
     const char *channel)
@@ -238,6 +438,8 @@ produce (const char *transport, const char *upstream, gsize size, guint count, g
   Stamper st;
   attach_stamper (&st, in, video, count, rate);
   gst_element_set_state (pipe, GST_STATE_PLAYING);
+  Pusher pu;
+  pusher_start (&pu, in, upstream, size, count + 16, &st, TRUE);
   /* until EOS, or until the driver closes our stdin (the consumers are
    * done: with wait-for-consumer the last buffers would wait for ever) */
   for (;;) {
@@ -254,6 +456,7 @@ produce (const char *transport, const char *upstream, gsize size, guint count, g
   guint64 steady = st.seq > st.warm ? st.seq - st.warm : 1;
   double cpu_ns = (cpu_seconds () - st.cpu_at_warm) * 1e9 / (double) steady;
   double allocs = (double) (allocations_now () - st.allocs_at_warm) / (double) steady;
+  double syscalls = per_buffer (syscalls_since_start (), (double) steady);
   gint64 copied = -1;
   if (g_str_equal (transport, "datahub")) {
     GstStructure *stats;
@@ -263,14 +466,15 @@ produce (const char *transport, const char *upstream, gsize size, guint count, g
     gst_structure_free (stats);
     copied = (gint64) v;
   }
-  printf ("%.0f %.2f %" G_GINT64_FORMAT "\n", cpu_ns, allocs, copied);
+  printf ("%.0f %.2f %" G_GINT64_FORMAT " %.2f\n", cpu_ns, allocs, copied, syscalls);
   fflush (stdout);
   /* shmsrc never sees EOS: keep the producer up until the consumers are
    * done (the driver closes our stdin then) */
   char c;
   while (read (0, &c, 1) > 0)
     ;
-  gst_element_set_state (pipe, GST_STATE_NULL);
+  gst_element_set_state (pipe, GST_STATE_NULL); /* a blocked push returns */
+  pusher_join (&pu);
   gst_object_unref (in);
   gst_object_unref (out);
   gst_object_unref (pipe);
@@ -297,23 +501,20 @@ typedef struct {
   gboolean white;             /* videotestsrc: every byte after the header is 0xff */
   guint64 *lat, *arrival;
   unsigned long allocs_at_warm, allocs_at_end;
-  double cpu_at_warm, cpu_at_end;
+  double cpu_at_warm, cpu_at_end, syscalls_at_end;
 } Tally;
 
-/* Runs in the src's streaming thread (fakesink handoff): no hand-off to
- * another thread, so the figures are the transport's, not a queue's. */
+/* Checks and times one buffer. */
 static void
-on_handoff (GstElement *sink, GstBuffer *b, GstPad *pad, gpointer user)
+tally_buffer (Tally *t, GstBuffer *b)
 {
-  (void) sink;
-  (void) pad;
-  Tally *t = user;
   guint got = atomic_load (&t->got);
   if (got >= t->count)
     return;
   if (got == warm_up (t->count)) {
     t->allocs_at_warm = allocations_now ();
     t->cpu_at_warm = cpu_seconds ();
+    syscalls_start ();
   }
   GstMapInfo map;
   gst_buffer_map (b, &map, GST_MAP_READ);
@@ -339,12 +540,24 @@ on_handoff (GstElement *sink, GstBuffer *b, GstPad *pad, gpointer user)
   if (got + 1 == t->count) {
     t->allocs_at_end = allocations_now ();
     t->cpu_at_end = cpu_seconds ();
+    t->syscalls_at_end = syscalls_since_start ();
   }
   atomic_store (&t->got, got + 1);
 }
 
+/* Runs in the src's streaming thread (fakesink handoff): no hand-off to
+ * another thread, so the figures are the transport's, not a queue's. */
+static void
+on_handoff (GstElement *sink, GstBuffer *b, GstPad *pad, gpointer user)
+{
+  (void) sink;
+  (void) pad;
+  tally_buffer (user, b);
+}
+
 /* Prints "received rate p50_us p99_us max_us bad cpu_ns allocs
- * transport_p50 transport_p99" for the steady state; the transport's part
+ * transport_p50 transport_p99 syscalls" for the steady state (syscalls
+ * per buffer, -1 if not counted); the transport's part
  * of the latency (commit -> src received, from datahubsrc's stats over its
  * last 256 buffers) is -1 where unknown. */
 static void
@@ -354,20 +567,22 @@ report_tally (Tally *t, double transport_p50, double transport_p99)
   if (got < t->count) {
     t->allocs_at_end = allocations_now ();
     t->cpu_at_end = cpu_seconds ();
+    t->syscalls_at_end = syscalls_since_start ();
   }
   guint warm = warm_up (t->count);
   if (got <= warm + 1) {
-    printf ("%u 0 0 0 0 %u 0 0 -1 -1\n", got, t->bad);
+    printf ("%u 0 0 0 0 %u 0 0 -1 -1 -1\n", got, t->bad);
     return;
   }
   guint n = got - warm;
   double rate = (double) (n - 1) / ((double) (t->arrival[got - 1] - t->arrival[warm]) / 1e9);
   guint64 *l = t->lat + warm;
   qsort (l, n, sizeof l[0], cmp_u64);
-  printf ("%u %.0f %.1f %.1f %.1f %u %.0f %.2f %.1f %.1f\n", got, rate,
+  printf ("%u %.0f %.1f %.1f %.1f %u %.0f %.2f %.1f %.1f %.2f\n", got, rate,
       (double) l[n / 2] / 1e3, (double) l[n * 99 / 100] / 1e3, (double) l[n - 1] / 1e3,
       t->bad, (t->cpu_at_end - t->cpu_at_warm) * 1e9 / n,
-      (double) (t->allocs_at_end - t->allocs_at_warm) / n, transport_p50, transport_p99);
+      (double) (t->allocs_at_end - t->allocs_at_warm) / n, transport_p50, transport_p99,
+      t->syscalls_at_end >= 0 ? t->syscalls_at_end / n : -1.0);
 }
 
 static Tally *
@@ -406,19 +621,65 @@ wait_tally (Tally *t)
   }
 }
 
+/* The application side of a consumer: this thread pulls from appsink
+ * "check" until @t has its count or nothing came for 5 s. */
+static void
+pull_into_tally (GstElement *check, Tally *t)
+{
+  guint64 last_change = now_ns ();
+  while (atomic_load (&t->got) < t->count && now_ns () - last_change < 5000000000u) {
+    GstSample *sample = gst_app_sink_try_pull_sample (GST_APP_SINK (check), 100 * GST_MSECOND);
+    if (!sample) {
+      if (gst_app_sink_is_eos (GST_APP_SINK (check)))
+        break;
+      continue;
+    }
+    tally_buffer (t, gst_sample_get_buffer (sample));
+    gst_sample_unref (sample);
+    last_change = now_ns ();
+  }
+}
+
+/* The consumer's end of the pipeline: fakesink handing off in the
+ * streaming thread, or (@app) appsink pulled by the application. */
+static gchar *
+check_desc (gboolean app, gsize size)
+{
+  /* an application keeps 64 small buffers queued, or 4 video frames */
+  return app ? g_strdup_printf ("appsink name=check sync=false max-buffers=%u",
+      size > (1u << 20) ? 4u : 64u)
+      : g_strdup ("fakesink name=check sync=false signal-handoffs=true");
+}
+
+/* Plays @pipe and checks what reaches "check"; @start (in-process runs)
+ * starts the application thread once the pipeline plays. */
+static void
+run_checks (GstElement *pipe, GstElement *check, Tally *t, gboolean app,
+    void (*start) (gpointer), gpointer start_data)
+{
+  if (!app)
+    g_signal_connect (check, "handoff", G_CALLBACK (on_handoff), t);
+  gst_element_set_state (pipe, GST_STATE_PLAYING);
+  if (start)
+    start (start_data);
+  if (app)
+    pull_into_tally (check, t);
+  else
+    wait_tally (t);
+}
+
 static int
 consume (const char *transport, gsize size, guint count, const char *channel,
-    gboolean white)
+    gboolean white, gboolean app)
 {
   gchar *src = src_desc (transport, channel);
-  gchar *desc = g_strdup_printf ("%s ! fakesink name=check sync=false signal-handoffs=true",
-      src);
+  gchar *check_part = check_desc (app, size);
+  gchar *desc = g_strdup_printf ("%s ! %s", src, check_part);
+  g_free (check_part);
   GstElement *pipe = gst_parse_launch (desc, NULL);
   GstElement *check = gst_bin_get_by_name (GST_BIN (pipe), "check");
   Tally *t = tally_new (size, count, white);
-  g_signal_connect (check, "handoff", G_CALLBACK (on_handoff), t);
-  gst_element_set_state (pipe, GST_STATE_PLAYING);
-  wait_tally (t);
+  run_checks (pipe, check, t, app, NULL, NULL);
   double p50 = -1, p99 = -1;
   if (g_str_equal (transport, "datahub")) {
     GstElement *dh = gst_bin_get_by_name (GST_BIN (pipe), "src");
@@ -444,9 +705,12 @@ consume (const char *transport, gsize size, guint count, const char *channel,
 static int
 in_process (const char *upstream, gsize size, guint count, guint rate)
 {
+  gboolean app = is_app (upstream);
   gchar *up = upstream_desc (upstream, size, count, rate);
-  gchar *desc = g_strdup_printf ("%s ! fakesink name=check sync=false signal-handoffs=true",
-      up);
+  /* application threads: the same number of threads as across processes */
+  gchar *check_part = check_desc (app, size);
+  gchar *desc = g_strdup_printf ("%s ! %s%s", up, app ? "queue ! " : "", check_part);
+  g_free (check_part);
   GstElement *pipe = gst_parse_launch (desc, NULL);
   GstElement *in = gst_bin_get_by_name (GST_BIN (pipe), "in");
   GstElement *check = gst_bin_get_by_name (GST_BIN (pipe), "check");
@@ -454,12 +718,14 @@ in_process (const char *upstream, gsize size, guint count, guint rate)
   Stamper st;
   attach_stamper (&st, in, video, count, rate);
   Tally *t = tally_new (size, count, video);
-  g_signal_connect (check, "handoff", G_CALLBACK (on_handoff), t);
-  gst_element_set_state (pipe, GST_STATE_PLAYING);
-  wait_tally (t);
+  Pusher pu;
+  pusher_start (&pu, in, upstream, size, count, &st, FALSE);
+  run_checks (pipe, check, t, app, pusher_run, &pu);
   report_tally (t, -1, -1);
-  printf ("0 0 0\n"); /* one process: the consumer line has the CPU and allocations */
+  /* one process: the consumer line has the CPU, allocations and syscalls */
+  printf ("0 0 0 0\n");
   gst_element_set_state (pipe, GST_STATE_NULL);
+  pusher_join (&pu);
   gst_object_unref (in);
   gst_object_unref (check);
   gst_object_unref (pipe);
@@ -473,16 +739,16 @@ in_process (const char *upstream, gsize size, guint count, guint rate)
 
 typedef struct {
   guint got;
-  double rate, p50, p99, max, cpu, allocs, transport_p50, transport_p99;
+  double rate, p50, p99, max, cpu, allocs, transport_p50, transport_p99, syscalls;
   guint bad;
 } ConsumerResult;
 
 static gboolean
 parse_consumer (const gchar *line, ConsumerResult *r)
 {
-  return line && sscanf (line, "%u %lf %lf %lf %lf %u %lf %lf %lf %lf", &r->got, &r->rate,
+  return line && sscanf (line, "%u %lf %lf %lf %lf %u %lf %lf %lf %lf %lf", &r->got, &r->rate,
       &r->p50, &r->p99, &r->max, &r->bad, &r->cpu, &r->allocs, &r->transport_p50,
-      &r->transport_p99) == 10;
+      &r->transport_p99, &r->syscalls) == 11;
 }
 
 /* Latency breakdowns of the rate-limited datahub cases, printed after the
@@ -526,8 +792,8 @@ run_case (const char *self, const char *transport, const char *upstream, const c
   gchar *sz = g_strdup_printf ("%" G_GSIZE_FORMAT, size), *n = g_strdup_printf ("%u", count);
   gchar *r = g_strdup_printf ("%u", rate);
   const char *white = g_str_equal (upstream, "videotestsrc") ? "white" : "pattern";
-  ConsumerResult worst = { G_MAXUINT, 1e30, 0, 0, 0, 0, 0, -1, -1, 0 };
-  double prod_cpu = 0, prod_allocs = 0;
+  ConsumerResult worst = { G_MAXUINT, 1e30, 0, 0, 0, 0, 0, -1, -1, -1, 0 };
+  double prod_cpu = 0, prod_allocs = 0, prod_syscalls = -1;
   gint64 copied = -1;
   if (g_str_equal (transport, "in-process")) {
     gchar *argv[] = { (gchar *) self, (gchar *) "inproc", (gchar *) upstream, sz, n, r, NULL };
@@ -541,7 +807,7 @@ run_case (const char *self, const char *transport, const char *upstream, const c
     gchar *pargv[] = { (gchar *) self, (gchar *) "produce", (gchar *) transport,
       (gchar *) upstream, sz, n, r, channel, NULL };
     gchar *cargv[] = { (gchar *) self, (gchar *) "consume", (gchar *) transport, sz, n,
-      channel, (gchar *) white, NULL };
+      channel, (gchar *) white, (gchar *) (is_app (upstream) ? "appsink" : "fakesink"), NULL };
     gint prod_in, prod_out;
     GPid prod = spawn (pargv, &prod_in, &prod_out);
     g_usleep (G_USEC_PER_SEC / 2); /* shmsrc needs the socket to exist */
@@ -550,6 +816,7 @@ run_case (const char *self, const char *transport, const char *upstream, const c
     for (guint i = 0; i < consumers; i++)
       kids[i] = spawn (cargv, NULL, &outs[i]);
     ConsumerResult sum = { 0 };
+    sum.syscalls = 0;
     for (guint i = 0; i < consumers; i++) {
       gchar *out = read_all_fd (outs[i]);
       waitpid (kids[i], NULL, 0);
@@ -565,6 +832,7 @@ run_case (const char *self, const char *transport, const char *upstream, const c
         worst.transport_p99 = c.transport_p99;
         sum.cpu += c.cpu;
         sum.allocs += c.allocs;
+        sum.syscalls = sum.syscalls < 0 || c.syscalls < 0 ? -1 : sum.syscalls + c.syscalls;
       } else {
         worst.got = 0;
         worst.rate = 0;
@@ -573,11 +841,13 @@ run_case (const char *self, const char *transport, const char *upstream, const c
     }
     worst.cpu = sum.cpu / consumers;
     worst.allocs = sum.allocs / consumers;
+    worst.syscalls = sum.syscalls < 0 ? -1 : sum.syscalls / consumers;
     close (prod_in); /* the producer may stop now */
     gchar *pout = read_all_fd (prod_out);
     waitpid (prod, NULL, 0);
-    if (sscanf (pout, "%lf %lf %" G_GINT64_FORMAT, &prod_cpu, &prod_allocs, &copied) != 3)
-      prod_cpu = prod_allocs = -1;
+    if (sscanf (pout, "%lf %lf %" G_GINT64_FORMAT " %lf", &prod_cpu, &prod_allocs, &copied,
+            &prod_syscalls) != 4)
+      prod_cpu = prod_allocs = prod_syscalls = -1;
     g_free (pout);
     g_free (kids);
     g_free (outs);
@@ -590,18 +860,23 @@ run_case (const char *self, const char *transport, const char *upstream, const c
         worst.p50 - worst.transport_p50);
   gchar *copied_text = copied < 0 ? g_strdup ("–")
       : g_strdup_printf ("%" G_GINT64_FORMAT, copied);
+  gchar *prod_sc = prod_syscalls < 0 ? g_strdup ("–") : g_strdup_printf ("%.2f", prod_syscalls);
+  gchar *cons_sc = worst.syscalls < 0 ? g_strdup ("–") : g_strdup_printf ("%.2f", worst.syscalls);
   printf ("| %-10s | %-26s | %2u | %7u/%-7u | %10.0f | %8.1f | %7.1f | %7.1f | %8.1f "
-      "| %8.0f | %8.0f | %6.2f | %6.2f | %s | %u |\n", transport, label, consumers, worst.got,
-      count, worst.rate, worst.rate * (double) size / 1e6, worst.p50, worst.p99, worst.max,
-      prod_cpu, worst.cpu, prod_allocs, worst.allocs, copied_text, worst.bad);
+      "| %8.0f | %8.0f | %6.2f | %6.2f | %s | %s | %s | %u |\n", transport, label, consumers,
+      worst.got, count, worst.rate, worst.rate * (double) size / 1e6, worst.p50, worst.p99,
+      worst.max, prod_cpu, worst.cpu, prod_allocs, worst.allocs, prod_sc, cons_sc, copied_text,
+      worst.bad);
   fflush (stdout);
   if (csv) {
     fprintf (csv, "%s,\"%s\",%u,%" G_GSIZE_FORMAT ",%u,%.0f,%.1f,%.1f,%.1f,%.0f,%.0f,%.2f,%.2f,"
-        "%" G_GINT64_FORMAT ",%u\n", transport, label, consumers, size, worst.got,
+        "%" G_GINT64_FORMAT ",%u,%.2f,%.2f\n", transport, label, consumers, size, worst.got,
         worst.rate, worst.p50, worst.p99, worst.max, prod_cpu, worst.cpu, prod_allocs,
-        worst.allocs, copied, worst.bad);
+        worst.allocs, copied, worst.bad, prod_syscalls, worst.syscalls);
     fflush (csv);
   }
+  g_free (prod_sc);
+  g_free (cons_sc);
   g_free (copied_text);
   g_free (channel);
   g_free (sz);
@@ -631,9 +906,10 @@ main (int argc, char **argv)
   if (argc >= 8 && g_str_equal (argv[1], "produce"))
     return produce (argv[2], argv[3], (gsize) g_ascii_strtoull (argv[4], NULL, 10),
         (guint) atoi (argv[5]), (guint) atoi (argv[6]), argv[7]);
-  if (argc >= 7 && g_str_equal (argv[1], "consume"))
+  if (argc >= 8 && g_str_equal (argv[1], "consume"))
     return consume (argv[2], (gsize) g_ascii_strtoull (argv[3], NULL, 10),
-        (guint) atoi (argv[4]), argv[5], g_str_equal (argv[6], "white"));
+        (guint) atoi (argv[4]), argv[5], g_str_equal (argv[6], "white"),
+        g_str_equal (argv[7], "appsink"));
   if (argc >= 6 && g_str_equal (argv[1], "inproc"))
     return in_process (argv[2], (gsize) g_ascii_strtoull (argv[3], NULL, 10),
         (guint) atoi (argv[4]), (guint) atoi (argv[5]));
@@ -654,13 +930,15 @@ main (int argc, char **argv)
   }
   if (csv)
     fprintf (csv, "transport,case,consumers,size,received,rate,p50_us,p99_us,max_us,"
-        "producer_cpu_ns,consumer_cpu_ns,producer_allocs,consumer_allocs,bytes_copied,bad\n");
+        "producer_cpu_ns,consumer_cpu_ns,producer_allocs,consumer_allocs,bytes_copied,bad,"
+        "producer_syscalls,consumer_syscalls\n");
   guint small = quick ? 20000 : 100000, frames = quick ? 120 : 600;
   const gsize k4 = 4096, k64 = 65536, hd = 1920 * 1080 * 4, uhd = 3840 * 2160 * 4;
   printf ("| transport | case | consumers | received (slowest) | buffers/s (slowest) | MB/s "
       "| p50 µs | p99 µs | max µs | producer CPU ns/buf | consumer CPU ns/buf "
-      "| producer allocs/buf | consumer allocs/buf | bytes copied by sink | bad |\n"
-      "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n");
+      "| producer allocs/buf | consumer allocs/buf | producer syscalls/buf "
+      "| consumer syscalls/buf | bytes copied by sink | bad |\n"
+      "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n");
   /* rates, latency, CPU and allocations are steady state: the first fifth
    * of each run is warm-up */
   guint fan[] = { 1, 4, 16 };
@@ -677,6 +955,13 @@ main (int argc, char **argv)
         frames / 4 / fan[i] * 2 + 20, 0, fan[i]);
   run_all (argv[0], "fakesrc", "4 KiB at 1 kHz", k4, quick ? 1000 : 3000, 1000, 1);
   run_all (argv[0], "videotestsrc", "1080p at 60 fps", hd, quick ? 60 : 300, 60, 1);
+  /* what applications do: a thread pushing into appsrc, another pulling
+   * from appsink (the in-process ceiling: appsrc ! queue ! appsink) */
+  run_all (argv[0], "app-malloc", "4 KiB flat out, app threads", k4, small, 0, 1);
+  run_all (argv[0], "app-malloc", "4 KiB at 1 kHz, app threads", k4, quick ? 1000 : 3000,
+      1000, 1);
+  run_all (argv[0], "app-allocator", "1080p RGBA, appsrc allocator", hd, frames, 0, 1);
+  run_all (argv[0], "app-pool", "1080p RGBA, appsrc own pool", hd, frames, 0, 1);
   printf ("\nWhere datahub's latency goes at a fixed rate (one consumer):\n\n"
       "| case | stamp → consumer handoff p50 / p99 µs | of which commit → src received "
       "(transport) p50 / p99 µs | the rest, p50 µs (producer pipeline before commit, "
