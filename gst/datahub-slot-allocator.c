@@ -203,6 +203,16 @@ datahub_slot_allocator_limit (GstAllocator *allocator)
 }
 
 void
+datahub_slot_allocator_set_flushing (GstAllocator *allocator, gboolean flushing)
+{
+  GstDatahubSlotAllocator *self = GST_DATAHUB_SLOT_ALLOCATOR (allocator);
+  /* before the wake-up: a waiter sees the flag or is counted and woken */
+  g_atomic_int_set (&self->cancel, flushing ? 1 : 0);
+  if (flushing)
+    datahub_slot_allocator_kick (allocator);
+}
+
+void
 datahub_slot_allocator_kick (GstAllocator *allocator)
 {
   GstDatahubSlotAllocator *self = GST_DATAHUB_SLOT_ALLOCATOR (allocator);

@@ -53,6 +53,10 @@ guint datahub_slot_allocator_limit (GstAllocator *allocator);
 /* Wakes allocations waiting for a slot so they check their flags. */
 void datahub_slot_allocator_kick (GstAllocator *allocator);
 
+/* While @flushing, direct allocations (gst_allocator_alloc) stop waiting
+ * for a slot and fall back to system memory at once (the sink's unlock). */
+void datahub_slot_allocator_set_flushing (GstAllocator *allocator, gboolean flushing);
+
 /* The slot behind @buffer when it is exactly one slot memory of
  * @producer, not yet published, starting at the slot start: the sink can
  * publish it without a copy. */

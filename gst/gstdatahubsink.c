@@ -881,10 +881,13 @@ gst_datahub_sink_propose_allocation (GstBaseSink *bs, GstQuery *query)
   GstCaps *caps;
   gboolean need_pool;
   gst_query_parse_allocation (query, &caps, &need_pool);
-  /* no caps: a source that never negotiates (fakesrc, ANY caps) still
-   * allocates from downstream — it gets the allocator, not a pool */
+  /* no caps (or not fixed ones): a source that never negotiates (filesrc,
+   * ANY caps) still allocates from downstream — it gets the allocator
+   * when slot-size says how big, not a pool */
   if (caps && !caps_carriable (caps))
     return FALSE;
+  if (caps && !gst_caps_is_fixed (caps))
+    caps = NULL;
   /* Buffer size: one video frame, or (other media) the slot size when the
    * application set it — upstream then writes into slots and may shrink
    * its buffers.  Otherwise no allocator: upstream allocates, we copy. */
@@ -940,12 +943,14 @@ gst_datahub_sink_propose_allocation (GstBaseSink *bs, GstQuery *query)
 
 /* ---- unlock, start, stop --------------------------------------------------- */
 
+/* Direct allocations from our allocator (sources without a pool) stop
+ * waiting while we are flushing, as our own waits do. */
 static void
-kick (GstDatahubSink *self)
+allocator_flushing (GstDatahubSink *self, gboolean flushing)
 {
   GST_OBJECT_LOCK (self);
   if (self->allocator)
-    datahub_slot_allocator_kick (self->allocator);
+    datahub_slot_allocator_set_flushing (self->allocator, flushing);
   GST_OBJECT_UNLOCK (self);
 }
 
@@ -954,14 +959,16 @@ gst_datahub_sink_unlock (GstBaseSink *bs)
 {
   GstDatahubSink *self = GST_DATAHUB_SINK (bs);
   g_atomic_int_set (&self->flushing, 1);
-  kick (self);
+  allocator_flushing (self, TRUE);
   return TRUE;
 }
 
 static gboolean
 gst_datahub_sink_unlock_stop (GstBaseSink *bs)
 {
-  g_atomic_int_set (&GST_DATAHUB_SINK (bs)->flushing, 0);
+  GstDatahubSink *self = GST_DATAHUB_SINK (bs);
+  g_atomic_int_set (&self->flushing, 0);
+  allocator_flushing (self, FALSE);
   return TRUE;
 }
 

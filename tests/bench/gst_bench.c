@@ -96,6 +96,9 @@ allocations_now (void)
 #define MAX_COUNTED_THREADS 64
 static int syscall_fds[MAX_COUNTED_THREADS];
 static guint n_syscall_fds;
+/* The main thread is the harness (it polls for the end of the run), not
+ * the pipeline, unless it is the application pulling from appsink. */
+static gboolean count_main_thread;
 
 static long
 syscall_tracepoint_id (void)
@@ -125,7 +128,7 @@ syscalls_start (void)
   struct dirent *e;
   while (d && (e = readdir (d)) && n_syscall_fds < MAX_COUNTED_THREADS) {
     pid_t tid = (pid_t) atoi (e->d_name);
-    if (tid <= 0)
+    if (tid <= 0 || (tid == getpid () && !count_main_thread))
       continue;
     struct perf_event_attr a = { .type = PERF_TYPE_TRACEPOINT, .size = sizeof a,
       .config = (guint64) id, .disabled = 0, .exclude_hv = 1 };
@@ -672,6 +675,7 @@ static int
 consume (const char *transport, gsize size, guint count, const char *channel,
     gboolean white, gboolean app)
 {
+  count_main_thread = app;
   gchar *src = src_desc (transport, channel);
   gchar *check_part = check_desc (app, size);
   gchar *desc = g_strdup_printf ("%s ! %s", src, check_part);
@@ -706,6 +710,7 @@ static int
 in_process (const char *upstream, gsize size, guint count, guint rate)
 {
   gboolean app = is_app (upstream);
+  count_main_thread = app;
   gchar *up = upstream_desc (upstream, size, count, rate);
   /* application threads: the same number of threads as across processes */
   gchar *check_part = check_desc (app, size);
