@@ -94,6 +94,7 @@ struct _GstDatahubSink {
   GstAllocator *allocator;     /* slots of @producer */
   GstBufferPool *pool;         /* offered for @pool_caps only */
   GstCaps *pool_caps;
+  gboolean offered_without_caps; /* the last ALLOCATION query had no caps */
 
   /* streaming thread */
   GstCaps *caps;
@@ -617,6 +618,14 @@ gst_datahub_sink_set_caps (GstBaseSink *bs, GstCaps *caps)
     return FALSE;
   if (schema_changed)
     register_block (self);
+  /* upstream that allocated before it had caps got the allocator alone:
+   * with video caps now, ask it again (a pool, video meta) */
+  GST_OBJECT_LOCK (self);
+  gboolean ask_again = self->offered_without_caps && self->is_video;
+  self->offered_without_caps = FALSE;
+  GST_OBJECT_UNLOCK (self);
+  if (ask_again)
+    gst_pad_push_event (GST_BASE_SINK_PAD (self), gst_event_new_reconfigure ());
   /* the state first: a consumer that sees the new caps_gen on a record
    * finds these caps in it */
   write_stream_state (self);
@@ -888,6 +897,9 @@ gst_datahub_sink_propose_allocation (GstBaseSink *bs, GstQuery *query)
     return FALSE;
   if (caps && !gst_caps_is_fixed (caps))
     caps = NULL;
+  GST_OBJECT_LOCK (self);
+  self->offered_without_caps = caps == NULL;
+  GST_OBJECT_UNLOCK (self);
   /* Buffer size: one video frame, or (other media) the slot size when the
    * application set it — upstream then writes into slots and may shrink
    * its buffers.  Otherwise no allocator: upstream allocates, we copy. */
