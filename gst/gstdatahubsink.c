@@ -94,6 +94,7 @@ struct _GstDatahubSink {
   GstAllocator *allocator;     /* slots of @producer */
   GstBufferPool *pool;         /* offered for @pool_caps only */
   GstCaps *pool_caps;
+  guint pool_max;              /* buffers @pool lets out */
   gboolean offered_without_caps; /* the last ALLOCATION query had no caps */
 
   /* streaming thread */
@@ -931,13 +932,16 @@ gst_datahub_sink_propose_allocation (GstBaseSink *bs, GstQuery *query)
     gst_query_add_allocation_param (query, allocator, NULL);
     guint max = caps ? pool_max (self, allocator) : 0;
     if (max > 0) {
-      /* a pool per caps: never the pool of other caps, reconfigured */
+      /* a pool per caps and limit: never the pool of other caps,
+       * reconfigured, nor one that lets out more than we now advertise
+       * (enable-last-sample changed how many the sink keeps) */
       GST_OBJECT_LOCK (self);
       if (self->allocator == allocator && (!self->pool || !self->pool_caps
-              || !gst_caps_is_equal (caps, self->pool_caps))) {
+              || !gst_caps_is_equal (caps, self->pool_caps) || self->pool_max != max)) {
         if (self->pool)
           gst_object_unref (self->pool);
         self->pool = gst_datahub_slot_pool_new (allocator, caps, (guint) size, max);
+        self->pool_max = max;
         gst_caps_replace (&self->pool_caps, caps);
       }
       if (self->pool && self->allocator == allocator)
