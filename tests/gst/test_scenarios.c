@@ -1229,33 +1229,59 @@ file_md5 (const gchar *path, gsize *size)
   return sum;
 }
 
+/* A WAV file to send without caps, and a consumer process (started and
+ * prerolling) writing what it receives on @ch to another file. */
+typedef struct {
+  gchar *in, *got;
+  Proc *cons;
+} FileCopy;
+
+static void
+file_copy_start (FileCopy *f, const gchar *ch, const gchar *name)
+{
+  gchar *in_name = g_strdup_printf ("%s-in.wav", name);
+  gchar *got_name = g_strdup_printf ("%s-got.wav", name);
+  f->in = g_build_filename (tmpdir, in_name, NULL);
+  f->got = g_build_filename (tmpdir, got_name, NULL);
+  g_free (in_name);
+  g_free (got_name);
+  Proc *make = proc_spawn (FALSE, "audiotestsrc num-buffers=100 ! " AUDIO_CAPS " ! wavenc ! "
+      "filesink location=%s", f->in);
+  fail_unless_equals_int (proc_wait (make, 20000), 0);
+  f->cons = proc_spawn (FALSE, "datahubsrc channel=%s ! filesink location=%s", ch, f->got);
+  fail_unless (proc_wait_output (f->cons, "PREROLLING", 10000), "%s", proc_tail (f->cons));
+  sleep_s (0.5);
+}
+
+/* Once the producer is done: the consumer ends with EOS and its file
+ * equals the one sent, byte for byte. */
+static void
+file_copy_check (FileCopy *f, const gchar *what)
+{
+  gint st = proc_wait (f->cons, 20000);
+  gsize got_size, in_size;
+  gchar *got_sum = file_md5 (f->got, &got_size), *in_sum = file_md5 (f->in, &in_size);
+  g_print ("%s: %zu of %zu bytes arrived\n", what, got_size, in_size);
+  fail_unless (st == 0, "the consumer did not end with EOS (exit %d): %s", st,
+      proc_tail (f->cons));
+  fail_unless (g_str_equal (got_sum, in_sum), "%zu bytes arrived of %zu, or they differ",
+      got_size, in_size);
+  g_free (got_sum);
+  g_free (in_sum);
+  g_free (f->got);
+  g_free (f->in);
+}
+
 /* A stream without caps (filesrc of a WAV file, no parser): the file
  * arrives byte for byte, without caps, as filesrc's buffers are. */
 GST_START_TEST (test_file_without_caps_arrives_whole)
 {
   const gchar *ch = chan ("nocaps");
-  gchar *in = g_build_filename (tmpdir, "in.wav", NULL);
-  gchar *got = g_build_filename (tmpdir, "nocaps-got.wav", NULL);
-  Proc *make = proc_spawn (FALSE, "audiotestsrc num-buffers=100 ! " AUDIO_CAPS " ! wavenc ! "
-      "filesink location=%s", in);
-  fail_unless_equals_int (proc_wait (make, 20000), 0);
-  Proc *cons = proc_spawn (FALSE, "datahubsrc channel=%s ! filesink location=%s", ch, got);
-  fail_unless (proc_wait_output (cons, "PREROLLING", 10000), "%s", proc_tail (cons));
-  sleep_s (0.5);
-  Proc *prod = proc_spawn (FALSE, "filesrc location=%s ! datahubsink channel=%s", in, ch);
+  FileCopy f;
+  file_copy_start (&f, ch, "nocaps");
+  Proc *prod = proc_spawn (FALSE, "filesrc location=%s ! datahubsink channel=%s", f.in, ch);
   fail_unless_equals_int (proc_wait (prod, 20000), 0);
-  gint st = proc_wait (cons, 20000);
-  gsize got_size, in_size;
-  gchar *got_sum = file_md5 (got, &got_size), *in_sum = file_md5 (in, &in_size);
-  g_print ("file without caps: %zu of %zu bytes arrived\n", got_size, in_size);
-  fail_unless (st == 0, "the consumer did not end with EOS (exit %d): %s", st,
-      proc_tail (cons));
-  fail_unless (g_str_equal (got_sum, in_sum), "%zu bytes arrived of %zu, or they differ",
-      got_size, in_size);
-  g_free (got_sum);
-  g_free (in_sum);
-  g_free (got);
-  g_free (in);
+  file_copy_check (&f, "file without caps");
 }
 GST_END_TEST;
 
@@ -1266,36 +1292,19 @@ GST_END_TEST;
 GST_START_TEST (test_file_without_caps_read_into_slots)
 {
   const gchar *ch = chan ("nocaps-slots");
-  gchar *in = g_build_filename (tmpdir, "in-slots.wav", NULL);
-  gchar *got = g_build_filename (tmpdir, "nocaps-slots-got.wav", NULL);
-  Proc *make = proc_spawn (FALSE, "audiotestsrc num-buffers=100 ! " AUDIO_CAPS " ! wavenc ! "
-      "filesink location=%s", in);
-  fail_unless_equals_int (proc_wait (make, 20000), 0);
-  Proc *cons = proc_spawn (FALSE, "datahubsrc channel=%s ! filesink location=%s", ch, got);
-  fail_unless (proc_wait_output (cons, "PREROLLING", 10000), "%s", proc_tail (cons));
-  sleep_s (0.5);
+  FileCopy f;
+  file_copy_start (&f, ch, "nocaps-slots");
   GstElement *prod = pipeline_new ("filesrc location=%s blocksize=4096 ! "
-      "datahubsink name=sink channel=%s slot-size=4096", in, ch);
+      "datahubsink name=sink channel=%s slot-size=4096", f.in, ch);
   gst_element_set_state (prod, GST_STATE_PLAYING);
   gchar *err = NULL;
   fail_unless (wait_bus_eos (prod, 20000, &err), "producer: %s", err ? err : "no EOS");
   guint64 copied = stat_get (el (prod, "sink"), "bytes-copied", NULL);
-  gint st = proc_wait (cons, 20000);
-  gsize got_size, in_size;
-  gchar *got_sum = file_md5 (got, &got_size), *in_sum = file_md5 (in, &in_size);
-  g_print ("file without caps, read into slots: %zu of %zu bytes arrived, sink copied %"
-      G_GUINT64_FORMAT "\n", got_size, in_size, copied);
-  fail_unless (st == 0, "the consumer did not end with EOS (exit %d): %s", st,
-      proc_tail (cons));
-  fail_unless (g_str_equal (got_sum, in_sum), "%zu bytes arrived of %zu, or they differ",
-      got_size, in_size);
+  file_copy_check (&f, "file without caps, read into slots");
+  g_print ("file without caps, read into slots: sink copied %" G_GUINT64_FORMAT "\n", copied);
   fail_unless_equals_uint64 (copied, 0);
   gst_element_set_state (prod, GST_STATE_NULL);
   gst_object_unref (prod);
-  g_free (got_sum);
-  g_free (in_sum);
-  g_free (got);
-  g_free (in);
 }
 GST_END_TEST;
 
