@@ -334,6 +334,35 @@ test_replacing_a_stale_block (void)
   dh_producer_destroy (a.p);
 }
 
+/* A consumer that registered on @name (no producer yet) and was killed:
+ * its object stays behind, ownerless. */
+static void
+leave_dead_consumer (const char *name)
+{
+  pid_t child = fork ();
+  if (child == 0) {
+    dh_consumer_config cc;
+    dh_consumer_config_init (&cc);
+    cc.name = name;
+    dh_consumer *c;
+    CHECK_OK (dh_consumer_open (&cc, &c));
+    kill (getpid (), SIGKILL);
+  }
+  CHECK (test_wait (child) == 128 + SIGKILL);
+}
+
+/* @c is admitted by @p and reads the record @p writes next, intact. */
+static void
+check_streams (dh_producer *p, dh_consumer *c)
+{
+  CHECK_OK (dh_consumer_wait_attached (c, 1000));
+  test_write_record (p, 64, 1, 0);
+  dh_record r;
+  CHECK_OK (dh_consumer_next (c, 1000, &r));
+  CHECK (r.seq == 1 && test_check_pattern (r.data, 64, 1));
+  CHECK_OK (dh_consumer_release (c, &r));
+}
+
 /* The reclaim the producer and datahub-admin run on a dead consumer's
  * object (dh_peer_reclaim), in a thread of its own. */
 typedef struct {
@@ -362,16 +391,7 @@ static void
 test_reclaim_against_reuse (void)
 {
   const char *name = test_channel ("reclaim");
-  pid_t child = fork ();
-  if (child == 0) {
-    dh_consumer_config cc;
-    dh_consumer_config_init (&cc);
-    cc.name = name;
-    dh_consumer *c;
-    CHECK_OK (dh_consumer_open (&cc, &c));
-    kill (getpid (), SIGKILL); /* leaves its object behind */
-  }
-  CHECK (test_wait (child) == 128 + SIGKILL);
+  leave_dead_consumer (name);
   char origin[256];
   CHECK_OK (dh_shm_name (name, origin, sizeof origin));
   pause_point reclaiming;
@@ -394,12 +414,7 @@ test_reclaim_against_reuse (void)
   CHECK (rec.removed);
   /* the newcomer is untouched and streams */
   dh_producer *p = test_producer (name, 64, 4, DH_POLICY_RING, DH_ON_FULL_BLOCK);
-  CHECK_OK (dh_consumer_wait_attached (c, 1000));
-  test_write_record (p, 64, 1, 0);
-  dh_record r;
-  CHECK_OK (dh_consumer_next (c, 1000, &r));
-  CHECK (r.seq == 1 && test_check_pattern (r.data, 64, 1));
-  CHECK_OK (dh_consumer_release (c, &r));
+  check_streams (p, c);
   char path[300];
   snprintf (path, sizeof path, "/dev/shm%s@c0", origin);
   CHECK (access (path, F_OK) != 0); /* the dead one's object is gone */
@@ -428,16 +443,7 @@ static void
 test_reuse_against_reclaim (void)
 {
   const char *name = test_channel ("reuse");
-  pid_t child = fork ();
-  if (child == 0) {
-    dh_consumer_config cc;
-    dh_consumer_config_init (&cc);
-    cc.name = name;
-    dh_consumer *c;
-    CHECK_OK (dh_consumer_open (&cc, &c)); /* registered, no producer yet */
-    kill (getpid (), SIGKILL);
-  }
-  CHECK (test_wait (child) == 128 + SIGKILL);
+  leave_dead_consumer (name);
   pause_point taking;
   arm (&taking, "peer.locked");
   opener o = { .rc = 1 };
@@ -455,12 +461,7 @@ test_reuse_against_reclaim (void)
   dh_consumer_stats st;
   dh_consumer_stats_get (o.c, &st);
   CHECK (st.index == 0); /* it took the dead one's index over */
-  CHECK_OK (dh_consumer_wait_attached (o.c, 1000));
-  test_write_record (p, 64, 1, 0);
-  dh_record r;
-  CHECK_OK (dh_consumer_next (o.c, 1000, &r));
-  CHECK (r.seq == 1);
-  CHECK_OK (dh_consumer_release (o.c, &r));
+  check_streams (p, o.c);
   dh_consumer_detach (o.c);
   dh_producer_destroy (p);
 }
