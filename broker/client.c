@@ -496,6 +496,22 @@ schema_hash_hex (const char *schema, gchar out[HEX_HASH_LEN + 1])
   dhb_hex_encode (h, sizeof h, out);
 }
 
+/* Signs @m (unreffed here) with the channel's key derived from @secret:
+ * the public key to @pk, the signature in hex to @sig_hex. */
+static void
+sign_with_secret (const uint8_t *secret, const char *channel, GBytes *m,
+    guint8 pk[DHB_PUBLIC_KEY_SIZE], gchar sig_hex[2 * DHB_SIGNATURE_SIZE + 1])
+{
+  guint8 sk[crypto_sign_SECRETKEYBYTES], sig[DHB_SIGNATURE_SIZE];
+  dhb_proof_keypair (secret, channel, pk, sk);
+  gsize len = 0;
+  const guint8 *data = g_bytes_get_data (m, &len);
+  crypto_sign_detached (sig, NULL, data, len, sk);
+  g_bytes_unref (m);
+  sodium_memzero (sk, sizeof sk);
+  dhb_hex_encode (sig, sizeof sig, sig_hex);
+}
+
 /* REG; with a secret, the channel's public key and the signed location. */
 static JsonNode *
 reg_request (dhb_client *c, const OwnedRegistration *r)
@@ -506,18 +522,12 @@ reg_request (dhb_client *c, const OwnedRegistration *r)
   json_object_set_int_member (o, "pid", r->pid);
   json_object_set_string_member (o, "schema", r->schema ? r->schema : "");
   if (r->has_secret) {
-    guint8 pk[DHB_PUBLIC_KEY_SIZE], sk[crypto_sign_SECRETKEYBYTES], sig[DHB_SIGNATURE_SIZE];
-    gchar hash[HEX_HASH_LEN + 1], pk_hex[2 * sizeof pk + 1], sig_hex[2 * sizeof sig + 1];
-    dhb_proof_keypair (r->secret, r->channel, pk, sk);
+    guint8 pk[DHB_PUBLIC_KEY_SIZE];
+    gchar hash[HEX_HASH_LEN + 1], pk_hex[2 * sizeof pk + 1], sig_hex[2 * DHB_SIGNATURE_SIZE + 1];
     schema_hash_hex (r->schema ? r->schema : "", hash);
-    GBytes *m = dhb_proof_location_message (r->channel, r->shm_name, r->pid, hash);
-    gsize len = 0;
-    const guint8 *data = g_bytes_get_data (m, &len);
-    crypto_sign_detached (sig, NULL, data, len, sk);
-    g_bytes_unref (m);
-    sodium_memzero (sk, sizeof sk);
+    sign_with_secret (r->secret, r->channel,
+        dhb_proof_location_message (r->channel, r->shm_name, r->pid, hash), pk, sig_hex);
     dhb_hex_encode (pk, sizeof pk, pk_hex);
-    dhb_hex_encode (sig, sizeof sig, sig_hex);
     json_object_set_string_member (o, "secret_key", pk_hex);
     json_object_set_string_member (o, "location_proof", sig_hex);
   }
@@ -662,16 +672,10 @@ proven_disc_request (dhb_client *c, const char *channel, const char *schema,
   guint8 nonce[DHB_NONCE_SIZE];
   if (!dhb_hex_decode (nonce_hex, nonce, sizeof nonce))
     return NULL;
-  guint8 pk[DHB_PUBLIC_KEY_SIZE], sk[crypto_sign_SECRETKEYBYTES], sig[DHB_SIGNATURE_SIZE];
-  gchar sig_hex[2 * sizeof sig + 1];
-  dhb_proof_keypair (secret, channel, pk, sk);
-  GBytes *m = dhb_proof_disc_message (nonce, channel, c->id);
-  gsize len = 0;
-  const guint8 *data = g_bytes_get_data (m, &len);
-  crypto_sign_detached (sig, NULL, data, len, sk);
-  g_bytes_unref (m);
-  sodium_memzero (sk, sizeof sk);
-  dhb_hex_encode (sig, sizeof sig, sig_hex);
+  guint8 pk[DHB_PUBLIC_KEY_SIZE];
+  gchar sig_hex[2 * DHB_SIGNATURE_SIZE + 1];
+  sign_with_secret (secret, channel, dhb_proof_disc_message (nonce, channel, c->id), pk,
+      sig_hex);
   JsonNode *n = new_request (c, "DISC", channel);
   JsonObject *o = json_node_get_object (n);
   json_object_set_string_member (o, "nonce", nonce_hex);
