@@ -43,6 +43,21 @@ test_64_consumers (void)
   dh_producer_destroy (p);
 }
 
+/* Attaches a consumer to @name asking for 8 holds; the holds granted. */
+static uint32_t
+attach_quota (const char *name, dh_leaky leaky, dh_consumer **out)
+{
+  dh_consumer_config cc;
+  dh_consumer_config_init (&cc);
+  cc.name = name;
+  cc.leaky = leaky;
+  cc.max_held = 8;
+  CHECK_OK (dh_consumer_attach (&cc, out));
+  dh_consumer_stats st;
+  dh_consumer_stats_get (*out, &st);
+  return st.quota;
+}
+
 /* Consumers that keep every record they were granted still leave a live
  * producer a slot to write (drop mode): grants add up to slots - 1, and a
  * consumer beyond that gets the one hold a read needs while it takes its
@@ -54,17 +69,8 @@ test_holds_leave_a_slot (void)
   dh_producer *p = test_producer (name, 64, 8, DH_POLICY_RING, DH_ON_FULL_DROP);
   dh_consumer *c[3];
   uint32_t quota[3];
-  for (int i = 0; i < 3; i++) {
-    dh_consumer_config cc;
-    dh_consumer_config_init (&cc);
-    cc.name = name;
-    cc.leaky = DH_LEAKY_YES;
-    cc.max_held = 8;
-    CHECK_OK (dh_consumer_attach (&cc, &c[i]));
-    dh_consumer_stats st;
-    dh_consumer_stats_get (c[i], &st);
-    quota[i] = st.quota;
-  }
+  for (int i = 0; i < 3; i++)
+    quota[i] = attach_quota (name, DH_LEAKY_YES, &c[i]);
   printf ("holds granted of 8 slots: %u, %u, %u\n", quota[0], quota[1], quota[2]);
   CHECK (quota[0] == 4 && quota[1] == 3 && quota[2] == 1);
   /* the first two keep all they were granted, from different places in
@@ -104,19 +110,6 @@ test_holds_leave_a_slot (void)
  * max_holds) whatever the others hold: it waits for them anyway, and the
  * records caught-up consumers keep are the same newest ones.  Their grants
  * do not eat the budget of the leaky consumers. */
-static uint32_t
-attach_quota (const char *name, dh_leaky leaky, dh_consumer **out)
-{
-  dh_consumer_config cc;
-  dh_consumer_config_init (&cc);
-  cc.name = name;
-  cc.leaky = leaky;
-  cc.max_held = 8;
-  CHECK_OK (dh_consumer_attach (&cc, out));
-  dh_consumer_stats st;
-  dh_consumer_stats_get (*out, &st);
-  return st.quota;
-}
 
 static void
 test_waited_for_consumers_outside_the_budget (void)
