@@ -831,6 +831,7 @@ dh_producer_commit_batch (dh_producer *p, const dh_slot *slots,
 static void
 wake_own_waiters (dh_producer *p)
 {
+  DH_TEST_POINT ("producer.wake_own");
   atomic_fetch_add_explicit (&p->wake_word, 1, memory_order_seq_cst);
   dh_futex_wake_private (&p->wake_word);
 }
