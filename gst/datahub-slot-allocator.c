@@ -1,6 +1,10 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 #include "datahub-slot-allocator.h"
 
+#include <string.h>
+
+#include "datahub-metas.h"
+
 #include "datahub-memory.h"
 
 GST_DEBUG_CATEGORY_STATIC (datahub_slot_allocator_debug);
@@ -285,17 +289,24 @@ publishable_memory (GstBuffer *buffer, DatahubProducerRef *producer)
 }
 
 gboolean
-datahub_slot_buffer_publishable (GstBuffer *buffer, DatahubProducerRef *producer)
+datahub_slot_buffer_publishable (GstBuffer *buffer, DatahubProducerRef *producer,
+    guint64 record_size)
 {
-  return publishable_memory (buffer, producer) != NULL;
+  SlotMemory *sm = publishable_memory (buffer, producer);
+  return sm && record_size <= sm->slot.capacity;
 }
 
 int
-datahub_slot_buffer_publish (GstBuffer *buffer, const dh_record_info *info)
+datahub_slot_buffer_publish (GstBuffer *buffer, const dh_record_info *info,
+    const guint8 *trailer, gsize trailer_len)
 {
   GstMemory *mem = gst_buffer_peek_memory (buffer, 0);
   SlotMemory *sm = (SlotMemory *) mem;
   dh_producer *p = GST_DATAHUB_SLOT_ALLOCATOR (mem->allocator)->producer->producer;
+  /* after the payload, in the slot we still own (publishable checked the
+   * room): the record's metas */
+  if (trailer_len > 0)
+    memcpy ((guint8 *) sm->slot.data + DATAHUB_METAS_OFFSET (info->size), trailer, trailer_len);
   int rc = dh_producer_commit_keep (p, &sm->slot, info, NULL);
   if (rc == 0) {
     sm->published = TRUE;

@@ -58,13 +58,18 @@ void datahub_slot_allocator_kick (GstAllocator *allocator);
 void datahub_slot_allocator_set_flushing (GstAllocator *allocator, gboolean flushing);
 
 /* The slot behind @buffer when it is exactly one slot memory of
- * @producer, not yet published, starting at the slot start: the sink can
- * publish it without a copy. */
-gboolean datahub_slot_buffer_publishable (GstBuffer *buffer, DatahubProducerRef *producer);
+ * @producer, not yet published, starting at the slot start, and the slot
+ * has room for a record of @record_size bytes (payload and metas): the
+ * sink can publish it without a copy. */
+gboolean datahub_slot_buffer_publishable (GstBuffer *buffer, DatahubProducerRef *producer,
+    guint64 record_size);
 
-/* Publishes the slot of such a buffer as the next record; the memory
- * becomes read-only and keeps the slot until it is freed. */
-int datahub_slot_buffer_publish (GstBuffer *buffer, const dh_record_info *info);
+/* Publishes the slot of such a buffer as the next record, with the meta
+ * trailer @trailer (@trailer_len bytes, 0 for none) written after its
+ * payload (datahub-metas.h); the memory becomes read-only and keeps the
+ * slot until it is freed. */
+int datahub_slot_buffer_publish (GstBuffer *buffer, const dh_record_info *info,
+    const guint8 *trailer, gsize trailer_len);
 
 G_END_DECLS
 

@@ -31,6 +31,7 @@
 #include "datahub-common.h"
 #include "datahub-discovery.h"
 #include "datahub-enums.h"
+#include "datahub-metas.h"
 #include "datahub-slot-allocator.h"
 #include "datahub-slot-pool.h"
 #include "datahub-ticker.h"
@@ -51,6 +52,10 @@ GST_DEBUG_CATEGORY_STATIC (datahub_sink_debug);
  * a stream whose first buffer says nothing (empty, an EOS first) needs
  * some */
 #define MIN_SLOT_SIZE 4096
+/* room a video slot keeps after the frame for the record's metas (its
+ * layout, crop, regions of interest, time code, ...): a frame that fills
+ * its slot publishes without copying and still carries them */
+#define META_SPACE 4096
 /* the first registration waits this long for the broker; later updates
  * (handover, schema) go through the keep-alive thread and never block */
 #define BROKER_TIMEOUT_MS 1000
@@ -108,8 +113,11 @@ struct _GstDatahubSink {
                                 * or an application's ALLOCATION query */
   gint flushing;               /* unlock: waits for slots end (int for the library) */
 
-  /* bytes this sink had to copy (object lock: read by the ticker) */
-  guint64 bytes_copied;
+  GByteArray *metas;           /* the current buffer's meta trailer, reused */
+
+  /* bytes this sink had to copy, metas it could not carry (object lock:
+   * read by the ticker) */
+  guint64 bytes_copied, metas_dropped;
 
   /* ticker thread: datahub-consumer and datahub-stats messages */
   DatahubTicker ticker;
@@ -538,7 +546,7 @@ ensure_block (GstDatahubSink *self, gsize buffer_size, gboolean now)
   GST_OBJECT_UNLOCK (self);
   /* events are records too: slots are never smaller than MIN_SLOT_SIZE */
   if (size == 0 && self->is_video)
-    size = MAX (self->vinfo.size, MIN_SLOT_SIZE);
+    size = MAX (self->vinfo.size + META_SPACE, MIN_SLOT_SIZE);
   if (size == 0 && (buffer_size > 0 || now))
     size = MAX (2 * buffer_size, MIN_SLOT_SIZE); /* room for growth of non-video streams */
   if (size == 0)
@@ -615,7 +623,7 @@ gst_datahub_sink_set_caps (GstBaseSink *bs, GstCaps *caps)
     return TRUE; /* the caps go out with the pending events */
   update_liveness (self);
   if (self->is_video && self->vinfo.size > dh_producer_slot_size (self->producer->producer)
-      && !handover (self, self->vinfo.size))
+      && !handover (self, self->vinfo.size + META_SPACE))
     return FALSE;
   if (schema_changed)
     register_block (self);
@@ -680,6 +688,10 @@ set_pool_flushing (GstDatahubSink *self, gboolean flushing)
 {
   GST_OBJECT_LOCK (self);
   GstBufferPool *pool = self->pool ? gst_object_ref (self->pool) : NULL;
+  /* direct allocations from our allocator (sources without a pool) stop
+   * waiting for a slot too */
+  if (self->allocator)
+    datahub_slot_allocator_set_flushing (self->allocator, flushing);
   GST_OBJECT_UNLOCK (self);
   if (pool) {
     if (gst_buffer_pool_is_active (pool))
@@ -741,7 +753,8 @@ gst_datahub_sink_event (GstBaseSink *bs, GstEvent *event)
 static gint64
 monotonic_due_time (GstDatahubSink *self, GstBuffer *buf)
 {
-  if (!GST_BUFFER_PTS_IS_VALID (buf))
+  /* a stream in bytes (fakesrc, filesrc) has no running time */
+  if (!GST_BUFFER_PTS_IS_VALID (buf) || GST_BASE_SINK (self)->segment.format != GST_FORMAT_TIME)
     return -1;
   GstClock *clock = gst_element_get_clock (GST_ELEMENT (self));
   if (!clock)
@@ -764,50 +777,62 @@ monotonic_due_time (GstDatahubSink *self, GstBuffer *buf)
   return (gint64) (rt + GST_ELEMENT_CAST (self)->base_time);
 }
 
-/* Does @buf lay out its video frame as the caps do (the layout every src
- * describes)?  A buffer of other strides or offsets, or of another size
- * (a stale pool's after a caps change), is converted while copying. */
+/* Is @buf's frame of the caps' format and size (its video meta, if any,
+ * says so)?  Then it travels as it is laid out, its layout in the record's
+ * metas; else (a stale pool's buffer after a caps change) it is converted
+ * to the caps' default layout while copying. */
 static gboolean
-default_layout (GstDatahubSink *self, GstBuffer *buf)
+frame_of_caps (GstDatahubSink *self, GstBuffer *buf)
 {
   if (!self->is_video)
     return TRUE;
-  if (gst_buffer_get_size (buf) != self->vinfo.size)
-    return FALSE;
   GstVideoMeta *meta = gst_buffer_get_video_meta (buf);
   if (!meta)
-    return TRUE;
+    return gst_buffer_get_size (buf) >= self->vinfo.size;
   const GstVideoInfo *vi = &self->vinfo;
-  if (meta->format != GST_VIDEO_INFO_FORMAT (vi)
-      || meta->width != (guint) GST_VIDEO_INFO_WIDTH (vi)
-      || meta->height != (guint) GST_VIDEO_INFO_HEIGHT (vi)
-      || meta->n_planes != GST_VIDEO_INFO_N_PLANES (vi))
-    return FALSE;
-  for (guint p = 0; p < meta->n_planes; p++)
-    if (meta->stride[p] != vi->stride[p] || meta->offset[p] != vi->offset[p])
-      return FALSE;
-  return TRUE;
+  return meta->format == GST_VIDEO_INFO_FORMAT (vi)
+      && meta->width == (guint) GST_VIDEO_INFO_WIDTH (vi)
+      && meta->height == (guint) GST_VIDEO_INFO_HEIGHT (vi)
+      && meta->n_planes == GST_VIDEO_INFO_N_PLANES (vi);
 }
 
-/* Copies @buf into @dst in the caps' default layout; returns the size. */
+/* Copies @buf's frame into @dst in the caps' default layout; returns the
+ * size, 0 when the frame cannot be mapped (nothing to send). */
 static gsize
-copy_into_slot (GstDatahubSink *self, GstBuffer *buf, guint8 *dst, gsize size)
+convert_into_slot (GstDatahubSink *self, GstBuffer *buf, guint8 *dst)
 {
-  if (!default_layout (self, buf)) {
-    GstVideoFrame in, out;
-    GstVideoInfo info = self->vinfo;
-    if (gst_video_frame_map (&in, &info, buf, GST_MAP_READ)) {
-      GstBuffer *wrap = gst_buffer_new_wrapped_full (0, dst, info.size, 0, info.size, NULL, NULL);
-      if (gst_video_frame_map (&out, &info, wrap, GST_MAP_WRITE)) {
-        gst_video_frame_copy (&out, &in);
-        gst_video_frame_unmap (&out);
-      }
-      gst_video_frame_unmap (&in);
-      gst_buffer_unref (wrap);
-      return info.size;
-    }
+  GstVideoFrame in, out;
+  GstVideoInfo info = self->vinfo;
+  if (!gst_video_frame_map (&in, &info, buf, GST_MAP_READ))
+    return 0;
+  GstBuffer *wrap = gst_buffer_new_wrapped_full (0, dst, info.size, 0, info.size, NULL, NULL);
+  gboolean ok = gst_video_frame_map (&out, &info, wrap, GST_MAP_WRITE);
+  if (ok) {
+    ok = gst_video_frame_copy (&out, &in);
+    gst_video_frame_unmap (&out);
   }
-  return gst_buffer_extract (buf, 0, dst, size);
+  gst_video_frame_unmap (&in);
+  gst_buffer_unref (wrap);
+  return ok ? info.size : 0;
+}
+
+/* Encodes @buf's metas into self->metas (its layout only when it travels
+ * as laid out); returns the trailer length. */
+static gsize
+encode_metas (GstDatahubSink *self, GstBuffer *buf, gboolean with_layout)
+{
+  guint dropped = 0;
+  gsize len = datahub_metas_encode (buf, self->metas, with_layout, &dropped);
+  if (dropped > 0) {
+    GST_OBJECT_LOCK (self);
+    gboolean first = self->metas_dropped == 0;
+    self->metas_dropped += dropped;
+    GST_OBJECT_UNLOCK (self);
+    if (first)
+      GST_INFO_OBJECT (self, "buffers carry metas datahub does not carry: dropped "
+          "(stats field metas-dropped counts them)");
+  }
+  return len;
 }
 
 /* wait-for-consumer: hold the first buffers until someone is admitted;
@@ -830,15 +855,17 @@ static GstFlowReturn
 gst_datahub_sink_render (GstBaseSink *bs, GstBuffer *buf)
 {
   GstDatahubSink *self = GST_DATAHUB_SINK (bs);
-  gsize size = self->is_video ? self->vinfo.size : gst_buffer_get_size (buf);
+  gboolean as_laid_out = frame_of_caps (self, buf);
+  gsize size = as_laid_out ? gst_buffer_get_size (buf) : self->vinfo.size;
   if (!ensure_block (self, size, TRUE))
     return GST_FLOW_ERROR;
   GstFlowReturn ret = wait_for_consumer (self);
   if (ret != GST_FLOW_OK || (ret = flush_pending_events (self)) != GST_FLOW_OK)
     return ret;
   flush_metadata (self);
-  if (size > dh_producer_slot_size (self->producer->producer) && !handover (self, size))
-    return GST_FLOW_ERROR;
+  gsize metas = encode_metas (self, buf, as_laid_out);
+  /* the record: payload, then (8-byte aligned) its metas */
+  guint64 needed = metas ? DATAHUB_METAS_OFFSET (size) + metas : size;
   dh_record_info info = {
     .size = size, .kind = DATAHUB_KIND_BUFFER,
     /* buffer flags only: the mini object's own bits mean nothing elsewhere */
@@ -848,12 +875,11 @@ gst_datahub_sink_render (GstBaseSink *bs, GstBuffer *buf)
     .dts = GST_BUFFER_DTS_IS_VALID (buf) ? (int64_t) GST_BUFFER_DTS (buf) : -1,
     .duration = GST_BUFFER_DURATION_IS_VALID (buf) ? (int64_t) GST_BUFFER_DURATION (buf) : -1,
     .offset = GST_BUFFER_OFFSET (buf), .offset_end = GST_BUFFER_OFFSET_END (buf),
-    .user = { (uint64_t) monotonic_due_time (self, buf), 0 },
+    .user = { (uint64_t) monotonic_due_time (self, buf), metas },
   };
-  if (datahub_slot_buffer_publishable (buf, self->producer) && default_layout (self, buf)) {
-    /* zero copy: upstream rendered into this slot */
-    info.size = gst_buffer_get_size (buf);
-    int rc = datahub_slot_buffer_publish (buf, &info);
+  if (as_laid_out && datahub_slot_buffer_publishable (buf, self->producer, needed)) {
+    /* zero copy: upstream rendered into this slot; the metas go after it */
+    int rc = datahub_slot_buffer_publish (buf, &info, self->metas->data, metas);
     if (rc != 0) {
       GST_ELEMENT_ERROR (self, RESOURCE, WRITE, ("Could not publish a buffer: %s.",
               dh_error_detail ()), (NULL));
@@ -861,10 +887,17 @@ gst_datahub_sink_render (GstBaseSink *bs, GstBuffer *buf)
     }
     return GST_FLOW_OK;
   }
+  if (needed > dh_producer_slot_size (self->producer->producer)
+      && !handover (self, self->is_video ? needed + META_SPACE : needed))
+    return GST_FLOW_ERROR;
   dh_slot s;
   if ((ret = acquire_slot (self, &s)) != GST_FLOW_OK)
     return ret;
-  info.size = copy_into_slot (self, buf, s.data, size);
+  info.size = as_laid_out ? 0 : convert_into_slot (self, buf, s.data);
+  if (info.size == 0) /* as laid out, or a frame that does not map: its bytes */
+    info.size = gst_buffer_extract (buf, 0, s.data, size);
+  if (metas)
+    memcpy ((guint8 *) s.data + DATAHUB_METAS_OFFSET (info.size), self->metas->data, metas);
   GST_OBJECT_LOCK (self);
   self->bytes_copied += info.size;
   GST_OBJECT_UNLOCK (self);
@@ -916,7 +949,8 @@ gst_datahub_sink_propose_allocation (GstBaseSink *bs, GstQuery *query)
   /* an application may ask before its first caps event: the query's caps
    * give the slot size as well */
   g_mutex_lock (&self->block_lock);
-  gboolean ok = self->producer || make_block (self, MAX (size, MIN_SLOT_SIZE));
+  gboolean ok = self->producer
+      || make_block (self, MAX (video ? size + META_SPACE : size, MIN_SLOT_SIZE));
   g_mutex_unlock (&self->block_lock);
   if (!ok)
     return FALSE;
@@ -959,23 +993,11 @@ gst_datahub_sink_propose_allocation (GstBaseSink *bs, GstQuery *query)
 
 /* ---- unlock, start, stop --------------------------------------------------- */
 
-/* Direct allocations from our allocator (sources without a pool) stop
- * waiting while we are flushing, as our own waits do. */
-static void
-allocator_flushing (GstDatahubSink *self, gboolean flushing)
-{
-  GST_OBJECT_LOCK (self);
-  if (self->allocator)
-    datahub_slot_allocator_set_flushing (self->allocator, flushing);
-  GST_OBJECT_UNLOCK (self);
-}
-
 static gboolean
 gst_datahub_sink_unlock (GstBaseSink *bs)
 {
   GstDatahubSink *self = GST_DATAHUB_SINK (bs);
   g_atomic_int_set (&self->flushing, 1);
-  allocator_flushing (self, TRUE);
   return TRUE;
 }
 
@@ -984,7 +1006,6 @@ gst_datahub_sink_unlock_stop (GstBaseSink *bs)
 {
   GstDatahubSink *self = GST_DATAHUB_SINK (bs);
   g_atomic_int_set (&self->flushing, 0);
-  allocator_flushing (self, FALSE);
   return TRUE;
 }
 
@@ -1003,13 +1024,16 @@ post_consumer_changes (GstDatahubSink *self, const dh_metrics *m)
   self->last_reaped = m->consumers_reaped;
 }
 
-static guint64
-bytes_copied (GstDatahubSink *self)
+/* The datahub-stats structure of @m with this sink's own counters. */
+static GstStructure *
+stats_of (GstDatahubSink *self, const dh_metrics *m)
 {
   GST_OBJECT_LOCK (self);
-  guint64 n = self->bytes_copied;
+  guint64 copied = self->bytes_copied, dropped = self->metas_dropped;
   GST_OBJECT_UNLOCK (self);
-  return n;
+  GstStructure *s = datahub_stats_from_metrics (m, copied, NULL, NULL);
+  gst_structure_set (s, "metas-dropped", G_TYPE_UINT64, dropped, NULL);
+  return s;
 }
 
 /* The ticker thread: consumer changes and periodic stats, whether the
@@ -1031,7 +1055,7 @@ tick (gpointer user)
   GST_OBJECT_UNLOCK (self);
   if (interval && datahub_stats_timer_due (&self->stats_timer, interval))
     gst_element_post_message (GST_ELEMENT (self), gst_message_new_element (GST_OBJECT (self),
-            datahub_stats_from_metrics (&m, bytes_copied (self), NULL, NULL)));
+            stats_of (self, &m)));
 }
 
 /* Property values GObject cannot check on its own, named in the error. */
@@ -1078,6 +1102,7 @@ prepare (GstDatahubSink *self)
   self->caps_gen = 0;
   self->live = FALSE;
   self->bytes_copied = 0;
+  self->metas_dropped = 0;
   self->last_consumers = 0;
   self->last_reaped = 0;
   g_atomic_int_set (&self->flushing, 0);
@@ -1173,7 +1198,7 @@ stats_structure (GstDatahubSink *self)
   dh_metrics m;
   dh_producer_metrics (p->producer, &m);
   datahub_producer_unref (p);
-  return datahub_stats_from_metrics (&m, bytes_copied (self), NULL, NULL);
+  return stats_of (self, &m);
 }
 
 static void
@@ -1292,6 +1317,7 @@ gst_datahub_sink_finalize (GObject *object)
   datahub_common_clear (&self->common);
   if (self->metadata)
     gst_structure_free (self->metadata);
+  g_byte_array_unref (self->metas);
   G_OBJECT_CLASS (gst_datahub_sink_parent_class)->finalize (object);
 }
 
@@ -1388,6 +1414,7 @@ gst_datahub_sink_init (GstDatahubSink *self)
   self->perms = DEFAULT_PERMS;
   self->common.stats_interval = DEFAULT_STATS_INTERVAL;
   g_queue_init (&self->pending_events);
+  self->metas = g_byte_array_new ();
   g_mutex_init (&self->block_lock);
   datahub_ticker_init (&self->ticker);
   /* render into shared memory as soon as a buffer arrives: sync is the

@@ -31,6 +31,7 @@
 #include "datahub-common.h"
 #include "datahub-discovery.h"
 #include "datahub-enums.h"
+#include "datahub-metas.h"
 #include "datahub-record-pool.h"
 #include "datahub-ticker.h"
 #include "datahub-timing.h"
@@ -87,6 +88,9 @@ struct _GstDatahubSrc {
   GstCaps *caps;
   GstVideoInfo vinfo;
   gboolean is_video, is_raw;
+  gboolean downstream_video_meta; /* downstream reads GstVideoMeta: frames keep
+                                * the producer's layout (else repacked) */
+  gboolean layout_warned;    /* a record's layout was refused (said once) */
   guint caps_gen;            /* of the caps applied */
   gboolean discont;          /* mark the next buffer DISCONT */
   enum { KEY_UNIT_HAVE, KEY_UNIT_WANT, KEY_UNIT_ASKED } key_unit; /* a joiner of an
@@ -102,7 +106,7 @@ struct _GstDatahubSrc {
   GstBufferPool *records;    /* buffers wrapping held records (start..stop) */
 
   /* figures (object lock: the ticker posts them) */
-  guint64 bytes_copied;
+  guint64 bytes_copied, metas_dropped;
   DatahubLatency latency;    /* commit -> received, last buffers */
   /* ticker thread: datahub-stats, datahub-metadata */
   DatahubTicker ticker;
@@ -172,7 +176,20 @@ apply_caps (GstDatahubSrc *self, GstCaps *caps)
   self->frame_duration = gst_structure_get_fraction (s, "framerate", &n, &d) && n > 0 && d > 0
       ? gst_util_uint64_scale_int (GST_SECOND, d, n) : GST_CLOCK_TIME_NONE;
   GST_DEBUG_OBJECT (self, "caps %" GST_PTR_FORMAT, caps);
-  return gst_base_src_set_caps (GST_BASE_SRC (self), caps);
+  if (!gst_base_src_set_caps (GST_BASE_SRC (self), caps))
+    return FALSE;
+  /* Frames keep the producer's planes and strides only for a downstream
+   * that reads GstVideoMeta (as a video source checks in its ALLOCATION
+   * query); other downstream elements get the caps' default layout. */
+  self->downstream_video_meta = FALSE;
+  if (self->is_video) {
+    GstQuery *q = gst_query_new_allocation (caps, FALSE);
+    if (gst_pad_peer_query (GST_BASE_SRC_PAD (self), q))
+      self->downstream_video_meta = gst_query_find_allocation_meta (q,
+          GST_VIDEO_META_API_TYPE, NULL);
+    gst_query_unref (q);
+  }
+  return TRUE;
 }
 
 /* The stream state zone: the newest caps (with their generation) and
@@ -511,38 +528,137 @@ handle_event_record (GstDatahubSrc *self, const dh_record *r)
   return ret;
 }
 
-/* The default layout of the caps as a video meta, or none.  A pool buffer
- * keeps its meta (POOLED) and gets it updated in place: no allocation. */
+/* @layout (the caps' default when NULL) as @buf's video meta, or none.  A
+ * pool buffer keeps its meta (POOLED) and gets it updated in place: no
+ * allocation. */
 static void
-set_video_meta (GstDatahubSrc *self, GstBuffer *buf, gboolean wanted)
+set_video_meta (GstDatahubSrc *self, GstBuffer *buf, const GstVideoMeta *layout)
 {
   GstVideoMeta *meta = gst_buffer_get_video_meta (buf);
-  if (!self->is_video || !wanted) {
+  if (!self->is_video) {
     if (meta)
       gst_buffer_remove_meta (buf, (GstMeta *) meta);
     return;
   }
   const GstVideoInfo *vi = &self->vinfo;
+  const gsize *offset = layout ? layout->offset : vi->offset;
+  const gint *stride = layout ? layout->stride : vi->stride;
+  GstVideoFrameFlags flags = layout ? layout->flags : GST_VIDEO_FRAME_FLAG_NONE;
   if (!meta) {
-    meta = gst_buffer_add_video_meta_full (buf, GST_VIDEO_FRAME_FLAG_NONE,
-        GST_VIDEO_INFO_FORMAT (vi), GST_VIDEO_INFO_WIDTH (vi), GST_VIDEO_INFO_HEIGHT (vi),
-        GST_VIDEO_INFO_N_PLANES (vi), (gsize *) vi->offset, (gint *) vi->stride);
+    meta = gst_buffer_add_video_meta_full (buf, flags, GST_VIDEO_INFO_FORMAT (vi),
+        GST_VIDEO_INFO_WIDTH (vi), GST_VIDEO_INFO_HEIGHT (vi), GST_VIDEO_INFO_N_PLANES (vi),
+        (gsize *) offset, (gint *) stride);
     GST_META_FLAG_SET (meta, GST_META_FLAG_POOLED);
     return;
   }
-  meta->flags = GST_VIDEO_FRAME_FLAG_NONE;
+  meta->flags = flags;
   meta->format = GST_VIDEO_INFO_FORMAT (vi);
   meta->width = GST_VIDEO_INFO_WIDTH (vi);
   meta->height = GST_VIDEO_INFO_HEIGHT (vi);
   meta->n_planes = GST_VIDEO_INFO_N_PLANES (vi);
-  memcpy (meta->offset, vi->offset, sizeof meta->offset);
-  memcpy (meta->stride, vi->stride, sizeof meta->stride);
+  memcpy (meta->offset, offset, sizeof meta->offset);
+  memcpy (meta->stride, stride, sizeof meta->stride);
+}
+
+/* The record's meta trailer (after its payload in the slot, length in
+ * user[1]) attached to @buf.  The producer's process wrote it: it is
+ * copied out of shared memory before it is parsed, and checked.  FALSE
+ * when the trailer is malformed. */
+static gboolean
+attach_metas (GstDatahubSrc *self, dh_consumer *c, const dh_record *r, GstBuffer *buf,
+    DatahubMetaInfo *info)
+{
+  memset (info, 0, sizeof *info);
+  guint64 len = r->info.user[1];
+  if (len == 0)
+    return TRUE;
+  guint64 at = DATAHUB_METAS_OFFSET (r->info.size);
+  guint64 slot = dh_consumer_slot_size (c);
+  if (at > slot || len > slot - at)
+    return FALSE;
+  guint8 local[512];
+  guint8 *copy = len <= sizeof local ? local : g_malloc (len);
+  memcpy (copy, (const guint8 *) r->data + at, len);
+  gboolean ok = datahub_metas_decode (copy, len, buf, info);
+  if (copy != local)
+    g_free (copy);
+  if (info->dropped > 0) {
+    GST_OBJECT_LOCK (self);
+    self->metas_dropped += info->dropped;
+    GST_OBJECT_UNLOCK (self);
+  }
+  return ok;
+}
+
+/* @buf (its video meta says its layout) repacked into the caps' default
+ * layout for a downstream that does not read GstVideoMeta.  NULL if it
+ * cannot be mapped. */
+static GstBuffer *
+repack (GstDatahubSrc *self, GstBuffer *buf)
+{
+  GstBuffer *out = gst_buffer_new_allocate (NULL, self->vinfo.size, NULL);
+  GstVideoFrame in, dst;
+  gboolean ok = FALSE;
+  if (gst_video_frame_map (&in, &self->vinfo, buf, GST_MAP_READ)) {
+    if (gst_video_frame_map (&dst, &self->vinfo, out, GST_MAP_WRITE)) {
+      ok = gst_video_frame_copy (&dst, &in);
+      gst_video_frame_unmap (&dst);
+    }
+    gst_video_frame_unmap (&in);
+  }
+  if (!ok) {
+    gst_buffer_unref (out);
+    return NULL;
+  }
+  /* flags and the other metas; the copied video meta then says the
+   * default layout */
+  gst_buffer_copy_into (out, buf, GST_BUFFER_COPY_FLAGS | GST_BUFFER_COPY_META, 0, -1);
+  set_video_meta (self, out, NULL);
+  GST_OBJECT_LOCK (self);
+  self->bytes_copied += self->vinfo.size;
+  GST_OBJECT_UNLOCK (self);
+  return out;
+}
+
+/* The frame's layout on @buf: the producer's (checked against the caps
+ * and the record size), as a meta when downstream reads it, else
+ * repacked; without a layout in the record, the caps' default.  Returns
+ * the buffer to push (maybe another), or NULL (dropped: a layout that
+ * does not describe the frame). */
+static GstBuffer *
+place_layout (GstDatahubSrc *self, GstBuffer *buf, const DatahubMetaInfo *info)
+{
+  if (!self->is_video || !info->has_video) {
+    set_video_meta (self, buf, NULL);
+    if (self->is_video && gst_buffer_get_size (buf) < self->vinfo.size)
+      gst_buffer_remove_meta (buf, (GstMeta *) gst_buffer_get_video_meta (buf));
+    return buf;
+  }
+  if (!datahub_metas_layout_valid (&info->video, &self->vinfo, gst_buffer_get_size (buf))) {
+    if (!self->layout_warned)
+      GST_ELEMENT_WARNING (self, STREAM, FORMAT, ("A frame's layout does not fit its caps."),
+          ("a record's video meta (%s %ux%u, %u planes) does not describe a frame of %"
+              GST_PTR_FORMAT " within its %" G_GSIZE_FORMAT " bytes: frame dropped",
+              gst_video_format_to_string (info->video.format), info->video.width,
+              info->video.height, info->video.n_planes, self->caps,
+              gst_buffer_get_size (buf)));
+    self->layout_warned = TRUE;
+    gst_buffer_unref (buf);
+    return NULL;
+  }
+  set_video_meta (self, buf, &info->video);
+  if (self->downstream_video_meta
+      || datahub_metas_layout_is_default (&info->video, &self->vinfo))
+    return buf;
+  GstBuffer *out = repack (self, buf);
+  gst_buffer_unref (buf);
+  return out;
 }
 
 /* The record as a buffer: its slot memory (held until the buffer is
  * freed), or a copy beyond the held limit, for unheld (latest-value)
- * records, or when asked.  NULL when an unheld record was rewritten while
- * it was copied. */
+ * records, or when asked; with the record's metas.  NULL when an unheld
+ * record was rewritten while it was copied, or the record is dropped. */
 static GstBuffer *
 buffer_from_record (GstDatahubSrc *self, DatahubConsumerRef *conn, const dh_record *r)
 {
@@ -552,8 +668,14 @@ buffer_from_record (GstDatahubSrc *self, DatahubConsumerRef *conn, const dh_reco
   gboolean copy = self->copy_always || (r->flags & DH_RECORD_UNHELD) || st.held > limit;
   /* the pool only fails when inactive, outside start..stop: copy then */
   GstBuffer *buf = copy ? NULL : datahub_record_pool_wrap (self->records, conn, r);
-  if (!buf) {
+  DatahubMetaInfo info;
+  gboolean metas_ok;
+  if (buf) {
+    metas_ok = attach_metas (self, conn->consumer, r, buf, &info);
+  } else {
     buf = gst_buffer_new_memdup (r->data, r->info.size);
+    /* the metas too before the release says whether the copy is torn */
+    metas_ok = attach_metas (self, conn->consumer, r, buf, &info);
     if (dh_consumer_release (conn->consumer, r) == DH_ESTALE) {
       gst_buffer_unref (buf);
       self->discont = TRUE; /* a torn copy, dropped: a gap */
@@ -563,18 +685,32 @@ buffer_from_record (GstDatahubSrc *self, DatahubConsumerRef *conn, const dh_reco
     self->bytes_copied += r->info.size;
     GST_OBJECT_UNLOCK (self);
   }
+  if (!metas_ok) {
+    /* no metas rather than some: the frame's layout may be among them */
+    gst_buffer_unref (buf);
+    if (!self->layout_warned)
+      GST_ELEMENT_WARNING (self, STREAM, FORMAT, ("A record's metas are malformed."),
+          ("record %" G_GUINT64_FORMAT ": a meta trailer of %" G_GUINT64_FORMAT
+              " bytes that does not parse: record dropped", r->seq, r->info.user[1]));
+    self->layout_warned = TRUE;
+    self->discont = TRUE;
+    return NULL;
+  }
   /* flags the producer set (delta unit, ...), minus the ones that describe
    * memory or position on the other side */
   GST_BUFFER_FLAGS (buf) = r->info.flags & ~(GST_BUFFER_FLAG_TAG_MEMORY
       | GST_BUFFER_FLAG_DISCONT | ((guint) GST_MINI_OBJECT_FLAG_LAST - 1));
   if (self->discont || r->lost_before > 0)
     GST_BUFFER_FLAG_SET (buf, GST_BUFFER_FLAG_DISCONT);
-  self->discont = FALSE;
   GST_BUFFER_DURATION (buf) = r->info.duration >= 0 ? (GstClockTime) r->info.duration
       : GST_CLOCK_TIME_NONE;
   GST_BUFFER_OFFSET (buf) = r->info.offset;
   GST_BUFFER_OFFSET_END (buf) = r->info.offset_end;
-  set_video_meta (self, buf, r->info.size == self->vinfo.size);
+  buf = place_layout (self, buf, &info);
+  if (buf)
+    self->discont = FALSE;
+  else
+    self->discont = TRUE; /* dropped: a gap */
   return buf;
 }
 
@@ -842,9 +978,11 @@ stats_structure (GstDatahubSrc *self)
   datahub_consumer_unref (conn);
   GST_OBJECT_LOCK (self);
   DatahubLatency latency = self->latency;
-  guint64 copied = self->bytes_copied;
+  guint64 copied = self->bytes_copied, dropped = self->metas_dropped;
   GST_OBJECT_UNLOCK (self);
-  return datahub_stats_from_metrics (&m, copied, &st, &latency);
+  GstStructure *s = datahub_stats_from_metrics (&m, copied, &st, &latency);
+  gst_structure_set (s, "metas-dropped", G_TYPE_UINT64, dropped, NULL);
+  return s;
 }
 
 /* The ticker thread: stats and metadata, also while the streaming thread
@@ -911,6 +1049,8 @@ prepare (GstDatahubSrc *self)
   self->caps_gen = 0;
   self->unknown_caps = 0;
   self->bytes_copied = 0;
+  self->metas_dropped = 0;
+  self->layout_warned = FALSE;
   memset (&self->latency, 0, sizeof self->latency);
   datahub_stats_timer_init (&self->stats_timer);
   /* registered from now on: a producer that starts later counts us */
