@@ -875,6 +875,54 @@ dh_producer_unpin (dh_producer *p, const dh_slot *slot)
   return rc;
 }
 
+/* May the record in slot @i end now?  Nobody holds it, the waited-for
+ * consumers have read it (block mode) and, unless @force, every live
+ * consumer has.  p->lock held. */
+static bool
+retirable (dh_producer *p, uint32_t i, bool force)
+{
+  p->min_fresh = false;
+  collect_holds (p);
+  if (held_now (p, i) || behind_cursors (p, i))
+    return false;
+  if (force)
+    return true;
+  uint64_t seq = p->own[i].commit_seq;
+  for (uint64_t m = p->active; m; m &= m - 1)
+    if (dh_peer_cursor (p, (uint32_t) __builtin_ctzll (m)) <= seq)
+      return false;
+  return true;
+}
+
+int
+dh_producer_retire (dh_producer *p, const dh_slot *slot, bool force)
+{
+  DH_CHECK_ARG (p && slot);
+  dh_block *b = &p->b;
+  if (slot->index >= b->slot_count)
+    return dh_fail (DH_ESLOT, "slot %u of %u", slot->index, b->slot_count);
+  pthread_mutex_lock (&p->lock);
+  dh_slot_own *own = &p->own[slot->index];
+  int rc = -EBUSY;
+  dh_slot claimed;
+  if (own->word != DH_SLOT_WORD (slot->generation, DH_SLOT_COMMITTED))
+    rc = DH_ESLOT; /* reused or retired already: the record is gone */
+  else if (!own->pinned && (latest_value (b) || retirable (p, slot->index, force))
+      && claim (p, slot->index, &claimed)) {
+    /* claimed at a new generation (a reader coming for the record finds
+     * it overwritten), then free: what claim does for a writer, and what
+     * abort undoes */
+    uint64_t freed = DH_SLOT_WORD (claimed.generation, DH_SLOT_FREE);
+    own->word = freed;
+    atomic_store_explicit (&b->slots[slot->index].state, freed, memory_order_release);
+    rc = 0;
+  }
+  pthread_mutex_unlock (&p->lock);
+  if (rc == 0)
+    wake_own_waiters (p);
+  return rc;
+}
+
 int
 dh_producer_update_checksum (dh_producer *p, const dh_slot *slot, uint64_t size)
 {

@@ -308,6 +308,17 @@ DH_API DH_WARN_UNUSED int dh_producer_commit_batch (dh_producer *p,
     const dh_slot *slots, const dh_record_info *infos, unsigned n,
     uint64_t *first_seq);
 
+/* Ends the life of a committed record early, so the producer may free
+ * what it refers to (a file descriptor record's buffer): when no consumer
+ * holds its slot, the consumers the producer waits for have read it and,
+ * unless @force, every live consumer has, the slot becomes free at a new
+ * generation (a consumer coming for the record later finds it overwritten
+ * and counts it lost) and 0 is returned.  -EBUSY when the record is still
+ * needed; DH_ESLOT when it is gone already (reused or retired).  @force
+ * is what an acquire would do: it does not wait for leaky consumers.
+ * Any thread. */
+DH_API int dh_producer_retire (dh_producer *p, const dh_slot *slot, bool force);
+
 /* Returns an acquired slot unpublished (WRITING -> FREE). Any thread. */
 DH_API int dh_producer_abort (dh_producer *p, const dh_slot *slot);
 
@@ -352,6 +363,13 @@ DH_API DH_WARN_UNUSED int dh_producer_create_successor (dh_producer *p,
  * (DH_EHANDOVER).  Called again it only updates the successor name (a chain
  * of handovers redirects the first block to the newest).  Any thread. */
 DH_API int dh_producer_handover (dh_producer *p, const char *successor);
+
+/* Who consumer @index is, for a side channel that must know (the
+ * elements' file-descriptor socket): the owner uid of its consumer object
+ * and the pid the consumer wrote there.  -ENOENT when @index is not an
+ * admitted, live consumer of this block.  Any thread. */
+DH_API int dh_producer_consumer_identity (dh_producer *p, uint32_t index, uint32_t *uid,
+    uint32_t *pid);
 
 /* Number of admitted consumers that are alive. Any thread; no system call. */
 DH_API int dh_producer_consumer_count (dh_producer *p);
