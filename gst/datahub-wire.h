@@ -15,6 +15,7 @@ G_BEGIN_DECLS
 typedef enum {
   DATAHUB_KIND_BUFFER = 0,
   DATAHUB_KIND_EVENT = 1,   /* payload: serialized event, flags: GstEventType */
+  DATAHUB_KIND_FD_BUFFER = 2, /* payload: DatahubFdRecord (datahub-fd-channel.h) */
 } DatahubKind;
 
 /* Zone 0 holds the stream state; zone 1 the application metadata. */

@@ -26,11 +26,13 @@
 
 #include <string.h>
 
+#include <gst/allocators/allocators.h>
 #include <gst/video/video.h>
 
 #include "datahub-common.h"
 #include "datahub-discovery.h"
 #include "datahub-enums.h"
+#include "datahub-fd-channel.h"
 #include "datahub-metas.h"
 #include "datahub-slot-allocator.h"
 #include "datahub-slot-pool.h"
@@ -56,6 +58,10 @@ GST_DEBUG_CATEGORY_STATIC (datahub_sink_debug);
  * layout, crop, regions of interest, time code, ...): a frame that fills
  * its slot publishes without copying and still carries them */
 #define META_SPACE 4096
+/* fd records: the newest this many are kept for leaky consumers that
+ * have not read them yet; older ones are retired as soon as nobody holds
+ * them (an upstream pool may have only a few buffers) */
+#define FD_KEPT_FOR_LAGGARDS 3
 /* the first registration waits this long for the broker; later updates
  * (handover, schema) go through the keep-alive thread and never block */
 #define BROKER_TIMEOUT_MS 1000
@@ -114,6 +120,15 @@ struct _GstDatahubSink {
   gint flushing;               /* unlock: waits for slots end (int for the library) */
 
   GByteArray *metas;           /* the current buffer's meta trailer, reused */
+
+  /* fd records: the socket (made at the first), and the records whose
+   * buffers we keep until consumers are done (FdInFlight, oldest first;
+   * fd_lock: the streaming thread publishes, the ticker retires) */
+  DatahubFdServer *fd_server;
+  GMutex fd_lock;
+  GQueue fd_in_flight;
+  /* records by memory kind (object lock) */
+  guint64 records_slot, records_dmabuf, records_fd;
 
   /* bytes this sink had to copy, metas it could not carry (object lock:
    * read by the ticker) */
@@ -559,19 +574,33 @@ ensure_block (GstDatahubSink *self, gsize buffer_size, gboolean now)
 
 /* ---- caps -------------------------------------------------------------- */
 
-/* Only memory the block can carry: system memory.  Caps with other
- * features (GL, VA, DMA-BUF, CUDA) are refused, so negotiation picks
- * system memory instead of bytes that would claim to be GPU memory. */
+/* Memory the block can carry: system memory (in slots) and DMA-BUF (as
+ * fd records).  Caps with other features (GL, VA surfaces, CUDA) are
+ * refused, so negotiation picks one of those instead of handles that
+ * mean nothing in another process. */
+static gboolean
+features_carriable (const GstCapsFeatures *f)
+{
+  return !f || gst_caps_features_is_any (f)
+      || gst_caps_features_is_equal (f, GST_CAPS_FEATURES_MEMORY_SYSTEM_MEMORY)
+      || (gst_caps_features_get_size (f) == 1
+          && gst_caps_features_contains (f, GST_CAPS_FEATURE_MEMORY_DMABUF));
+}
+
 static gboolean
 caps_carriable (const GstCaps *caps)
 {
-  for (guint i = 0; i < gst_caps_get_size (caps); i++) {
-    GstCapsFeatures *f = gst_caps_get_features (caps, i);
-    if (f && !gst_caps_features_is_any (f)
-        && !gst_caps_features_is_equal (f, GST_CAPS_FEATURES_MEMORY_SYSTEM_MEMORY))
+  for (guint i = 0; i < gst_caps_get_size (caps); i++)
+    if (!features_carriable (gst_caps_get_features (caps, i)))
       return FALSE;
-  }
   return TRUE;
+}
+
+static gboolean
+caps_are_dmabuf (const GstCaps *caps)
+{
+  GstCapsFeatures *f = gst_caps_get_size (caps) > 0 ? gst_caps_get_features (caps, 0) : NULL;
+  return f && gst_caps_features_contains (f, GST_CAPS_FEATURE_MEMORY_DMABUF);
 }
 
 /* What we accept: the filter without structures of other memory, and for
@@ -587,8 +616,7 @@ gst_datahub_sink_get_caps (GstBaseSink *bs, GstCaps *filter)
   GstCaps *usable = gst_caps_new_empty ();
   for (guint i = 0; i < gst_caps_get_size (filter); i++) {
     GstCapsFeatures *f = gst_caps_get_features (filter, i);
-    if (f && !gst_caps_features_is_any (f)
-        && !gst_caps_features_is_equal (f, GST_CAPS_FEATURES_MEMORY_SYSTEM_MEMORY))
+    if (!features_carriable (f))
       continue;
     gst_caps_append_structure_full (usable, gst_structure_copy (gst_caps_get_structure (filter,
                 i)), f ? gst_caps_features_copy (f) : NULL);
@@ -606,8 +634,8 @@ gst_datahub_sink_set_caps (GstBaseSink *bs, GstCaps *caps)
   GstDatahubSink *self = GST_DATAHUB_SINK (bs);
   if (!caps_carriable (caps)) {
     /* refused at ACCEPT_CAPS already; upstream gets not-negotiated */
-    GST_WARNING_OBJECT (self, "caps with memory other than system memory: %" GST_PTR_FORMAT,
-        caps);
+    GST_WARNING_OBJECT (self, "caps with memory other than system memory or DMA-BUF: %"
+        GST_PTR_FORMAT, caps);
     return FALSE;
   }
   gst_caps_replace (&self->caps, caps);
@@ -851,11 +879,182 @@ wait_for_consumer (GstDatahubSink *self)
   return GST_FLOW_OK;
 }
 
+/* ---- fd records ---------------------------------------------------------- */
+
+/* A published fd record whose buffer we keep until it is retired. */
+typedef struct {
+  DatahubProducerRef *block;   /* the record's block */
+  dh_slot slot;
+  GstBuffer *buffer;
+  guint n_ids;
+  guint64 ids[DATAHUB_FD_MAX_MEMORIES];
+} FdInFlight;
+
+static void
+fd_in_flight_free (GstDatahubSink *self, FdInFlight *f)
+{
+  for (guint i = 0; i < f->n_ids; i++)
+    datahub_fd_server_release (self->fd_server, f->ids[i]);
+  gst_buffer_unref (f->buffer);
+  datahub_producer_unref (f->block);
+  g_free (f);
+}
+
+/* Gives back the buffers of records no consumer needs any more: every
+ * consumer has read and released them, or (older than the newest
+ * FD_KEPT_FOR_LAGGARDS) nobody holds them and the waited-for consumers
+ * have read them.  After each fd record, and from the ticker while
+ * upstream waits for its buffers. */
+static void
+retire_fd_records (GstDatahubSink *self)
+{
+  g_mutex_lock (&self->fd_lock);
+  guint n = g_queue_get_length (&self->fd_in_flight), i = 0;
+  for (GList *l = self->fd_in_flight.head; l; i++) {
+    GList *next = l->next;
+    FdInFlight *f = l->data;
+    int rc = dh_producer_retire (f->block->producer, &f->slot, n - i > FD_KEPT_FOR_LAGGARDS);
+    if (rc == 0 || rc == DH_ESLOT) { /* retired now, or its slot was reused */
+      g_queue_delete_link (&self->fd_in_flight, l);
+      fd_in_flight_free (self, f);
+    }
+    l = next;
+  }
+  g_mutex_unlock (&self->fd_lock);
+}
+
+static void
+drop_fd_records (GstDatahubSink *self)
+{
+  g_mutex_lock (&self->fd_lock);
+  FdInFlight *f;
+  while ((f = g_queue_pop_head (&self->fd_in_flight)))
+    fd_in_flight_free (self, f);
+  g_mutex_unlock (&self->fd_lock);
+  g_clear_pointer (&self->fd_server, datahub_fd_server_free);
+}
+
+/* The fd socket's check of a consumer that says hello: an admitted
+ * consumer of our block, owned by the connecting process (server thread). */
+static gboolean
+fd_consumer_is (guint32 index, guint32 uid, guint32 pid, gpointer user)
+{
+  GstDatahubSink *self = user;
+  DatahubProducerRef *p = take_producer (self);
+  guint32 obj_uid, obj_pid;
+  gboolean ok = p && dh_producer_consumer_identity (p->producer, index, &obj_uid, &obj_pid) == 0
+      && obj_uid == uid && obj_pid == pid;
+  datahub_producer_unref (p);
+  if (!ok)
+    GST_INFO_OBJECT (self, "fd socket: refused consumer %u (uid %u, pid %u)", index, uid, pid);
+  return ok;
+}
+
+/* Whether every memory of @buf is fd-backed (then it travels as an fd
+ * record), and of which kind. */
+static gboolean
+fd_backed (GstBuffer *buf, DatahubFdKind *kind)
+{
+  guint n = gst_buffer_n_memory (buf);
+  if (n == 0 || n > DATAHUB_FD_MAX_MEMORIES)
+    return FALSE;
+  gboolean dmabuf = TRUE;
+  for (guint i = 0; i < n; i++) {
+    GstMemory *mem = gst_buffer_peek_memory (buf, i);
+    if (!gst_is_fd_memory (mem))
+      return FALSE;
+    dmabuf = dmabuf && gst_is_dmabuf_memory (mem);
+  }
+  *kind = dmabuf ? DATAHUB_FD_KIND_DMABUF : DATAHUB_FD_KIND_FD;
+  return TRUE;
+}
+
+static void
+count_record (GstDatahubSink *self, gboolean fd, DatahubFdKind kind)
+{
+  GST_OBJECT_LOCK (self);
+  if (!fd)
+    self->records_slot++;
+  else if (kind == DATAHUB_FD_KIND_DMABUF)
+    self->records_dmabuf++;
+  else
+    self->records_fd++;
+  GST_OBJECT_UNLOCK (self);
+}
+
+/* Publishes @buf as a record naming its fds (and its metas), and keeps
+ * the buffer until the record is retired. */
+static GstFlowReturn
+publish_fd_record (GstDatahubSink *self, GstBuffer *buf, dh_record_info *info,
+    DatahubFdKind kind, gsize metas)
+{
+  if (!self->fd_server) {
+    GError *err = NULL;
+    self->fd_server = datahub_fd_server_new (fd_consumer_is, self, &err);
+    if (!self->fd_server) {
+      GST_ELEMENT_ERROR (self, RESOURCE, OPEN_WRITE, ("Could not share file descriptors."),
+          ("%s", err->message));
+      g_error_free (err);
+      return GST_FLOW_ERROR;
+    }
+  }
+  guint n = gst_buffer_n_memory (buf);
+  gsize payload = DATAHUB_FD_RECORD_SIZE (n);
+  guint64 needed = metas ? DATAHUB_METAS_OFFSET (payload) + metas : payload;
+  if (needed > dh_producer_slot_size (self->producer->producer) && !handover (self, needed))
+    return GST_FLOW_ERROR;
+  dh_slot s;
+  GstFlowReturn ret = acquire_slot (self, &s);
+  if (ret != GST_FLOW_OK)
+    return ret;
+  FdInFlight *f = g_new0 (FdInFlight, 1);
+  DatahubFdRecord rec = { .magic = DATAHUB_FD_RECORD_MAGIC, .n_memories = n, .kind = kind,
+    .server = datahub_fd_server_id (self->fd_server), .total_size = gst_buffer_get_size (buf) };
+  memcpy (s.data, &rec, sizeof rec);
+  DatahubFdEntry *entries = (DatahubFdEntry *) ((guint8 *) s.data + sizeof rec);
+  for (guint i = 0; i < n; i++) {
+    GstMemory *mem = gst_buffer_peek_memory (buf, i);
+    DatahubFdEntry e = { .maxsize = mem->maxsize, .offset = mem->offset, .size = mem->size };
+    if (!datahub_fd_server_add (self->fd_server, gst_fd_memory_get_fd (mem), &e)) {
+      dh_producer_abort (self->producer->producer, &s);
+      f->buffer = gst_buffer_ref (buf);
+      f->block = datahub_producer_ref (self->producer);
+      fd_in_flight_free (self, f);
+      GST_ELEMENT_ERROR (self, RESOURCE, WRITE, ("Could not share a buffer's file descriptor."),
+          ("memory %u: fd %d: %s", i, gst_fd_memory_get_fd (mem), g_strerror (errno)));
+      return GST_FLOW_ERROR;
+    }
+    f->ids[f->n_ids++] = e.id;
+    memcpy (&entries[i], &e, sizeof e);
+  }
+  if (metas)
+    memcpy ((guint8 *) s.data + DATAHUB_METAS_OFFSET (payload), self->metas->data, metas);
+  info->size = payload;
+  info->kind = DATAHUB_KIND_FD_BUFFER;
+  f->block = datahub_producer_ref (self->producer);
+  f->slot = s;
+  f->buffer = gst_buffer_ref (buf);
+  ret = publish (self, &s, info);
+  if (ret != GST_FLOW_OK) {
+    fd_in_flight_free (self, f);
+    return ret;
+  }
+  g_mutex_lock (&self->fd_lock);
+  g_queue_push_tail (&self->fd_in_flight, f);
+  g_mutex_unlock (&self->fd_lock);
+  count_record (self, TRUE, kind);
+  retire_fd_records (self);
+  return GST_FLOW_OK;
+}
+
 static GstFlowReturn
 gst_datahub_sink_render (GstBaseSink *bs, GstBuffer *buf)
 {
   GstDatahubSink *self = GST_DATAHUB_SINK (bs);
-  gboolean as_laid_out = frame_of_caps (self, buf);
+  /* a buffer of fd memory travels as its fds, as laid out */
+  DatahubFdKind fd_kind = 0;
+  gboolean fd = fd_backed (buf, &fd_kind);
+  gboolean as_laid_out = fd || frame_of_caps (self, buf);
   gsize size = as_laid_out ? gst_buffer_get_size (buf) : self->vinfo.size;
   if (!ensure_block (self, size, TRUE))
     return GST_FLOW_ERROR;
@@ -877,6 +1076,9 @@ gst_datahub_sink_render (GstBaseSink *bs, GstBuffer *buf)
     .offset = GST_BUFFER_OFFSET (buf), .offset_end = GST_BUFFER_OFFSET_END (buf),
     .user = { (uint64_t) monotonic_due_time (self, buf), metas },
   };
+  if (fd)
+    return publish_fd_record (self, buf, &info, fd_kind, metas);
+  count_record (self, FALSE, 0);
   if (as_laid_out && datahub_slot_buffer_publishable (buf, self->producer, needed)) {
     /* zero copy: upstream rendered into this slot; the metas go after it */
     int rc = datahub_slot_buffer_publish (buf, &info, self->metas->data, metas);
@@ -929,6 +1131,9 @@ gst_datahub_sink_propose_allocation (GstBaseSink *bs, GstQuery *query)
    * when slot-size says how big, not a pool */
   if (caps && !caps_carriable (caps))
     return FALSE;
+  /* DMA-BUF upstream allocates its own buffers: they travel as fds */
+  if (caps && caps_are_dmabuf (caps))
+    return TRUE;
   if (caps && !gst_caps_is_fixed (caps))
     caps = NULL;
   GST_OBJECT_LOCK (self);
@@ -1030,9 +1235,12 @@ stats_of (GstDatahubSink *self, const dh_metrics *m)
 {
   GST_OBJECT_LOCK (self);
   guint64 copied = self->bytes_copied, dropped = self->metas_dropped;
+  guint64 slot = self->records_slot, dmabuf = self->records_dmabuf, fd = self->records_fd;
   GST_OBJECT_UNLOCK (self);
   GstStructure *s = datahub_stats_from_metrics (m, copied, NULL, NULL);
-  gst_structure_set (s, "metas-dropped", G_TYPE_UINT64, dropped, NULL);
+  gst_structure_set (s, "metas-dropped", G_TYPE_UINT64, dropped,
+      "records-slot", G_TYPE_UINT64, slot, "records-dmabuf", G_TYPE_UINT64, dmabuf,
+      "records-fd", G_TYPE_UINT64, fd, NULL);
   return s;
 }
 
@@ -1043,6 +1251,7 @@ tick (gpointer user)
 {
   GstDatahubSink *self = user;
   flush_metadata (self); /* set as a property while nothing flows */
+  retire_fd_records (self); /* upstream may wait for a buffer we keep */
   DatahubProducerRef *p = take_producer (self);
   if (!p)
     return;
@@ -1103,6 +1312,7 @@ prepare (GstDatahubSink *self)
   self->live = FALSE;
   self->bytes_copied = 0;
   self->metas_dropped = 0;
+  self->records_slot = self->records_dmabuf = self->records_fd = 0;
   self->last_consumers = 0;
   self->last_reaped = 0;
   g_atomic_int_set (&self->flushing, 0);
@@ -1153,6 +1363,7 @@ gst_datahub_sink_stop (GstBaseSink *bs)
   GstDatahubSink *self = GST_DATAHUB_SINK (bs);
   datahub_ticker_stop (&self->ticker);
   g_queue_clear_full (&self->pending_events, (GDestroyNotify) gst_event_unref);
+  drop_fd_records (self);
   GST_OBJECT_LOCK (self);
   DatahubProducerRef *p = self->producer;
   GstAllocator *allocator = self->allocator;
@@ -1318,6 +1529,7 @@ gst_datahub_sink_finalize (GObject *object)
   if (self->metadata)
     gst_structure_free (self->metadata);
   g_byte_array_unref (self->metas);
+  g_mutex_clear (&self->fd_lock);
   G_OBJECT_CLASS (gst_datahub_sink_parent_class)->finalize (object);
 }
 
@@ -1415,6 +1627,8 @@ gst_datahub_sink_init (GstDatahubSink *self)
   self->common.stats_interval = DEFAULT_STATS_INTERVAL;
   g_queue_init (&self->pending_events);
   self->metas = g_byte_array_new ();
+  g_mutex_init (&self->fd_lock);
+  g_queue_init (&self->fd_in_flight);
   g_mutex_init (&self->block_lock);
   datahub_ticker_init (&self->ticker);
   /* render into shared memory as soon as a buffer arrives: sync is the

@@ -25,12 +25,15 @@
 #include "gstdatahubsrc.h"
 
 #include <string.h>
+#include <unistd.h>
 
+#include <gst/allocators/allocators.h>
 #include <gst/video/video.h>
 
 #include "datahub-common.h"
 #include "datahub-discovery.h"
 #include "datahub-enums.h"
+#include "datahub-fd-channel.h"
 #include "datahub-metas.h"
 #include "datahub-record-pool.h"
 #include "datahub-ticker.h"
@@ -104,9 +107,13 @@ struct _GstDatahubSrc {
   gboolean copy_always;
   guint held_limit;
   GstBufferPool *records;    /* buffers wrapping held records (start..stop) */
+  DatahubFdClient *fd_client; /* fds of fd records, fetched once (start..stop) */
+  GstAllocator *dmabuf_allocator, *fd_allocator;
+  gboolean fd_warned;        /* an fd record could not be read (said once) */
 
   /* figures (object lock: the ticker posts them) */
   guint64 bytes_copied, metas_dropped;
+  guint64 records_slot, records_dmabuf, records_fd, fd_failures;
   DatahubLatency latency;    /* commit -> received, last buffers */
   /* ticker thread: datahub-stats, datahub-metadata */
   DatahubTicker ticker;
@@ -655,6 +662,162 @@ place_layout (GstDatahubSrc *self, GstBuffer *buf, const DatahubMetaInfo *info)
   return out;
 }
 
+/* The fd record's descriptor, copied out of shared memory and checked. */
+static gboolean
+read_fd_record (const dh_record *r, DatahubFdRecord *rec, DatahubFdEntry *entries)
+{
+  if (r->info.size < sizeof *rec || r->info.size > DATAHUB_FD_RECORD_SIZE (DATAHUB_FD_MAX_MEMORIES))
+    return FALSE;
+  memcpy (rec, r->data, sizeof *rec);
+  if (rec->magic != DATAHUB_FD_RECORD_MAGIC || rec->n_memories == 0
+      || rec->n_memories > DATAHUB_FD_MAX_MEMORIES
+      || r->info.size != DATAHUB_FD_RECORD_SIZE (rec->n_memories)
+      || (rec->kind != DATAHUB_FD_KIND_DMABUF && rec->kind != DATAHUB_FD_KIND_FD))
+    return FALSE;
+  memcpy (entries, (const guint8 *) r->data + sizeof *rec,
+      rec->n_memories * sizeof *entries);
+  guint64 total = 0;
+  for (guint i = 0; i < rec->n_memories; i++) {
+    const DatahubFdEntry *e = &entries[i];
+    if (e->offset > e->maxsize || e->size > e->maxsize - e->offset || e->maxsize > G_MAXSSIZE)
+      return FALSE;
+    total += e->size;
+  }
+  return total == rec->total_size;
+}
+
+/* A memory of the fd the producer shares for @e, read-only; NULL and
+ * *@why when the fd cannot be had or is smaller than the record says. */
+static GstMemory *
+fd_memory (GstDatahubSrc *self, guint64 server, guint32 index, DatahubFdKind kind,
+    const DatahubFdEntry *e, gchar **why)
+{
+  int fd = datahub_fd_client_get (self->fd_client, server, index, e, why);
+  if (fd < 0)
+    return NULL;
+  /* mapping past its end would fault in this process */
+  off_t end = lseek (fd, 0, SEEK_END);
+  if (end < 0 || (guint64) end < e->maxsize) {
+    *why = g_strdup_printf ("fd %" G_GUINT64_FORMAT " has %lld bytes, the record says %"
+        G_GUINT64_FORMAT, e->id, (long long) end, e->maxsize);
+    close (fd);
+    return NULL;
+  }
+  GstMemory *mem = kind == DATAHUB_FD_KIND_DMABUF
+      ? gst_dmabuf_allocator_alloc (self->dmabuf_allocator, fd, (gsize) e->maxsize)
+      : gst_fd_allocator_alloc (self->fd_allocator, fd, (gsize) e->maxsize,
+      GST_FD_MEMORY_FLAG_NONE);
+  if (!mem) {
+    close (fd);
+    *why = g_strdup ("the fd could not be wrapped");
+    return NULL;
+  }
+  gst_memory_resize (mem, (gssize) e->offset, (gsize) e->size);
+  /* the producer's frame: nobody here writes it */
+  GST_MINI_OBJECT_FLAG_SET (mem, GST_MEMORY_FLAG_READONLY);
+  return mem;
+}
+
+/* The fd record as a buffer of the producer's fds (holding the record
+ * until the buffer is freed), or @copy: their bytes in system memory.
+ * NULL when the record cannot be read (counted, warned once) or a copied
+ * latest-value record was rewritten; the record is released then. */
+static GstBuffer *
+buffer_from_fd_record (GstDatahubSrc *self, DatahubConsumerRef *conn, const dh_record *r,
+    gboolean copy, DatahubMetaInfo *info, gboolean *metas_ok)
+{
+  DatahubFdRecord rec;
+  DatahubFdEntry entries[DATAHUB_FD_MAX_MEMORIES];
+  gchar *why = NULL;
+  GstBuffer *buf = gst_buffer_new ();
+  if (!read_fd_record (r, &rec, entries)) {
+    why = g_strdup_printf ("a malformed fd record of %" G_GUINT64_FORMAT " bytes", r->info.size);
+  } else {
+    dh_consumer_stats st;
+    dh_consumer_stats_get (conn->consumer, &st);
+    for (guint i = 0; i < rec.n_memories && !why; i++) {
+      GstMemory *mem = fd_memory (self, rec.server, st.index, rec.kind, &entries[i], &why);
+      if (mem)
+        gst_buffer_append_memory (buf, mem);
+    }
+  }
+  if (why) {
+    dh_consumer_release (conn->consumer, r);
+    gst_buffer_unref (buf);
+    GST_OBJECT_LOCK (self);
+    self->fd_failures++;
+    GST_OBJECT_UNLOCK (self);
+    if (!self->fd_warned)
+      GST_ELEMENT_WARNING (self, RESOURCE, READ, ("Could not read a buffer's file descriptors."),
+          ("record %" G_GUINT64_FORMAT ": %s: dropped", r->seq, why));
+    self->fd_warned = TRUE;
+    g_free (why);
+    self->discont = TRUE;
+    return NULL;
+  }
+  GstBuffer *held = copy ? NULL : datahub_record_pool_wrap (self->records, conn, r);
+  *metas_ok = attach_metas (self, conn->consumer, r, buf, info);
+  if (held) {
+    /* the record stays held (the producer keeps its buffer) while ours lives */
+    gst_buffer_add_parent_buffer_meta (buf, held);
+    gst_buffer_unref (held);
+  } else {
+    GstBuffer *bytes = gst_buffer_new_allocate (NULL, gst_buffer_get_size (buf), NULL);
+    GstMapInfo map;
+    gst_buffer_map (bytes, &map, GST_MAP_WRITE);
+    gst_buffer_extract (buf, 0, map.data, map.size);
+    gst_buffer_unmap (bytes, &map);
+    gst_buffer_copy_into (bytes, buf, GST_BUFFER_COPY_META, 0, -1);
+    gst_buffer_unref (buf);
+    buf = bytes;
+    if (dh_consumer_release (conn->consumer, r) == DH_ESTALE) {
+      gst_buffer_unref (buf);
+      self->discont = TRUE; /* a torn copy, dropped: a gap */
+      return NULL;
+    }
+    GST_OBJECT_LOCK (self);
+    self->bytes_copied += gst_buffer_get_size (buf);
+    GST_OBJECT_UNLOCK (self);
+  }
+  GST_OBJECT_LOCK (self);
+  if (rec.kind == DATAHUB_FD_KIND_DMABUF)
+    self->records_dmabuf++;
+  else
+    self->records_fd++;
+  GST_OBJECT_UNLOCK (self);
+  return buf;
+}
+
+/* The slot record as a buffer of its slot memory (held until the buffer
+ * is freed) or, @copy, of its bytes; NULL when a copied latest-value
+ * record was rewritten (released then). */
+static GstBuffer *
+buffer_from_slot_record (GstDatahubSrc *self, DatahubConsumerRef *conn, const dh_record *r,
+    gboolean copy, DatahubMetaInfo *info, gboolean *metas_ok)
+{
+  GST_OBJECT_LOCK (self);
+  self->records_slot++;
+  GST_OBJECT_UNLOCK (self);
+  /* the pool only fails when inactive, outside start..stop: copy then */
+  GstBuffer *buf = copy ? NULL : datahub_record_pool_wrap (self->records, conn, r);
+  if (buf) {
+    *metas_ok = attach_metas (self, conn->consumer, r, buf, info);
+    return buf;
+  }
+  buf = gst_buffer_new_memdup (r->data, r->info.size);
+  /* the metas too before the release says whether the copy is torn */
+  *metas_ok = attach_metas (self, conn->consumer, r, buf, info);
+  if (dh_consumer_release (conn->consumer, r) == DH_ESTALE) {
+    gst_buffer_unref (buf);
+    self->discont = TRUE; /* a torn copy, dropped: a gap */
+    return NULL;
+  }
+  GST_OBJECT_LOCK (self);
+  self->bytes_copied += r->info.size;
+  GST_OBJECT_UNLOCK (self);
+  return buf;
+}
+
 /* The record as a buffer: its slot memory (held until the buffer is
  * freed), or a copy beyond the held limit, for unheld (latest-value)
  * records, or when asked; with the record's metas.  NULL when an unheld
@@ -666,25 +829,13 @@ buffer_from_record (GstDatahubSrc *self, DatahubConsumerRef *conn, const dh_reco
   dh_consumer_stats_get (conn->consumer, &st);
   guint limit = MIN (self->held_limit, st.quota > 0 ? st.quota - 1 : 0);
   gboolean copy = self->copy_always || (r->flags & DH_RECORD_UNHELD) || st.held > limit;
-  /* the pool only fails when inactive, outside start..stop: copy then */
-  GstBuffer *buf = copy ? NULL : datahub_record_pool_wrap (self->records, conn, r);
   DatahubMetaInfo info;
-  gboolean metas_ok;
-  if (buf) {
-    metas_ok = attach_metas (self, conn->consumer, r, buf, &info);
-  } else {
-    buf = gst_buffer_new_memdup (r->data, r->info.size);
-    /* the metas too before the release says whether the copy is torn */
-    metas_ok = attach_metas (self, conn->consumer, r, buf, &info);
-    if (dh_consumer_release (conn->consumer, r) == DH_ESTALE) {
-      gst_buffer_unref (buf);
-      self->discont = TRUE; /* a torn copy, dropped: a gap */
-      return NULL;
-    }
-    GST_OBJECT_LOCK (self);
-    self->bytes_copied += r->info.size;
-    GST_OBJECT_UNLOCK (self);
-  }
+  gboolean metas_ok = FALSE;
+  GstBuffer *buf = r->info.kind == DATAHUB_KIND_FD_BUFFER
+      ? buffer_from_fd_record (self, conn, r, copy, &info, &metas_ok)
+      : buffer_from_slot_record (self, conn, r, copy, &info, &metas_ok);
+  if (!buf)
+    return NULL;
   if (!metas_ok) {
     /* no metas rather than some: the frame's layout may be among them */
     gst_buffer_unref (buf);
@@ -979,9 +1130,15 @@ stats_structure (GstDatahubSrc *self)
   GST_OBJECT_LOCK (self);
   DatahubLatency latency = self->latency;
   guint64 copied = self->bytes_copied, dropped = self->metas_dropped;
+  guint64 slot = self->records_slot, dmabuf = self->records_dmabuf, fd = self->records_fd;
+  guint64 fd_failures = self->fd_failures;
+  guint64 fds = self->fd_client ? datahub_fd_client_received (self->fd_client) : 0;
   GST_OBJECT_UNLOCK (self);
   GstStructure *s = datahub_stats_from_metrics (&m, copied, &st, &latency);
-  gst_structure_set (s, "metas-dropped", G_TYPE_UINT64, dropped, NULL);
+  gst_structure_set (s, "metas-dropped", G_TYPE_UINT64, dropped,
+      "records-slot", G_TYPE_UINT64, slot, "records-dmabuf", G_TYPE_UINT64, dmabuf,
+      "records-fd", G_TYPE_UINT64, fd, "fds-received", G_TYPE_UINT64, fds,
+      "fd-failures", G_TYPE_UINT64, fd_failures, NULL);
   return s;
 }
 
@@ -1042,6 +1199,9 @@ prepare (GstDatahubSrc *self)
   GST_OBJECT_UNLOCK (self);
   self->keeping_alive = FALSE;
   self->records = datahub_record_pool_new ();
+  self->fd_client = datahub_fd_client_new ();
+  self->dmabuf_allocator = gst_dmabuf_allocator_new ();
+  self->fd_allocator = gst_fd_allocator_new ();
   if (self->broker)
     dhb_client_subscribe (self->broker, self->broker_channel, on_broker_event, self);
   g_atomic_int_set (&self->flushing, 0);
@@ -1050,6 +1210,8 @@ prepare (GstDatahubSrc *self)
   self->unknown_caps = 0;
   self->bytes_copied = 0;
   self->metas_dropped = 0;
+  self->records_slot = self->records_dmabuf = self->records_fd = self->fd_failures = 0;
+  self->fd_warned = FALSE;
   self->layout_warned = FALSE;
   memset (&self->latency, 0, sizeof self->latency);
   datahub_stats_timer_init (&self->stats_timer);
@@ -1097,6 +1259,14 @@ gst_datahub_src_stop (GstBaseSrc *bs)
     gst_buffer_pool_set_active (self->records, FALSE);
     gst_clear_object (&self->records);
   }
+  /* fd memories already downstream own fds of their own */
+  GST_OBJECT_LOCK (self);
+  DatahubFdClient *fd_client = self->fd_client;
+  self->fd_client = NULL;
+  GST_OBJECT_UNLOCK (self);
+  datahub_fd_client_free (fd_client);
+  gst_clear_object (&self->dmabuf_allocator);
+  gst_clear_object (&self->fd_allocator);
   if (self->broker) {
     if (self->keeping_alive) /* producers hear "consumer-drop" now */
       dhb_deregister (self->broker, self->broker_channel, 1, SLICE_MS);

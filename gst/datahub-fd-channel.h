@@ -1,0 +1,88 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/* File-descriptor records (docs/elements.md, "fd memory"): a buffer whose
+ * memories are all fd-backed (DMA-BUF, memfd) travels as a small record
+ * naming its fds; consumers fetch each fd once over a Unix socket of the
+ * producer's (SCM_RIGHTS) and keep it, keyed by the producer's id for it.
+ *
+ * The socket is "datahub-fd.<server id, 16 hex digits>" in the abstract
+ * namespace (gone with its process: nothing stale after a crash),
+ * SOCK_SEQPACKET.  It has no file mode: access follows the block's, by
+ * identity.  A consumer says hello with its consumer index; the producer
+ * serves it only if that index is an admitted consumer of its block whose
+ * object's owner and pid are the connecting process's (SO_PEERCRED) —
+ * admission is where the block's permissions and the secret were
+ * checked.  Consumers never pass fds to the producer: what they send is
+ * read without room for any. */
+#ifndef DATAHUB_FD_CHANNEL_H
+#define DATAHUB_FD_CHANNEL_H
+
+#include <gst/gst.h>
+
+G_BEGIN_DECLS
+
+#define DATAHUB_FD_MAX_MEMORIES 16
+
+/* The record's payload: a header and one entry per memory. */
+typedef enum {
+  DATAHUB_FD_KIND_DMABUF = 1,
+  DATAHUB_FD_KIND_FD = 2,     /* memfd and other fd memory */
+} DatahubFdKind;
+
+typedef struct {
+  guint32 magic;              /* DATAHUB_FD_RECORD_MAGIC */
+  guint32 n_memories;         /* 1..DATAHUB_FD_MAX_MEMORIES */
+  guint32 kind;               /* DatahubFdKind of every memory */
+  guint32 reserved;
+  guint64 server;             /* the socket's id */
+  guint64 total_size;         /* the buffer's size */
+} DatahubFdRecord;
+
+typedef struct {
+  guint64 id;                 /* the producer's id for the fd */
+  guint64 dev, ino;           /* what fstat says of it */
+  guint64 maxsize;            /* bytes mappable from the fd's start */
+  guint64 offset, size;       /* the memory's bytes within them */
+} DatahubFdEntry;
+
+#define DATAHUB_FD_RECORD_MAGIC 0x52464844u /* "DHFR" */
+#define DATAHUB_FD_RECORD_SIZE(n) (sizeof (DatahubFdRecord) + (n) * sizeof (DatahubFdEntry))
+
+/* ---- producer side ------------------------------------------------------- */
+
+typedef struct _DatahubFdServer DatahubFdServer;
+
+/* Is consumer @index (of any block the sink has) the process @uid/@pid? */
+typedef gboolean (*DatahubFdAuthFunc) (guint32 index, guint32 uid, guint32 pid,
+    gpointer user_data);
+
+/* Binds the socket and starts serving.  NULL and @error on failure. */
+DatahubFdServer *datahub_fd_server_new (DatahubFdAuthFunc auth, gpointer auth_data,
+    GError **error);
+guint64 datahub_fd_server_id (DatahubFdServer *s);
+/* Makes @fd fetchable until as many releases as adds; fills @entry's id,
+ * dev and ino.  FALSE if @fd cannot be examined. */
+gboolean datahub_fd_server_add (DatahubFdServer *s, int fd, DatahubFdEntry *entry);
+void datahub_fd_server_release (DatahubFdServer *s, guint64 id);
+/* Fds served so far (a figure for tests and stats). */
+guint64 datahub_fd_server_sent (DatahubFdServer *s);
+/* Stops serving, closes the socket and every fd. */
+void datahub_fd_server_free (DatahubFdServer *s);
+
+/* ---- consumer side ------------------------------------------------------- */
+
+typedef struct _DatahubFdClient DatahubFdClient;
+
+DatahubFdClient *datahub_fd_client_new (void);
+/* A new fd (the caller owns it) for @entry of server @server, fetched and
+ * cached on first use, as consumer @index.  -1 with *@why set when the
+ * producer refuses or no longer has it, or the fd is not the file the
+ * record names. */
+int datahub_fd_client_get (DatahubFdClient *c, guint64 server, guint32 index,
+    const DatahubFdEntry *entry, gchar **why);
+/* Fds received so far. */
+guint64 datahub_fd_client_received (DatahubFdClient *c);
+void datahub_fd_client_free (DatahubFdClient *c);
+
+G_END_DECLS
+
+#endif

@@ -1,0 +1,434 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/* fd-backed memory across processes (no GPU needed: memfds labelled as
+ * DMA-BUF, which the DMA-BUF allocator wraps as any mappable fd).  A
+ * forked appsrc producer works like a camera's pool: four memfds, each
+ * rewritten only after the sink gave its previous buffer back.  Consumers
+ * check that their memory is the producer's file (fstat device and
+ * inode), every byte and the strides, that nothing was copied on either
+ * side, and that each fd crossed once.  Also: a consumer killed while it
+ * holds fd records, a producer restarted, and a stream mixing fd records
+ * with slot records. */
+#include <gst/allocators/allocators.h>
+#include <gst/app/gstappsink.h>
+#include <gst/app/gstappsrc.h>
+#include <gst/check/gstcheck.h>
+#include <gst/video/video.h>
+
+#include <signal.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "gst_test_helpers.h"
+
+#define WIDTH 64
+#define HEIGHT 48
+#define FORMAT "format=NV12,width=64,height=48,framerate=30/1"
+#define DMABUF_CAPS "video/x-raw(memory:DMABuf)," FORMAT
+#define SYSMEM_CAPS "video/x-raw," FORMAT
+#define STRIDE 80
+#define UV_OFFSET (STRIDE * HEIGHT + 64)
+#define FRAME_SIZE (UV_OFFSET + STRIDE * HEIGHT / 2)
+#define POOL 4
+
+/* ---- frames: the index in the first 4 bytes, then bytes of the index -- */
+
+static guint8
+byte_at (guint index, gsize at)
+{
+  return (guint8) (index * 7 + at * 13 + (at >> 8));
+}
+
+static void
+fill (guint8 *data, guint index)
+{
+  memcpy (data, &index, sizeof index);
+  for (gsize at = sizeof index; at < FRAME_SIZE; at++)
+    data[at] = byte_at (index, at);
+}
+
+/* The frame's index, after checking every byte and the layout. */
+static guint
+check_frame (GstBuffer *buf)
+{
+  GstVideoMeta *vm = gst_buffer_get_video_meta (buf);
+  fail_unless (vm && vm->stride[0] == STRIDE && vm->stride[1] == STRIDE
+      && vm->offset[1] == UV_OFFSET);
+  GstMapInfo map;
+  fail_unless (gst_buffer_map (buf, &map, GST_MAP_READ));
+  fail_unless_equals_uint64 (map.size, FRAME_SIZE);
+  guint index;
+  memcpy (&index, map.data, sizeof index);
+  for (gsize at = sizeof index; at < FRAME_SIZE; at++)
+    fail_unless (map.data[at] == byte_at (index, at), "frame %u byte %" G_GSIZE_FORMAT,
+        index, at);
+  gst_buffer_unmap (buf, &map);
+  return index;
+}
+
+/* ---- the producer: a pool of memfds ------------------------------------ */
+
+typedef struct {
+  int fd;
+  guint8 *map;
+  gint in_use;             /* a buffer of it is out (atomic) */
+} PoolFile;
+
+static PoolFile pool[POOL];
+
+/* Made before the fork: the test knows the producer's files. */
+static void
+make_pool (void)
+{
+  for (guint k = 0; k < POOL; k++) {
+    pool[k].fd = memfd_create ("datahub-test-frame", MFD_CLOEXEC);
+    fail_unless (pool[k].fd >= 0 && ftruncate (pool[k].fd, FRAME_SIZE) == 0);
+    pool[k].map = mmap (NULL, FRAME_SIZE, PROT_READ | PROT_WRITE, MAP_SHARED, pool[k].fd, 0);
+    fail_unless (pool[k].map != MAP_FAILED);
+    pool[k].in_use = 0;
+  }
+}
+
+static void
+free_pool (void)
+{
+  for (guint k = 0; k < POOL; k++) {
+    munmap (pool[k].map, FRAME_SIZE);
+    close (pool[k].fd);
+  }
+}
+
+static gboolean
+pool_file_of (int fd)
+{
+  struct stat a, b;
+  fail_unless (fstat (fd, &a) == 0);
+  for (guint k = 0; k < POOL; k++)
+    if (fstat (pool[k].fd, &b) == 0 && a.st_dev == b.st_dev && a.st_ino == b.st_ino)
+      return TRUE;
+  return FALSE;
+}
+
+static void
+returned (gpointer data)
+{
+  g_atomic_int_set (&((PoolFile *) data)->in_use, 0);
+}
+
+static GQuark
+returned_quark (void)
+{
+  return g_quark_from_static_string ("datahub-test-returned");
+}
+
+/* Frame @index in pool file @k, once its previous buffer came back. */
+static GstBuffer *
+pool_buffer (GstAllocator *dmabuf, GstAllocator *fdmem, guint k, guint index)
+{
+  for (int waited = 0; g_atomic_int_get (&pool[k].in_use); waited++) {
+    if (waited > 20000)
+      return NULL; /* 20 s: the sink never gave it back */
+    g_usleep (1000);
+  }
+  fill (pool[k].map, index);
+  g_atomic_int_set (&pool[k].in_use, 1);
+  int fd = dup (pool[k].fd);
+  GstMemory *mem = dmabuf ? gst_dmabuf_allocator_alloc (dmabuf, fd, FRAME_SIZE)
+      : gst_fd_allocator_alloc (fdmem, fd, FRAME_SIZE, GST_FD_MEMORY_FLAG_NONE);
+  GstBuffer *buf = gst_buffer_new ();
+  gst_buffer_append_memory (buf, mem);
+  gst_mini_object_set_qdata (GST_MINI_OBJECT (buf), returned_quark (), &pool[k], returned);
+  return buf;
+}
+
+static GstBuffer *
+system_buffer (guint index)
+{
+  GstBuffer *buf = gst_buffer_new_allocate (NULL, FRAME_SIZE, NULL);
+  GstMapInfo map;
+  gst_buffer_map (buf, &map, GST_MAP_WRITE);
+  fill (map.data, index);
+  gst_buffer_unmap (buf, &map);
+  return buf;
+}
+
+typedef enum { SEND_DMABUF, SEND_MIXED } Send;
+
+/* Sends @n frames numbered from @first; EOS unless @endless (then it
+ * waits to be killed).  Returns the exit status (0 = fine). */
+static int
+produce (const gchar *ch, Send how, guint first, guint n, gboolean endless)
+{
+  gchar *launch = g_strdup_printf ("appsrc name=in format=time caps=%s ! "
+      "datahubsink name=sink channel=%s", how == SEND_DMABUF ? DMABUF_CAPS : SYSMEM_CAPS, ch);
+  GstElement *pipe = gst_parse_launch (launch, NULL);
+  g_free (launch);
+  GstElement *in = gst_bin_get_by_name (GST_BIN (pipe), "in");
+  GstElement *sink = gst_bin_get_by_name (GST_BIN (pipe), "sink");
+  gst_element_set_state (pipe, GST_STATE_PLAYING);
+  GstAllocator *dmabuf = gst_dmabuf_allocator_new (), *fdmem = gst_fd_allocator_new ();
+  for (guint i = 0; i < n || endless; i++) {
+    guint index = first + i;
+    GstBuffer *buf = how == SEND_MIXED && i % 2 ? system_buffer (index)
+        : pool_buffer (how == SEND_DMABUF ? dmabuf : NULL, fdmem, i % POOL, index);
+    if (!buf)
+      return 2;
+    gsize offset[4] = { 0, UV_OFFSET };
+    gint stride[4] = { STRIDE, STRIDE };
+    gst_buffer_add_video_meta_full (buf, GST_VIDEO_FRAME_FLAG_NONE, GST_VIDEO_FORMAT_NV12,
+        WIDTH, HEIGHT, 2, offset, stride);
+    GST_BUFFER_PTS (buf) = i * GST_SECOND / 30;
+    GST_BUFFER_DURATION (buf) = GST_SECOND / 30;
+    if (gst_app_src_push_buffer (GST_APP_SRC (in), buf) != GST_FLOW_OK)
+      return 3;
+  }
+  gst_app_src_end_of_stream (GST_APP_SRC (in));
+  GstMessage *m = gst_bus_timed_pop_filtered (GST_ELEMENT_BUS (pipe), 30 * GST_SECOND,
+      GST_MESSAGE_EOS | GST_MESSAGE_ERROR);
+  if (!m || GST_MESSAGE_TYPE (m) != GST_MESSAGE_EOS)
+    return 4;
+  gst_message_unref (m);
+  GstStructure *st;
+  g_object_get (sink, "stats", &st, NULL);
+  guint64 copied = 1, dmabufs = 0, fds = 0, slots = 0;
+  gst_structure_get_uint64 (st, "bytes-copied", &copied);
+  gst_structure_get_uint64 (st, "records-dmabuf", &dmabufs);
+  gst_structure_get_uint64 (st, "records-fd", &fds);
+  gst_structure_get_uint64 (st, "records-slot", &slots);
+  gst_structure_free (st);
+  int rc = 0;
+  if (how == SEND_DMABUF && (copied != 0 || dmabufs != n || fds != 0))
+    rc = 5;
+  /* mixed: the system-memory frames were copied into slots */
+  if (how == SEND_MIXED && (fds != (n + 1) / 2 || slots != n / 2 || dmabufs != 0))
+    rc = 6;
+  if (rc)
+    g_printerr ("producer: copied %" G_GUINT64_FORMAT " dmabuf %" G_GUINT64_FORMAT " fd %"
+        G_GUINT64_FORMAT " slot %" G_GUINT64_FORMAT "\n", copied, dmabufs, fds, slots);
+  gst_element_set_state (pipe, GST_STATE_NULL);
+  /* every buffer came back */
+  for (guint k = 0; k < POOL; k++)
+    if (g_atomic_int_get (&pool[k].in_use))
+      rc = 7;
+  gst_object_unref (dmabuf);
+  gst_object_unref (fdmem);
+  gst_object_unref (in);
+  gst_object_unref (sink);
+  gst_object_unref (pipe);
+  return rc;
+}
+
+typedef struct {
+  const gchar *ch;
+  Send how;
+  guint first, n;
+  gboolean endless;
+  int go[2];
+} Producer;
+
+static GPid
+fork_producer (Producer *p)
+{
+  fail_unless (pipe (p->go) == 0);
+  pid_t pid = fork ();
+  fail_unless (pid >= 0);
+  if (pid == 0) {
+    close (p->go[1]);
+    char c;
+    if (read (p->go[0], &c, 1) != 1)
+      _exit (1);
+    _exit (produce (p->ch, p->how, p->first, p->n, p->endless));
+  }
+  close (p->go[0]);
+  return pid;
+}
+
+static void
+start (Producer *p)
+{
+  fail_unless (write (p->go[1], "g", 1) == 1);
+  close (p->go[1]);
+}
+
+static void
+succeeded (GPid pid)
+{
+  int status;
+  fail_unless (waitpid (pid, &status, 0) == pid);
+  fail_unless (WIFEXITED (status) && WEXITSTATUS (status) == 0,
+      "producer failed: status %d", status);
+}
+
+/* ---- consumers ----------------------------------------------------------- */
+
+static GstPadProbeReturn
+reads_video_meta (GstPad *pad, GstPadProbeInfo *info, gpointer user)
+{
+  (void) pad;
+  (void) user;
+  GstQuery *q = GST_PAD_PROBE_INFO_QUERY (info);
+  if (GST_QUERY_TYPE (q) != GST_QUERY_ALLOCATION)
+    return GST_PAD_PROBE_OK;
+  gst_query_add_allocation_meta (q, GST_VIDEO_META_API_TYPE, NULL);
+  return GST_PAD_PROBE_HANDLED;
+}
+
+typedef struct {
+  GstElement *pipe, *src, *out;
+} Consumer;
+
+static void
+consumer_start (Consumer *c, const gchar *ch)
+{
+  gchar *launch = g_strdup_printf ("datahubsrc name=src channel=%s timeout=20000 ! "
+      "appsink name=out sync=false max-buffers=1", ch);
+  c->pipe = gst_parse_launch (launch, NULL);
+  g_free (launch);
+  c->src = gst_bin_get_by_name (GST_BIN (c->pipe), "src");
+  c->out = gst_bin_get_by_name (GST_BIN (c->pipe), "out");
+  GstPad *pad = gst_element_get_static_pad (c->out, "sink");
+  gst_pad_add_probe (pad, GST_PAD_PROBE_TYPE_QUERY_DOWNSTREAM, reads_video_meta, NULL, NULL);
+  gst_object_unref (pad);
+  fail_unless (gst_element_set_state (c->pipe, GST_STATE_PLAYING) != GST_STATE_CHANGE_FAILURE);
+}
+
+/* The next frame: checked, and its memory kind and file. */
+static guint
+consumer_pull (Consumer *c, gboolean want_dmabuf, gboolean want_fd)
+{
+  GstSample *s = gst_app_sink_try_pull_sample (GST_APP_SINK (c->out), 20 * GST_SECOND);
+  fail_unless (s != NULL, "no frame within 20 s");
+  GstBuffer *buf = gst_sample_get_buffer (s);
+  guint index = check_frame (buf);
+  GstMemory *mem = gst_buffer_peek_memory (buf, 0);
+  if (want_fd) {
+    fail_unless (gst_is_fd_memory (mem), "frame %u: not fd memory", index);
+    fail_unless_equals_int (gst_is_dmabuf_memory (mem), want_dmabuf);
+    fail_unless (pool_file_of (gst_fd_memory_get_fd (mem)),
+        "frame %u: not one of the producer's files", index);
+  } else {
+    fail_if (gst_is_fd_memory (mem), "frame %u: a slot record as fd memory", index);
+  }
+  gst_sample_unref (s);
+  return index;
+}
+
+static void
+consumer_free (Consumer *c)
+{
+  gst_element_set_state (c->pipe, GST_STATE_NULL);
+  gst_object_unref (c->src);
+  gst_object_unref (c->out);
+  gst_object_unref (c->pipe);
+}
+
+#define FRAMES 60
+
+GST_START_TEST (test_dmabuf_frames_cross_without_copies)
+{
+  gchar *ch = channel ("dmabuf");
+  make_pool ();
+  Producer prod = { .ch = ch, .how = SEND_DMABUF, .first = 0, .n = FRAMES };
+  GPid pid = fork_producer (&prod);
+  Consumer a, b;
+  consumer_start (&a, ch);
+  consumer_start (&b, ch);
+  /* a third consumer in its own process, syncing to the clock: killed
+   * while it holds fd records */
+  gchar *slow = g_strdup_printf ("gst-launch-1.0 -q datahubsrc channel=%s ! fakesink sync=true",
+      ch);
+  GPid third = spawn_producer (slow);
+  g_usleep (G_USEC_PER_SEC / 2); /* registered before the producer starts */
+  start (&prod);
+  for (guint i = 0; i < FRAMES; i++) {
+    fail_unless_equals_int (consumer_pull (&a, TRUE, TRUE), i);
+    fail_unless_equals_int (consumer_pull (&b, TRUE, TRUE), i);
+    if (i == 10)
+      kill (third, SIGKILL);
+  }
+  succeeded (pid);
+  wait_producer (third);
+  for (int k = 0; k < 2; k++) {
+    GstElement *src = k ? b.src : a.src;
+    fail_unless_equals_uint64 (stat_u64 (src, "bytes-copied"), 0);
+    fail_unless_equals_uint64 (stat_u64 (src, "records-dmabuf"), FRAMES);
+    /* each file crossed once, then came from the cache */
+    fail_unless_equals_uint64 (stat_u64 (src, "fds-received"), POOL);
+  }
+  consumer_free (&a);
+  consumer_free (&b);
+  free_pool ();
+  g_free (slow);
+  g_free (ch);
+}
+GST_END_TEST;
+
+GST_START_TEST (test_mixed_fd_and_slot_records)
+{
+  gchar *ch = channel ("mixed");
+  make_pool ();
+  Producer prod = { .ch = ch, .how = SEND_MIXED, .first = 0, .n = FRAMES };
+  GPid pid = fork_producer (&prod);
+  Consumer a;
+  consumer_start (&a, ch);
+  start (&prod);
+  for (guint i = 0; i < FRAMES; i++)
+    fail_unless_equals_int (consumer_pull (&a, FALSE, i % 2 == 0), i);
+  succeeded (pid);
+  fail_unless_equals_uint64 (stat_u64 (a.src, "records-fd"), FRAMES / 2);
+  fail_unless_equals_uint64 (stat_u64 (a.src, "records-slot"), FRAMES / 2);
+  consumer_free (&a);
+  free_pool ();
+  g_free (ch);
+}
+GST_END_TEST;
+
+GST_START_TEST (test_producer_restart_fd_records)
+{
+  gchar *ch = channel ("fdrestart");
+  make_pool ();
+  Producer first_run = { .ch = ch, .how = SEND_DMABUF, .first = 0, .endless = TRUE };
+  GPid pid = fork_producer (&first_run);
+  /* forked before any pipeline runs here: a child of a process with
+   * GStreamer threads may inherit their locks taken */
+  Producer second_run = { .ch = ch, .how = SEND_DMABUF, .first = 1000, .n = 20 };
+  GPid pid2 = fork_producer (&second_run);
+  Consumer a;
+  consumer_start (&a, ch);
+  start (&first_run);
+  for (guint i = 0; i < 10; i++)
+    fail_unless_equals_int (consumer_pull (&a, TRUE, TRUE), i);
+  kill (pid, SIGKILL);
+  waitpid (pid, NULL, 0);
+  /* a new producer (a new fd socket): the src reconnects and fetches anew */
+  start (&second_run);
+  guint index;
+  while ((index = consumer_pull (&a, TRUE, TRUE)) < 1000)
+    ;
+  fail_unless_equals_int (index, 1000);
+  for (guint i = 1; i < 20; i++)
+    fail_unless_equals_int (consumer_pull (&a, TRUE, TRUE), 1000 + i);
+  succeeded (pid2);
+  fail_unless (stat_u64 (a.src, "fds-received") >= 2 * POOL - 1);
+  consumer_free (&a);
+  free_pool ();
+  g_free (ch);
+}
+GST_END_TEST;
+
+static Suite *
+fd_memory_suite (void)
+{
+  Suite *s = suite_create ("datahub-fd-memory");
+  TCase *tc = tcase_create ("fd");
+  tcase_set_timeout (tc, 120);
+  tcase_add_test (tc, test_dmabuf_frames_cross_without_copies);
+  tcase_add_test (tc, test_mixed_fd_and_slot_records);
+  tcase_add_test (tc, test_producer_restart_fd_records);
+  suite_add_tcase (s, tc);
+  return s;
+}
+
+GST_CHECK_MAIN (fd_memory);
