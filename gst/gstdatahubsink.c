@@ -112,6 +112,7 @@ struct _GstDatahubSink {
   GstCaps *caps;
   GstVideoInfo vinfo;          /* of caps, parsed once per caps, not per buffer */
   gboolean is_video;
+  gboolean is_dmabuf;          /* memory:DMABuf caps: every buffer an fd record */
   guint caps_gen;
   gboolean live;               /* upstream is a live source */
   GQueue pending_events;       /* serialized events before the block exists */
@@ -560,6 +561,8 @@ ensure_block (GstDatahubSink *self, gsize buffer_size, gboolean now)
   guint64 size = self->slot_size;
   GST_OBJECT_UNLOCK (self);
   /* events are records too: slots are never smaller than MIN_SLOT_SIZE */
+  if (size == 0 && self->is_dmabuf)
+    size = MIN_SLOT_SIZE + META_SPACE; /* fd records: descriptors and metas */
   if (size == 0 && self->is_video)
     size = MAX (self->vinfo.size + META_SPACE, MIN_SLOT_SIZE);
   if (size == 0 && (buffer_size > 0 || now))
@@ -640,6 +643,7 @@ gst_datahub_sink_set_caps (GstBaseSink *bs, GstCaps *caps)
   }
   gst_caps_replace (&self->caps, caps);
   self->is_video = datahub_raw_video_info (&self->vinfo, caps);
+  self->is_dmabuf = caps_are_dmabuf (caps);
   self->caps_gen++;
   gchar *schema = datahub_discovery_schema (caps);
   gboolean schema_changed = g_strcmp0 (schema, self->schema) != 0;
@@ -650,7 +654,8 @@ gst_datahub_sink_set_caps (GstBaseSink *bs, GstCaps *caps)
   if (!self->producer)
     return TRUE; /* the caps go out with the pending events */
   update_liveness (self);
-  if (self->is_video && self->vinfo.size > dh_producer_slot_size (self->producer->producer)
+  if (self->is_video && !self->is_dmabuf
+      && self->vinfo.size > dh_producer_slot_size (self->producer->producer)
       && !handover (self, self->vinfo.size + META_SPACE))
     return FALSE;
   if (schema_changed)
@@ -1385,6 +1390,7 @@ gst_datahub_sink_stop (GstBaseSink *bs)
   g_ptr_array_set_size (self->chain, 0);
   gst_caps_replace (&self->caps, NULL);
   self->is_video = FALSE;
+  self->is_dmabuf = FALSE;
   g_clear_pointer (&self->schema, g_free);
   if (self->broker) {
     /* consumers hear "producer-down" now instead of after the expiry */

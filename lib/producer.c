@@ -907,7 +907,7 @@ dh_producer_retire (dh_producer *p, const dh_slot *slot, bool force)
   dh_slot claimed;
   if (own->word != DH_SLOT_WORD (slot->generation, DH_SLOT_COMMITTED))
     rc = DH_ESLOT; /* reused or retired already: the record is gone */
-  else if (!own->pinned && (latest_value (b) || retirable (p, slot->index, force))
+  else if (!own->pinned && (latest_value (b) ? force : retirable (p, slot->index, force))
       && claim (p, slot->index, &claimed)) {
     /* claimed at a new generation (a reader coming for the record finds
      * it overwritten), then free: what claim does for a writer, and what

@@ -89,6 +89,15 @@ main (void)
 
   dh_consumer_detach (waited);
   dh_producer_destroy (p);
+
+  /* latest value: the record stays the latest value unless forced out */
+  const char *single = test_channel ("retire-single");
+  p = test_producer (single, 256, 1, DH_POLICY_SINGLE, DH_ON_FULL_BLOCK);
+  CHECK_OK (dh_producer_acquire (p, 0, &s));
+  CHECK_OK (dh_producer_commit (p, &s, &info, NULL));
+  CHECK_RC (dh_producer_retire (p, &s, false), -EBUSY);
+  CHECK_OK (dh_producer_retire (p, &s, true));
+  dh_producer_destroy (p);
   puts ("retire ok");
   return 0;
 }

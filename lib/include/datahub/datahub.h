@@ -316,6 +316,8 @@ DH_API DH_WARN_UNUSED int dh_producer_commit_batch (dh_producer *p,
  * and counts it lost) and 0 is returned.  -EBUSY when the record is still
  * needed; DH_ESLOT when it is gone already (reused or retired).  @force
  * is what an acquire would do: it does not wait for leaky consumers.
+ * Latest-value policies (readers hold nothing) retire only when forced:
+ * the record is the latest value until the next commit replaces it.
  * Any thread. */
 DH_API int dh_producer_retire (dh_producer *p, const dh_slot *slot, bool force);
 
