@@ -69,7 +69,8 @@ datahub_stats_from_metrics (const dh_metrics *m, guint64 bytes_copied,
         "consumer-lost", G_TYPE_UINT64, consumer->lost,
         "consumer-held", G_TYPE_UINT, consumer->held,
         "consumer-checksum-failures", G_TYPE_UINT64, consumer->checksum_failures,
-        "consumer-behind", G_TYPE_UINT64, consumer->behind, NULL);
+        "consumer-behind", G_TYPE_UINT64, consumer->behind,
+        "consumer-index", G_TYPE_UINT64, (guint64) consumer->index, NULL);
   if (latency && latency->n > 0) {
     guint64 sorted[DATAHUB_LATENCY_SAMPLES];
     memcpy (sorted, latency->ns, latency->n * sizeof sorted[0]);

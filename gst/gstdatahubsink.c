@@ -33,6 +33,7 @@
 #include "datahub-discovery.h"
 #include "datahub-enums.h"
 #include "datahub-fd-channel.h"
+#include "datahub-memfd-allocator.h"
 #include "datahub-metas.h"
 #include "datahub-slot-allocator.h"
 #include "datahub-slot-pool.h"
@@ -77,6 +78,7 @@ enum {
   PROP_INTEGRITY,
   PROP_PERMS,
   PROP_WAIT_FOR_CONSUMER,
+  PROP_OFFER_MEMFD,
   PROP_METADATA,
 };
 
@@ -90,7 +92,7 @@ struct _GstDatahubSink {
   dh_policy policy;
   dh_on_full on_full;
   dh_integrity integrity;
-  gboolean wait_for_consumer;
+  gboolean wait_for_consumer, offer_memfd;
   GstStructure *metadata;
   gboolean metadata_dirty;
 
@@ -1124,6 +1126,35 @@ pool_max (GstDatahubSink *self, GstAllocator *allocator)
   return max;
 }
 
+/* offer-memfd: memfd memory, and a pool of it for caps with a size (its
+ * buffers come back, so consumers see the same files again) */
+static gboolean
+propose_memfd (GstDatahubSink *self, GstQuery *query, GstCaps *caps)
+{
+  GstAllocator *allocator = datahub_memfd_allocator_get ();
+  gst_query_add_allocation_param (query, allocator, NULL);
+  GstVideoInfo vinfo;
+  gboolean video = caps && datahub_raw_video_info (&vinfo, caps);
+  GST_OBJECT_LOCK (self);
+  guint64 size = video ? vinfo.size : self->slot_size;
+  GST_OBJECT_UNLOCK (self);
+  if (caps && size > 0) {
+    GstBufferPool *pool = video ? gst_video_buffer_pool_new () : gst_buffer_pool_new ();
+    GstStructure *config = gst_buffer_pool_get_config (pool);
+    gst_buffer_pool_config_set_params (config, caps, (guint) size, 0, 0);
+    gst_buffer_pool_config_set_allocator (config, allocator, NULL);
+    if (video)
+      gst_buffer_pool_config_add_option (config, GST_BUFFER_POOL_OPTION_VIDEO_META);
+    if (gst_buffer_pool_set_config (pool, config))
+      gst_query_add_allocation_pool (query, pool, (guint) size, 0, 0);
+    gst_object_unref (pool);
+  }
+  if (video)
+    gst_query_add_allocation_meta (query, GST_VIDEO_META_API_TYPE, NULL);
+  gst_object_unref (allocator);
+  return TRUE;
+}
+
 static gboolean
 gst_datahub_sink_propose_allocation (GstBaseSink *bs, GstQuery *query)
 {
@@ -1139,6 +1170,11 @@ gst_datahub_sink_propose_allocation (GstBaseSink *bs, GstQuery *query)
   /* DMA-BUF upstream allocates its own buffers: they travel as fds */
   if (caps && caps_are_dmabuf (caps))
     return TRUE;
+  GST_OBJECT_LOCK (self);
+  gboolean memfd = self->offer_memfd;
+  GST_OBJECT_UNLOCK (self);
+  if (memfd)
+    return propose_memfd (self, query, caps);
   if (caps && !gst_caps_is_fixed (caps))
     caps = NULL;
   GST_OBJECT_LOCK (self);
@@ -1453,6 +1489,9 @@ gst_datahub_sink_set_property (GObject *object, guint prop_id, const GValue *val
     case PROP_WAIT_FOR_CONSUMER:
       self->wait_for_consumer = g_value_get_boolean (value);
       break;
+    case PROP_OFFER_MEMFD:
+      self->offer_memfd = g_value_get_boolean (value);
+      break;
     case PROP_METADATA:{
       const GstStructure *s = gst_value_get_structure (value);
       if (self->metadata)
@@ -1513,6 +1552,9 @@ gst_datahub_sink_get_property (GObject *object, guint prop_id, GValue *value,
       break;
     case PROP_WAIT_FOR_CONSUMER:
       g_value_set_boolean (value, self->wait_for_consumer);
+      break;
+    case PROP_OFFER_MEMFD:
+      g_value_set_boolean (value, self->offer_memfd);
       break;
     case PROP_METADATA:
       gst_value_set_structure (value, self->metadata);
@@ -1591,6 +1633,11 @@ gst_datahub_sink_class_init (GstDatahubSinkClass *klass)
       g_param_spec_boolean ("wait-for-consumer", "Wait for consumer",
           "Hold buffers until at least one consumer is attached (consumers started "
           "before the producer get every buffer anyway)", FALSE, rw_ready));
+  g_object_class_install_property (gobject_class, PROP_OFFER_MEMFD,
+      g_param_spec_boolean ("offer-memfd", "Offer memfd memory",
+          "Offer upstream memfd-backed memory instead of slots in the ALLOCATION query: "
+          "its buffers travel as file descriptors, which consumers map (and may pass on) "
+          "without a copy on either side", FALSE, rw_ready));
   g_object_class_install_property (gobject_class, PROP_METADATA,
       g_param_spec_boxed ("metadata", "Metadata",
           "Application metadata published to every src (settable while playing; "

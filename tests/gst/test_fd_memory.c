@@ -14,10 +14,14 @@
 #include <gst/check/gstcheck.h>
 #include <gst/video/video.h>
 
+#include <errno.h>
 #include <signal.h>
+#include <stddef.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/un.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -25,14 +29,34 @@
 
 #define WIDTH 64
 #define HEIGHT 48
-#define FORMAT "format=NV12,width=64,height=48,framerate=30/1"
-#define DMABUF_CAPS "video/x-raw(memory:DMABuf)," FORMAT
-#define SYSMEM_CAPS "video/x-raw," FORMAT
-#define STRIDE 80
-#define UV_OFFSET (STRIDE * HEIGHT + 64)
-#define FRAME_SIZE (UV_OFFSET + STRIDE * HEIGHT / 2)
 #define POOL 4
 
+/* The producer's frames: a format with non-default strides and offsets. */
+typedef struct {
+  const gchar *format;
+  GstVideoFormat video_format;
+  guint n_planes;
+  gint stride[2];
+  gsize offset[2];
+  gsize size;
+} Layout;
+
+/* NV12: rows of 80 bytes, a 64-byte gap before UV */
+static const Layout nv12 = { "NV12", GST_VIDEO_FORMAT_NV12, 2, { 80, 80 },
+  { 0, 80 * HEIGHT + 64 }, 80 * HEIGHT + 64 + 80 * HEIGHT / 2 };
+/* RGBA: rows of 320 bytes for 256 of pixels */
+static const Layout rgba = { "RGBA", GST_VIDEO_FORMAT_RGBA, 1, { 320, 0 }, { 0, 0 },
+  320 * HEIGHT };
+/* the current test's, set before the producer is forked */
+static const Layout *layout = &nv12;
+#define FRAME_SIZE (layout->size)
+
+static gchar *
+caps_string (gboolean dmabuf)
+{
+  return g_strdup_printf ("video/x-raw%s,format=%s,width=%d,height=%d,framerate=30/1",
+      dmabuf ? "(memory:DMABuf)" : "", layout->format, WIDTH, HEIGHT);
+}
 /* ---- frames: the index in the first 4 bytes, then bytes of the index -- */
 
 static guint8
@@ -54,8 +78,9 @@ static guint
 check_frame (GstBuffer *buf)
 {
   GstVideoMeta *vm = gst_buffer_get_video_meta (buf);
-  fail_unless (vm && vm->stride[0] == STRIDE && vm->stride[1] == STRIDE
-      && vm->offset[1] == UV_OFFSET);
+  fail_unless (vm && vm->format == layout->video_format && vm->n_planes == layout->n_planes);
+  for (guint p = 0; p < layout->n_planes; p++)
+    fail_unless (vm->stride[p] == layout->stride[p] && vm->offset[p] == layout->offset[p]);
   GstMapInfo map;
   fail_unless (gst_buffer_map (buf, &map, GST_MAP_READ));
   fail_unless_equals_uint64 (map.size, FRAME_SIZE);
@@ -161,8 +186,10 @@ typedef enum { SEND_DMABUF, SEND_MIXED } Send;
 static int
 produce (const gchar *ch, Send how, guint first, guint n, gboolean endless)
 {
-  gchar *launch = g_strdup_printf ("appsrc name=in format=time caps=%s ! "
-      "datahubsink name=sink channel=%s", how == SEND_DMABUF ? DMABUF_CAPS : SYSMEM_CAPS, ch);
+  gchar *caps = caps_string (how == SEND_DMABUF);
+  gchar *launch = g_strdup_printf ("appsrc name=in format=time caps=\"%s\" ! "
+      "datahubsink name=sink channel=%s", caps, ch);
+  g_free (caps);
   GstElement *pipe = gst_parse_launch (launch, NULL);
   g_free (launch);
   GstElement *in = gst_bin_get_by_name (GST_BIN (pipe), "in");
@@ -175,10 +202,15 @@ produce (const gchar *ch, Send how, guint first, guint n, gboolean endless)
         : pool_buffer (how == SEND_DMABUF ? dmabuf : NULL, fdmem, i % POOL, index);
     if (!buf)
       return 2;
-    gsize offset[4] = { 0, UV_OFFSET };
-    gint stride[4] = { STRIDE, STRIDE };
-    gst_buffer_add_video_meta_full (buf, GST_VIDEO_FRAME_FLAG_NONE, GST_VIDEO_FORMAT_NV12,
-        WIDTH, HEIGHT, 2, offset, stride);
+    gsize offset[4] = { layout->offset[0], layout->offset[1] };
+    gint stride[4] = { layout->stride[0], layout->stride[1] };
+    gst_buffer_add_video_meta_full (buf, GST_VIDEO_FRAME_FLAG_NONE, layout->video_format,
+        WIDTH, HEIGHT, layout->n_planes, offset, stride);
+    /* a detection, which must reach every consumer with its frame */
+    GstVideoRegionOfInterestMeta *roi = gst_buffer_add_video_region_of_interest_meta (buf,
+        "face", index % WIDTH, 1, 8, 8);
+    gst_video_region_of_interest_meta_add_param (roi, gst_structure_new ("detection",
+            "frame", G_TYPE_UINT, index, NULL));
     GST_BUFFER_PTS (buf) = i * GST_SECOND / 30;
     GST_BUFFER_DURATION (buf) = GST_SECOND / 30;
     if (gst_app_src_push_buffer (GST_APP_SRC (in), buf) != GST_FLOW_OK)
@@ -302,6 +334,11 @@ consumer_pull (Consumer *c, gboolean want_dmabuf, gboolean want_fd)
   fail_unless (s != NULL, "no frame within 20 s");
   GstBuffer *buf = gst_sample_get_buffer (s);
   guint index = check_frame (buf);
+  GstVideoRegionOfInterestMeta *roi = gst_buffer_get_video_region_of_interest_meta_id (buf, 0);
+  guint said = G_MAXUINT;
+  fail_unless (roi && roi->x == index % WIDTH, "frame %u: no detection", index);
+  fail_unless (gst_structure_get_uint (gst_video_region_of_interest_meta_get_param (roi,
+              "detection"), "frame", &said) && said == index);
   GstMemory *mem = gst_buffer_peek_memory (buf, 0);
   if (want_fd) {
     fail_unless (gst_is_fd_memory (mem), "frame %u: not fd memory", index);
@@ -326,9 +363,11 @@ consumer_free (Consumer *c)
 
 #define FRAMES 60
 
-GST_START_TEST (test_dmabuf_frames_cross_without_copies)
+static void
+dmabuf_frames_cross_without_copies (const Layout *l)
 {
-  gchar *ch = channel ("dmabuf");
+  layout = l;
+  gchar *ch = channel (l->format);
   make_pool ();
   Producer prod = { .ch = ch, .how = SEND_DMABUF, .first = 0, .n = FRAMES };
   GPid pid = fork_producer (&prod);
@@ -337,8 +376,7 @@ GST_START_TEST (test_dmabuf_frames_cross_without_copies)
   consumer_start (&b, ch);
   /* a third consumer in its own process, syncing to the clock: killed
    * while it holds fd records */
-  gchar *slow = g_strdup_printf ("gst-launch-1.0 -q datahubsrc channel=%s ! fakesink sync=true",
-      ch);
+  gchar *slow = g_strdup_printf ("datahubsrc channel=%s ! fakesink sync=true", ch);
   GPid third = spawn_producer (slow);
   g_usleep (G_USEC_PER_SEC / 2); /* registered before the producer starts */
   start (&prod);
@@ -349,7 +387,7 @@ GST_START_TEST (test_dmabuf_frames_cross_without_copies)
       kill (third, SIGKILL);
   }
   succeeded (pid);
-  wait_producer (third);
+  fail_unless_equals_int (wait_producer (third), 128 + SIGKILL); /* it ran until killed */
   for (int k = 0; k < 2; k++) {
     GstElement *src = k ? b.src : a.src;
     fail_unless_equals_uint64 (stat_u64 (src, "bytes-copied"), 0);
@@ -363,10 +401,22 @@ GST_START_TEST (test_dmabuf_frames_cross_without_copies)
   g_free (slow);
   g_free (ch);
 }
+
+GST_START_TEST (test_dmabuf_nv12_frames_cross_without_copies)
+{
+  dmabuf_frames_cross_without_copies (&nv12);
+}
+GST_END_TEST;
+
+GST_START_TEST (test_dmabuf_rgba_frames_cross_without_copies)
+{
+  dmabuf_frames_cross_without_copies (&rgba);
+}
 GST_END_TEST;
 
 GST_START_TEST (test_mixed_fd_and_slot_records)
 {
+  layout = &nv12;
   gchar *ch = channel ("mixed");
   make_pool ();
   Producer prod = { .ch = ch, .how = SEND_MIXED, .first = 0, .n = FRAMES };
@@ -387,6 +437,7 @@ GST_END_TEST;
 
 GST_START_TEST (test_producer_restart_fd_records)
 {
+  layout = &nv12;
   gchar *ch = channel ("fdrestart");
   make_pool ();
   Producer first_run = { .ch = ch, .how = SEND_DMABUF, .first = 0, .endless = TRUE };
@@ -418,15 +469,132 @@ GST_START_TEST (test_producer_restart_fd_records)
 }
 GST_END_TEST;
 
+/* offer-memfd: a gst-launch producer's frames (videotestsrc into the
+ * memfd pool the sink offers) arrive as fd memory, as a reference run
+ * renders them, with nothing copied. */
+GST_START_TEST (test_offered_memfd_pool)
+{
+  gchar *ch = channel ("memfd");
+  const gchar *frames = "videotestsrc pattern=smpte75 num-buffers=30 ! "
+      "video/x-raw,format=RGBA,width=100,height=60,framerate=30/1";
+  gchar *ref_line = g_strdup_printf ("%s ! appsink name=out", frames);
+  GPtrArray *want = collect (ref_line, 30, NULL, NULL);
+  /* wait-for-consumer: this test is about memory, not joining */
+  gchar *prod = g_strdup_printf ("%s ! datahubsink channel=%s offer-memfd=true "
+      "wait-for-consumer=true", frames, ch);
+  GPid pid = spawn_producer (prod);
+  gchar *cons = g_strdup_printf ("datahubsrc name=src channel=%s timeout=20000 ! "
+      "appsink name=out max-buffers=1", ch);
+  GstElement *pipe;
+  GPtrArray *got = collect (cons, 30, NULL, &pipe);
+  assert_same_frames (want, got);
+  fail_unless_equals_int (wait_producer (pid), 0);
+  GstElement *src = gst_bin_get_by_name (GST_BIN (pipe), "src");
+  fail_unless_equals_uint64 (stat_u64 (src, "records-fd"), 30);
+  fail_unless_equals_uint64 (stat_u64 (src, "bytes-copied"), 0);
+  fail_unless (stat_u64 (src, "fds-received") < 30); /* a pool: files come again */
+  gst_element_set_state (pipe, GST_STATE_NULL);
+  gst_object_unref (src);
+  gst_object_unref (pipe);
+  g_ptr_array_unref (want);
+  g_ptr_array_unref (got);
+  g_free (ref_line);
+  g_free (prod);
+  g_free (cons);
+  g_free (ch);
+}
+GST_END_TEST;
+
+/* The fd socket's name, from the kernel's list of Unix sockets. */
+static gchar *
+find_fd_socket (void)
+{
+  gchar *text = NULL;
+  fail_unless (g_file_get_contents ("/proc/net/unix", &text, NULL, NULL));
+  gchar *at = strstr (text, "@datahub-fd.");
+  gchar *name = NULL;
+  if (at) {
+    gchar *end = strpbrk (at, " \n");
+    name = g_strndup (at + 1, end ? (gsize) (end - at - 1) : strlen (at + 1));
+  }
+  g_free (text);
+  return name;
+}
+
+/* Another process that says it is an admitted consumer gets no fds: the
+ * socket checks that the index's object belongs to the peer (its pid). */
+GST_START_TEST (test_impostor_gets_no_fds)
+{
+  layout = &nv12;
+  gchar *ch = channel ("impostor");
+  make_pool ();
+  Producer prod = { .ch = ch, .how = SEND_DMABUF, .first = 0, .endless = TRUE };
+  GPid pid = fork_producer (&prod);
+  /* the impostor, forked before any pipeline runs here */
+  int ask[2], told[2];
+  fail_unless (pipe (ask) == 0 && pipe (told) == 0);
+  pid_t impostor = fork ();
+  if (impostor == 0) {
+    guint32 index;
+    gchar name[128] = { 0 };
+    if (read (ask[0], &index, sizeof index) != sizeof index
+        || read (ask[0], name, sizeof name - 1) <= 0)
+      _exit (10);
+    struct sockaddr_un sa = { .sun_family = AF_UNIX };
+    memcpy (sa.sun_path + 1, name, strlen (name));
+    int fd = socket (AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
+    if (connect (fd, (struct sockaddr *) &sa,
+            (socklen_t) (offsetof (struct sockaddr_un, sun_path) + 1 + strlen (name))) != 0)
+      _exit (11);
+    /* the wire format of docs/elements.md: HELLO with the victim's index */
+    guint32 hello[10] = { 0x44464844u, 1, index, 0 };
+    if (send (fd, hello, sizeof hello, 0) != sizeof hello)
+      _exit (12);
+    guint32 reply[10];
+    ssize_t n = recv (fd, reply, sizeof reply, 0);
+    /* refused: WELCOME with EACCES, then the connection closes */
+    gboolean refused = n == sizeof reply && reply[1] == 2 && reply[3] == EACCES;
+    if (write (told[1], &refused, sizeof refused) != sizeof refused)
+      _exit (13);
+    _exit (0);
+  }
+  Consumer a;
+  consumer_start (&a, ch);
+  start (&prod);
+  fail_unless_equals_int (consumer_pull (&a, TRUE, TRUE), 0);
+  gchar *name = find_fd_socket ();
+  fail_unless (name != NULL, "no fd socket in /proc/net/unix");
+  guint32 index = (guint32) stat_u64 (a.src, "consumer-index");
+  fail_unless (write (ask[1], &index, sizeof index) == sizeof index);
+  fail_unless (write (ask[1], name, strlen (name)) == (ssize_t) strlen (name));
+  gboolean refused = FALSE;
+  fail_unless (read (told[0], &refused, sizeof refused) == sizeof refused);
+  fail_unless (refused, "an impostor was served");
+  /* the consumer itself still is */
+  for (guint i = 1; i < 10; i++)
+    fail_unless_equals_int (consumer_pull (&a, TRUE, TRUE), i);
+  kill (pid, SIGKILL);
+  waitpid (pid, NULL, 0);
+  waitpid (impostor, NULL, 0);
+  consumer_free (&a);
+  free_pool ();
+  g_free (name);
+  g_free (ch);
+}
+GST_END_TEST;
+
 static Suite *
 fd_memory_suite (void)
 {
   Suite *s = suite_create ("datahub-fd-memory");
   TCase *tc = tcase_create ("fd");
   tcase_set_timeout (tc, 120);
-  tcase_add_test (tc, test_dmabuf_frames_cross_without_copies);
+  tcase_add_test (tc, test_dmabuf_nv12_frames_cross_without_copies);
+  tcase_add_test (tc, test_dmabuf_rgba_frames_cross_without_copies);
   tcase_add_test (tc, test_mixed_fd_and_slot_records);
   tcase_add_test (tc, test_producer_restart_fd_records);
+  tcase_add_test (tc, test_offered_memfd_pool);
+  tcase_add_test (tc, test_impostor_gets_no_fds);
   suite_add_tcase (s, tc);
   return s;
 }
