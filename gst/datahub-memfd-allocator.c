@@ -27,7 +27,10 @@ memfd_alloc (GstAllocator *allocator, gsize size, GstAllocationParams *params)
   }
   /* its size is fixed: a consumer that maps it can rely on it */
   (void) fcntl (fd, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_SEAL);
-  GstMemory *mem = gst_fd_allocator_alloc (allocator, fd, maxsize, GST_FD_MEMORY_FLAG_NONE);
+  /* kept mapped: a pool's buffer is rendered again and again, and a new
+   * mapping would fault in every page each time */
+  GstMemory *mem = gst_fd_allocator_alloc (allocator, fd, maxsize,
+      GST_FD_MEMORY_FLAG_KEEP_MAPPED);
   if (!mem) {
     close (fd);
     return NULL;

@@ -55,9 +55,10 @@ GST_DEBUG_CATEGORY_STATIC (datahub_sink_debug);
  * a stream whose first buffer says nothing (empty, an EOS first) needs
  * some */
 #define MIN_SLOT_SIZE 4096
-/* room a video slot keeps after the frame for the record's metas (its
- * layout, crop, regions of interest, time code, ...): a frame that fills
- * its slot publishes without copying and still carries them */
+/* room a slot keeps after its payload (a video frame, or slot-size bytes)
+ * for the record's metas (its layout, crop, regions of interest, time
+ * code, ...): a frame that fills its payload publishes without copying
+ * and still carries them */
 #define META_SPACE 4096
 /* fd records: the newest this many are kept for leaky consumers that
  * have not read them yet; older ones are retired as soon as nobody holds
@@ -108,6 +109,9 @@ struct _GstDatahubSink {
   GstBufferPool *pool;         /* offered for @pool_caps only */
   GstCaps *pool_caps;
   guint pool_max;              /* buffers @pool lets out */
+  GPtrArray *old_pools;        /* pools offered before (other caps, limits or
+                                  blocks) that upstream may still use: a
+                                  flush reaches them too; kept until stop */
   gboolean offered_without_caps; /* the last ALLOCATION query had no caps */
 
   /* streaming thread */
@@ -333,6 +337,19 @@ create_block (GstDatahubSink *self, guint64 slot_size)
   return ref;
 }
 
+/* A pool no longer offered: upstream may still wait in it, so a flush
+ * must reach it (and stop deactivates it).  Pools only we hold any more
+ * are let go.  Object lock held. */
+static void
+keep_old_pool (GstDatahubSink *self, GstBufferPool *pool)
+{
+  for (guint i = self->old_pools->len; i-- > 0;)
+    if (GST_OBJECT_REFCOUNT_VALUE (g_ptr_array_index (self->old_pools, i)) == 1)
+      g_ptr_array_remove_index_fast (self->old_pools, i);
+  if (pool)
+    g_ptr_array_add (self->old_pools, pool);
+}
+
 /* Makes @block the one written from now on (the pool of the previous one
  * is not offered any more; upstream is asked to reconfigure). */
 static void
@@ -347,9 +364,8 @@ use_block (GstDatahubSink *self, DatahubProducerRef *block)
   self->allocator = allocator;
   self->pool = NULL;
   gst_caps_replace (&self->pool_caps, NULL);
+  keep_old_pool (self, old_pool);
   GST_OBJECT_UNLOCK (self);
-  if (old_pool)
-    gst_object_unref (old_pool);
   if (old_allocator)
     gst_object_unref (old_allocator);
   if (old)
@@ -562,6 +578,9 @@ ensure_block (GstDatahubSink *self, gsize buffer_size, gboolean now)
   GST_OBJECT_LOCK (self);
   guint64 size = self->slot_size;
   GST_OBJECT_UNLOCK (self);
+  /* slot-size is payload: the slot keeps room after it for the metas */
+  if (size != 0)
+    size += META_SPACE;
   /* events are records too: slots are never smaller than MIN_SLOT_SIZE */
   if (size == 0 && self->is_dmabuf)
     size = MIN_SLOT_SIZE + META_SPACE; /* fd records: descriptors and metas */
@@ -722,17 +741,22 @@ static void
 set_pool_flushing (GstDatahubSink *self, gboolean flushing)
 {
   GST_OBJECT_LOCK (self);
-  GstBufferPool *pool = self->pool ? gst_object_ref (self->pool) : NULL;
+  GPtrArray *pools = g_ptr_array_new_with_free_func (gst_object_unref);
+  if (self->pool)
+    g_ptr_array_add (pools, gst_object_ref (self->pool));
+  for (guint i = 0; i < self->old_pools->len; i++)
+    g_ptr_array_add (pools, gst_object_ref (g_ptr_array_index (self->old_pools, i)));
   /* direct allocations from our allocator (sources without a pool) stop
    * waiting for a slot too */
   if (self->allocator)
     datahub_slot_allocator_set_flushing (self->allocator, flushing);
   GST_OBJECT_UNLOCK (self);
-  if (pool) {
+  for (guint i = 0; i < pools->len; i++) {
+    GstBufferPool *pool = g_ptr_array_index (pools, i);
     if (gst_buffer_pool_is_active (pool))
       gst_buffer_pool_set_flushing (pool, flushing);
-    gst_object_unref (pool);
   }
+  g_ptr_array_unref (pools);
 }
 
 static void
@@ -1196,7 +1220,7 @@ gst_datahub_sink_propose_allocation (GstBaseSink *bs, GstQuery *query)
    * give the slot size as well */
   g_mutex_lock (&self->block_lock);
   gboolean ok = self->producer
-      || make_block (self, MAX (video ? size + META_SPACE : size, MIN_SLOT_SIZE));
+      || make_block (self, MAX (size + META_SPACE, MIN_SLOT_SIZE));
   g_mutex_unlock (&self->block_lock);
   if (!ok)
     return FALSE;
@@ -1218,8 +1242,7 @@ gst_datahub_sink_propose_allocation (GstBaseSink *bs, GstQuery *query)
       GST_OBJECT_LOCK (self);
       if (self->allocator == allocator && (!self->pool || !self->pool_caps
               || !gst_caps_is_equal (caps, self->pool_caps) || self->pool_max != max)) {
-        if (self->pool)
-          gst_object_unref (self->pool);
+        keep_old_pool (self, self->pool);
         self->pool = gst_datahub_slot_pool_new (allocator, caps, (guint) size, max);
         self->pool_max = max;
         gst_caps_replace (&self->pool_caps, caps);
@@ -1361,7 +1384,7 @@ prepare (GstDatahubSink *self)
   /* a known slot size creates the block now, so consumers are admitted
    * (and wait-for-consumer works) before the first buffer */
   if (size != 0) {
-    DatahubProducerRef *block = create_block (self, size);
+    DatahubProducerRef *block = create_block (self, size + META_SPACE);
     if (block)
       use_block (self, block);
     if (!block || !register_block (self)) {
@@ -1413,11 +1436,14 @@ gst_datahub_sink_stop (GstBaseSink *bs)
   self->allocator = NULL;
   self->pool = NULL;
   gst_caps_replace (&self->pool_caps, NULL);
+  GPtrArray *old_pools = self->old_pools;
+  self->old_pools = g_ptr_array_new_with_free_func (gst_object_unref);
   GST_OBJECT_UNLOCK (self);
-  if (pool) {
-    gst_buffer_pool_set_active (pool, FALSE);
-    gst_object_unref (pool);
-  }
+  if (pool)
+    g_ptr_array_add (old_pools, pool);
+  for (guint i = 0; i < old_pools->len; i++)
+    gst_buffer_pool_set_active (g_ptr_array_index (old_pools, i), FALSE);
+  g_ptr_array_unref (old_pools);
   if (allocator)
     gst_object_unref (allocator);
   close_block (p);
@@ -1566,6 +1592,16 @@ gst_datahub_sink_get_property (GObject *object, guint prop_id, GValue *value,
   GST_OBJECT_UNLOCK (self);
 }
 
+/* A kept last sample pins one more slot: upstream is asked for a new
+ * allocation, and gets a pool that lets one fewer (or more) out. */
+static void
+last_sample_changed (GObject *object, GParamSpec *pspec, gpointer user)
+{
+  (void) pspec;
+  (void) user;
+  gst_pad_push_event (GST_BASE_SINK_PAD (object), gst_event_new_reconfigure ());
+}
+
 static void
 gst_datahub_sink_finalize (GObject *object)
 {
@@ -1578,6 +1614,7 @@ gst_datahub_sink_finalize (GObject *object)
     gst_structure_free (self->metadata);
   g_byte_array_unref (self->metas);
   g_mutex_clear (&self->fd_lock);
+  g_ptr_array_unref (self->old_pools);
   G_OBJECT_CLASS (gst_datahub_sink_parent_class)->finalize (object);
 }
 
@@ -1681,6 +1718,7 @@ gst_datahub_sink_init (GstDatahubSink *self)
   g_queue_init (&self->pending_events);
   self->metas = g_byte_array_new ();
   g_mutex_init (&self->fd_lock);
+  self->old_pools = g_ptr_array_new_with_free_func (gst_object_unref);
   g_queue_init (&self->fd_in_flight);
   g_mutex_init (&self->block_lock);
   datahub_ticker_init (&self->ticker);
@@ -1689,4 +1727,5 @@ gst_datahub_sink_init (GstDatahubSink *self)
   gst_base_sink_set_sync (GST_BASE_SINK (self), FALSE);
   /* a kept last sample would pin a slot for nothing */
   gst_base_sink_set_last_sample_enabled (GST_BASE_SINK (self), FALSE);
+  g_signal_connect (self, "notify::enable-last-sample", G_CALLBACK (last_sample_changed), NULL);
 }

@@ -109,6 +109,11 @@ struct _GstDatahubSrc {
   GstBufferPool *records;    /* buffers wrapping held records (start..stop) */
   DatahubFdClient *fd_client; /* fds of fd records, fetched once (start..stop) */
   GstAllocator *dmabuf_allocator, *fd_allocator;
+  /* one mapped memory per fd of the current fd socket, of which records'
+   * memories are shares: no mapping (and no page faults) per buffer */
+  guint64 fd_server;
+  GHashTable *fd_parents;    /* &DatahubFdEntry.id -> FdParent */
+  GQueue fd_parent_order;    /* ids, oldest first */
   gboolean fd_warned;        /* an fd record could not be read (said once) */
 
   /* figures (object lock: the ticker posts them) */
@@ -686,12 +691,42 @@ read_fd_record (const dh_record *r, DatahubFdRecord *rec, DatahubFdEntry *entrie
   return total == rec->total_size;
 }
 
-/* A memory of the fd the producer shares for @e, read-only; NULL and
- * *@why when the fd cannot be had or is smaller than the record says. */
+#define FD_PARENTS 64
+
+typedef struct {
+  guint64 id, dev, ino, maxsize;
+  GstMemory *mem;            /* the whole fd, mapped once, read-only */
+} FdParent;
+
+static void
+fd_parent_free (gpointer p)
+{
+  FdParent *f = p;
+  gst_memory_unref (f->mem);
+  g_free (f);
+}
+
+static void
+forget_fd_parents (GstDatahubSrc *self)
+{
+  g_hash_table_remove_all (self->fd_parents);
+  g_queue_clear_full (&self->fd_parent_order, g_free);
+}
+
+/* The whole fd the producer shares for @e, as a memory mapped once
+ * (cached per fd); NULL and *@why when the fd cannot be had or is smaller
+ * than the record says. */
 static GstMemory *
-fd_memory (GstDatahubSrc *self, guint64 server, guint32 index, DatahubFdKind kind,
+fd_parent (GstDatahubSrc *self, guint64 server, guint32 index, DatahubFdKind kind,
     const DatahubFdEntry *e, gchar **why)
 {
+  if (server != self->fd_server) {
+    forget_fd_parents (self);
+    self->fd_server = server;
+  }
+  FdParent *hit = g_hash_table_lookup (self->fd_parents, &e->id);
+  if (hit && hit->dev == e->dev && hit->ino == e->ino && hit->maxsize >= e->maxsize)
+    return hit->mem;
   int fd = datahub_fd_client_get (self->fd_client, server, index, e, why);
   if (fd < 0)
     return NULL;
@@ -704,18 +739,43 @@ fd_memory (GstDatahubSrc *self, guint64 server, guint32 index, DatahubFdKind kin
     return NULL;
   }
   GstMemory *mem = kind == DATAHUB_FD_KIND_DMABUF
-      ? gst_dmabuf_allocator_alloc (self->dmabuf_allocator, fd, (gsize) e->maxsize)
+      ? gst_dmabuf_allocator_alloc_with_flags (self->dmabuf_allocator, fd, (gsize) e->maxsize,
+      GST_FD_MEMORY_FLAG_KEEP_MAPPED)
       : gst_fd_allocator_alloc (self->fd_allocator, fd, (gsize) e->maxsize,
-      GST_FD_MEMORY_FLAG_NONE);
+      GST_FD_MEMORY_FLAG_KEEP_MAPPED);
   if (!mem) {
     close (fd);
     *why = g_strdup ("the fd could not be wrapped");
     return NULL;
   }
-  gst_memory_resize (mem, (gssize) e->offset, (gsize) e->size);
-  /* the producer's frame: nobody here writes it */
+  /* the producer's frames: nobody here writes them */
   GST_MINI_OBJECT_FLAG_SET (mem, GST_MEMORY_FLAG_READONLY);
+  if (hit) {
+    g_hash_table_remove (self->fd_parents, &e->id); /* its id stays queued */
+  } else {
+    while (g_queue_get_length (&self->fd_parent_order) >= FD_PARENTS) {
+      guint64 *old = g_queue_pop_head (&self->fd_parent_order);
+      g_hash_table_remove (self->fd_parents, old);
+      g_free (old);
+    }
+    g_queue_push_tail (&self->fd_parent_order, g_memdup2 (&e->id, sizeof e->id));
+  }
+  FdParent *f = g_new0 (FdParent, 1);
+  *f = (FdParent) { .id = e->id, .dev = e->dev, .ino = e->ino, .maxsize = e->maxsize,
+    .mem = mem };
+  g_hash_table_insert (self->fd_parents, &f->id, f);
   return mem;
+}
+
+/* A memory of the producer's fd for @e: a share of the fd's cached
+ * memory (its mapping is reused; buffers keep the fd alive after it
+ * leaves the cache). */
+static GstMemory *
+fd_memory (GstDatahubSrc *self, guint64 server, guint32 index, DatahubFdKind kind,
+    const DatahubFdEntry *e, gchar **why)
+{
+  GstMemory *parent = fd_parent (self, server, index, kind, e, why);
+  return parent ? gst_memory_share (parent, (gssize) e->offset, (gssize) e->size) : NULL;
 }
 
 /* The fd record as a buffer of the producer's fds (holding the record
@@ -1200,6 +1260,7 @@ prepare (GstDatahubSrc *self)
   self->keeping_alive = FALSE;
   self->records = datahub_record_pool_new ();
   self->fd_client = datahub_fd_client_new ();
+  self->fd_server = 0;
   self->dmabuf_allocator = gst_dmabuf_allocator_new ();
   self->fd_allocator = gst_fd_allocator_new ();
   if (self->broker)
@@ -1265,6 +1326,7 @@ gst_datahub_src_stop (GstBaseSrc *bs)
   self->fd_client = NULL;
   GST_OBJECT_UNLOCK (self);
   datahub_fd_client_free (fd_client);
+  forget_fd_parents (self);
   gst_clear_object (&self->dmabuf_allocator);
   gst_clear_object (&self->fd_allocator);
   if (self->broker) {
@@ -1417,6 +1479,8 @@ gst_datahub_src_finalize (GObject *object)
   GstDatahubSrc *self = GST_DATAHUB_SRC (object);
   datahub_ticker_clear (&self->ticker);
   g_mutex_clear (&self->metadata_lock);
+  forget_fd_parents (self);
+  g_hash_table_unref (self->fd_parents);
   datahub_common_clear (&self->common);
   if (self->metadata)
     gst_structure_free (self->metadata);
@@ -1514,6 +1578,8 @@ gst_datahub_src_init (GstDatahubSrc *self)
   self->ts_mode = DEFAULT_TIMESTAMP_MODE;
   self->frame_duration = GST_CLOCK_TIME_NONE;
   g_mutex_init (&self->metadata_lock);
+  self->fd_parents = g_hash_table_new_full (g_int64_hash, g_int64_equal, NULL, fd_parent_free);
+  g_queue_init (&self->fd_parent_order);
   datahub_ticker_init (&self->ticker);
   gst_base_src_set_format (GST_BASE_SRC (self), GST_FORMAT_TIME);
 }

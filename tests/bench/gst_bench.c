@@ -195,6 +195,35 @@ video_dims (gsize size, guint *w, guint *h)
   return FALSE;
 }
 
+/* NV12 frames (the fd-record cases): videotestsrc-nv12 renders into the
+ * pool downstream offers (slots, shm); memfd-nv12 the same into the memfd
+ * pool datahubsink offers with offer-memfd=true (fd records). */
+static gboolean
+is_nv12 (const char *upstream)
+{
+  return g_str_has_suffix (upstream, "-nv12");
+}
+
+static gboolean
+nv12_dims (gsize size, guint *w, guint *h)
+{
+  static const guint dims[][2] = { { 1920, 1080 }, { 3840, 2160 } };
+  for (guint i = 0; i < G_N_ELEMENTS (dims); i++)
+    if ((gsize) dims[i][0] * dims[i][1] * 3 / 2 == size) {
+      *w = dims[i][0];
+      *h = dims[i][1];
+      return TRUE;
+    }
+  return FALSE;
+}
+
+/* Rendered by videotestsrc (stamped after rendering), not filled by us. */
+static gboolean
+is_video (const char *upstream)
+{
+  return g_str_has_prefix (upstream, "videotestsrc") || is_nv12 (upstream);
+}
+
 /* The source part of the producer pipeline, named "in".  videotestsrc
  * renders white RGBA (every byte 0xff) into the pool downstream offers. */
 static gboolean
@@ -220,6 +249,10 @@ upstream_desc (const char *upstream, gsize size, guint count, guint rate)
     (void) rate;
     return d;
   }
+  if (is_nv12 (upstream) && nv12_dims (size, &w, &h))
+    return g_strdup_printf ("videotestsrc name=in num-buffers=%u pattern=solid-color "
+        "foreground-color=0xffffffff is-live=%s ! video/x-raw,format=NV12,width=%u,"
+        "height=%u,framerate=%u/1", count, rate ? "true" : "false", w, h, rate);
   if (g_str_equal (upstream, "videotestsrc") && video_dims (size, &w, &h))
     return g_strdup_printf ("videotestsrc name=in num-buffers=%u pattern=solid-color "
         "foreground-color=0xffffffff is-live=%s ! video/x-raw,format=RGBA,width=%u,"
@@ -230,8 +263,12 @@ upstream_desc (const char *upstream, gsize size, guint count, guint rate)
 }
 
 static gchar *
-sink_desc (const char *transport, const char *channel, gsize size)
+sink_desc (const char *transport, const char *upstream, const char *channel, gsize size)
 {
+  /* memfd: the slots carry descriptors; upstream renders into memfds */
+  if (g_str_equal (transport, "datahub") && g_str_equal (upstream, "memfd-nv12"))
+    return g_strdup_printf ("datahubsink name=out channel=%s slots=16 offer-memfd=true "
+        "wait-for-consumer=true max-consumers=16", channel);
   if (g_str_equal (transport, "datahub"))
     return g_strdup_printf ("datahubsink name=out channel=%s slots=16 slot-size=%"
         G_GSIZE_FORMAT " wait-for-consumer=true max-consumers=16", channel, size);
@@ -261,13 +298,18 @@ typedef struct {
   double cpu_at_warm;
 } Stamper;
 
+/* In one process (the ceiling) the consumer side counts system calls
+ * over its own window; the producer side must not start the count. */
+static gboolean stamper_counts_syscalls = TRUE;
+
 static void
 stamp (Stamper *st, GstBuffer *b)
 {
   if (st->seq == st->warm) {
     st->allocs_at_warm = allocations_now ();
     st->cpu_at_warm = cpu_seconds ();
-    syscalls_start ();
+    if (stamper_counts_syscalls)
+      syscalls_start ();
   }
   if (st->period) {
     /* a producer held back (wait-for-consumer, a slow start) must not
@@ -285,7 +327,8 @@ stamp (Stamper *st, GstBuffer *b)
     return;
   if (st->fill)
     memset (map.data + 16, (int) (st->seq & 0xff), map.size - 16);
-  guint64 hdr[2] = { st->seq++, now_ns () };
+  /* atomic: the main thread reads the count while this one may push */
+  guint64 hdr[2] = { __atomic_fetch_add (&st->seq, 1, __ATOMIC_RELAXED), now_ns () };
   memcpy (map.data, hdr, sizeof hdr);
   gst_buffer_unmap (b, &map);
 }
@@ -429,7 +472,7 @@ static int
 produce (const char *transport, const char *upstream, gsize size, guint count, guint rate,
     const char *channel)
 {
-  gchar *sink = sink_desc (transport, channel, size);
+  gchar *sink = sink_desc (transport, upstream, channel, size);
   /* a few extra buffers: shmsrc never sees EOS, and consumers stop at
    * their count */
   gchar *up = upstream_desc (upstream, size, count + 16, rate);
@@ -437,9 +480,8 @@ produce (const char *transport, const char *upstream, gsize size, guint count, g
   GstElement *pipe = gst_parse_launch (desc, NULL);
   GstElement *in = gst_bin_get_by_name (GST_BIN (pipe), "in");
   GstElement *out = gst_bin_get_by_name (GST_BIN (pipe), "out");
-  gboolean video = g_str_equal (upstream, "videotestsrc");
   Stamper st;
-  attach_stamper (&st, in, video, count, rate);
+  attach_stamper (&st, in, is_video (upstream), count, rate);
   gst_element_set_state (pipe, GST_STATE_PLAYING);
   Pusher pu;
   pusher_start (&pu, in, upstream, size, count + 16, &st, TRUE);
@@ -456,7 +498,8 @@ produce (const char *transport, const char *upstream, gsize size, guint count, g
     if (poll (&in_fd, 1, 0) > 0)
       break;
   }
-  guint64 steady = st.seq > st.warm ? st.seq - st.warm : 1;
+  guint64 seq = __atomic_load_n (&st.seq, __ATOMIC_RELAXED);
+  guint64 steady = seq > st.warm ? seq - st.warm : 1;
   double cpu_ns = (cpu_seconds () - st.cpu_at_warm) * 1e9 / (double) steady;
   double allocs = (double) (allocations_now () - st.allocs_at_warm) / (double) steady;
   double syscalls = per_buffer (syscalls_since_start (), (double) steady);
@@ -501,7 +544,10 @@ typedef struct {
   gsize size;
   guint count, bad;
   atomic_uint got;
-  gboolean white;             /* videotestsrc: every byte after the header is 0xff */
+  gsize white;                /* videotestsrc: bytes after the header up to here
+                                 are white (0xff RGBA, 235 NV12 luma), 0: the
+                                 stamped pattern */
+  gboolean nv12;              /* and after it NV12 chroma (128) */
   guint64 *lat, *arrival;
   unsigned long allocs_at_warm, allocs_at_end;
   double cpu_at_warm, cpu_at_end, syscalls_at_end;
@@ -526,10 +572,13 @@ tally_buffer (Tally *t, GstBuffer *b)
     t->bad++;
   } else {
     memcpy (hdr, map.data, sizeof hdr);
-    guint8 want = t->white ? 0xff : (guint8) (hdr[0] & 0xff);
+    guint8 want = t->white ? (t->nv12 ? 235 : 0xff) : (guint8) (hdr[0] & 0xff);
+    gsize luma_end = t->white ? t->white : map.size;
     /* every byte, eight at a time (sizes are multiples of 8) */
     guint64 word = want * G_GUINT64_CONSTANT (0x0101010101010101), w;
     for (gsize k = 16; k + 8 <= map.size; k += 8) {
+      if (k == luma_end)
+        word = 128 * G_GUINT64_CONSTANT (0x0101010101010101); /* NV12 chroma */
       memcpy (&w, map.data + k, 8);
       if (w != word) {
         t->bad++;
@@ -588,13 +637,24 @@ report_tally (Tally *t, double transport_p50, double transport_p99)
       t->syscalls_at_end >= 0 ? t->syscalls_at_end / n : -1.0);
 }
 
+/* What the consumer checks: "white" (RGBA), "nv12" (white NV12) or
+ * "pattern" (the stamped fill). */
+static const char *
+check_of (const char *upstream, gsize size)
+{
+  (void) size;
+  return is_nv12 (upstream) ? "nv12" : g_str_equal (upstream, "videotestsrc") ? "white"
+      : "pattern";
+}
+
 static Tally *
-tally_new (gsize size, guint count, gboolean white)
+tally_new (gsize size, guint count, const char *check)
 {
   Tally *t = g_new0 (Tally, 1);
   t->size = size;
   t->count = count;
-  t->white = white;
+  t->nv12 = g_str_equal (check, "nv12");
+  t->white = t->nv12 ? size * 2 / 3 : g_str_equal (check, "white") ? size : 0;
   t->lat = g_new0 (guint64, count);
   t->arrival = g_new0 (guint64, count);
   return t;
@@ -673,7 +733,7 @@ run_checks (GstElement *pipe, GstElement *check, Tally *t, gboolean app,
 
 static int
 consume (const char *transport, gsize size, guint count, const char *channel,
-    gboolean white, gboolean app)
+    const char *white, gboolean app)
 {
   count_main_thread = app;
   gchar *src = src_desc (transport, channel);
@@ -711,6 +771,7 @@ in_process (const char *upstream, gsize size, guint count, guint rate)
 {
   gboolean app = is_app (upstream);
   count_main_thread = app;
+  stamper_counts_syscalls = FALSE;
   gchar *up = upstream_desc (upstream, size, count, rate);
   /* application threads: the same number of threads as across processes */
   gchar *check_part = check_desc (app, size);
@@ -719,10 +780,9 @@ in_process (const char *upstream, gsize size, guint count, guint rate)
   GstElement *pipe = gst_parse_launch (desc, NULL);
   GstElement *in = gst_bin_get_by_name (GST_BIN (pipe), "in");
   GstElement *check = gst_bin_get_by_name (GST_BIN (pipe), "check");
-  gboolean video = g_str_equal (upstream, "videotestsrc");
   Stamper st;
-  attach_stamper (&st, in, video, count, rate);
-  Tally *t = tally_new (size, count, video);
+  attach_stamper (&st, in, is_video (upstream), count, rate);
+  Tally *t = tally_new (size, count, check_of (upstream, size));
   Pusher pu;
   pusher_start (&pu, in, upstream, size, count, &st, FALSE);
   run_checks (pipe, check, t, app, pusher_run, &pu);
@@ -788,15 +848,16 @@ read_all_fd (gint fd)
 }
 
 /* One case: a producer process and @consumers consumer processes, or the
- * in-process ceiling (@transport "in-process"). */
-static void
+ * in-process ceiling (@transport "in-process").  Returns the slowest
+ * consumer's figures. */
+static ConsumerResult
 run_case (const char *self, const char *transport, const char *upstream, const char *label,
     gsize size, guint count, guint rate, guint consumers)
 {
   gchar *channel = g_strdup_printf ("gstbench-%d-%s", (int) getpid (), transport);
   gchar *sz = g_strdup_printf ("%" G_GSIZE_FORMAT, size), *n = g_strdup_printf ("%u", count);
   gchar *r = g_strdup_printf ("%u", rate);
-  const char *white = g_str_equal (upstream, "videotestsrc") ? "white" : "pattern";
+  const char *white = check_of (upstream, size);
   ConsumerResult worst = { G_MAXUINT, 1e30, 0, 0, 0, 0, 0, -1, -1, -1, 0 };
   double prod_cpu = 0, prod_allocs = 0, prod_syscalls = -1;
   gint64 copied = -1;
@@ -887,10 +948,14 @@ run_case (const char *self, const char *transport, const char *upstream, const c
   g_free (sz);
   g_free (n);
   g_free (r);
+  return worst;
 }
 
 /* --only SUBSTRING: run the cases whose label contains it */
 static const char *only;
+
+/* The ratios of each case, printed after the table. */
+static GString *ratios;
 
 static void
 run_all (const char *self, const char *upstream, const char *label, gsize size,
@@ -898,10 +963,23 @@ run_all (const char *self, const char *upstream, const char *label, gsize size,
 {
   if (only && !strstr (label, only))
     return;
-  run_case (self, "datahub", upstream, label, size, count, rate, consumers);
-  run_case (self, "shm", upstream, label, size, count, rate, consumers);
+  ConsumerResult dh = run_case (self, "datahub", upstream, label, size, count, rate, consumers);
+  ConsumerResult shm = run_case (self, "shm", upstream, label, size, count, rate, consumers);
+  ConsumerResult in = { 0 };
   if (consumers == 1)
-    run_case (self, "in-process", upstream, label, size, count, rate, 1);
+    in = run_case (self, "in-process", upstream, label, size, count, rate, 1);
+  /* a paced case is compared by latency, a flat-out one by rate */
+  gchar *vs_in = consumers != 1 ? g_strdup ("–") : rate
+      ? g_strdup_printf ("%+.1f µs p50", dh.p50 - in.p50)
+      : g_strdup_printf ("%.2fx", in.rate > 0 ? dh.rate / in.rate : 0);
+  gchar *vs_shm = rate ? g_strdup_printf ("%+.1f µs p50", dh.p50 - shm.p50)
+      : g_strdup_printf ("%.2fx", shm.rate > 0 ? dh.rate / shm.rate : 0);
+  gchar *cpu = g_strdup_printf ("%.0f / %.0f", dh.cpu, shm.cpu);
+  g_string_append_printf (ratios, "| %s | %u | %s | %s | %s |\n", label, consumers, vs_shm,
+      vs_in, cpu);
+  g_free (vs_in);
+  g_free (vs_shm);
+  g_free (cpu);
 }
 
 int
@@ -913,12 +991,13 @@ main (int argc, char **argv)
         (guint) atoi (argv[5]), (guint) atoi (argv[6]), argv[7]);
   if (argc >= 8 && g_str_equal (argv[1], "consume"))
     return consume (argv[2], (gsize) g_ascii_strtoull (argv[3], NULL, 10),
-        (guint) atoi (argv[4]), argv[5], g_str_equal (argv[6], "white"),
+        (guint) atoi (argv[4]), argv[5], argv[6],
         g_str_equal (argv[7], "appsink"));
   if (argc >= 6 && g_str_equal (argv[1], "inproc"))
     return in_process (argv[2], (gsize) g_ascii_strtoull (argv[3], NULL, 10),
         (guint) atoi (argv[4]), (guint) atoi (argv[5]));
   breakdown = g_string_new (NULL);
+  ratios = g_string_new (NULL);
   gboolean quick = FALSE;
   for (int i = 1; i < argc; i++) {
     if (g_str_equal (argv[i], "--quick"))
@@ -928,8 +1007,15 @@ main (int argc, char **argv)
     else if (g_str_equal (argv[i], "--only") && i + 1 < argc)
       only = argv[++i];
     else {
-      fprintf (stderr, "usage: %s [--quick] [--csv FILE] [--only SUBSTRING-OF-CASE]\n",
-          argv[0]);
+      fprintf (stderr, "usage: %s [--quick] [--csv FILE] [--only SUBSTRING-OF-CASE]\n"
+          "one side by hand (what the driver spawns; see docs/performance.md):\n"
+          "  %s produce datahub|shm UPSTREAM SIZE COUNT RATE CHANNEL   (runs until its\n"
+          "      stdin closes; prints: CPU ns/buf, allocs/buf, bytes copied, syscalls/buf)\n"
+          "  %s consume datahub|shm SIZE COUNT CHANNEL white|nv12|pattern fakesink|appsink\n"
+          "  %s inproc UPSTREAM SIZE COUNT RATE\n"
+          "UPSTREAM: fakesrc, videotestsrc, videotestsrc-nv12, memfd-nv12, app-malloc,\n"
+          "app-allocator, app-pool; RATE 0 = flat out; SIZE of video cases: a frame\n",
+          argv[0], argv[0], argv[0], argv[0]);
       return 2;
     }
   }
@@ -967,11 +1053,22 @@ main (int argc, char **argv)
       1000, 1);
   run_all (argv[0], "app-allocator", "1080p RGBA, appsrc allocator", hd, frames, 0, 1);
   run_all (argv[0], "app-pool", "1080p RGBA, appsrc own pool", hd, frames, 0, 1);
+  /* fd memory (issue 13): NV12 frames in slots vs in memfds (fd records) */
+  const gsize hd12 = 1920 * 1080 * 3 / 2, uhd12 = 3840 * 2160 * 3 / 2;
+  run_all (argv[0], "videotestsrc-nv12", "1080p NV12, slots", hd12, frames, 0, 1);
+  run_all (argv[0], "memfd-nv12", "1080p NV12, fd records (memfd)", hd12, frames, 0, 1);
+  run_all (argv[0], "videotestsrc-nv12", "2160p NV12, slots", uhd12, frames / 4, 0, 1);
+  run_all (argv[0], "memfd-nv12", "2160p NV12, fd records (memfd)", uhd12, frames / 4, 0, 1);
   printf ("\nWhere datahub's latency goes at a fixed rate (one consumer):\n\n"
       "| case | stamp → consumer handoff p50 / p99 µs | of which commit → src received "
       "(transport) p50 / p99 µs | the rest, p50 µs (producer pipeline before commit, "
       "consumer pipeline after create) |\n|---|---|---|---|\n%s", breakdown->str);
   g_string_free (breakdown, TRUE);
+  printf ("\nRatios (datahub against shmsink/shmsrc and the in-process ceiling, same run; "
+      "rate for flat-out cases, p50 latency difference for paced ones):\n\n"
+      "| case | consumers | datahub vs shm | datahub vs in-process | consumer CPU ns/buf "
+      "datahub / shm |\n|---|---|---|---|---|\n%s", ratios->str);
+  g_string_free (ratios, TRUE);
   if (csv)
     fclose (csv);
   return 0;
