@@ -2,6 +2,8 @@
 /* The fd socket of file-descriptor records (datahub-fd-channel.h). */
 #include "datahub-fd-channel.h"
 
+#include "datahub/datahub.h"
+
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
@@ -18,6 +20,11 @@
 #define MSG_MAGIC 0x44464844u /* "DHFD" */
 #define MAX_CLIENTS 64
 #define CLIENT_TIMEOUT_MS 2000
+/* a connection that has not said hello within this is closed */
+#define HELLO_DEADLINE_US (G_USEC_PER_SEC)
+/* answers queued to one consumer at most (each may carry an fd charged to
+ * the producer's user until it is read) */
+#define CLIENT_SNDBUF 4096
 /* fds a consumer keeps (a pool's buffers come back: the same fds) */
 #define CLIENT_CACHE 64
 /* fds the producer keeps after their last record (the same fd then keeps
@@ -29,10 +36,26 @@ enum { MSG_HELLO = 1, MSG_WELCOME = 2, MSG_GET = 3, MSG_FD = 4 };
 /* Every message, both ways: one SOCK_SEQPACKET datagram. */
 typedef struct {
   guint32 magic, type;
-  guint32 index;            /* HELLO: the consumer's index */
   guint32 status;           /* replies: 0 or an errno value */
+  guint32 reserved;
   guint64 id, dev, ino;     /* GET: id; FD: id, and what the fd is */
+  guint8 token[DATAHUB_FD_TOKEN_SIZE]; /* HELLO: from the block's fd zone */
+  guint8 proof[DATAHUB_FD_TOKEN_SIZE]; /* HELLO: keyed hash of the token */
 } Msg;
+
+G_STATIC_ASSERT (sizeof (Msg) == 104);
+
+void
+datahub_fd_proof (const guint8 *secret, const guint8 token[DATAHUB_FD_TOKEN_SIZE],
+    guint8 out[DATAHUB_FD_TOKEN_SIZE])
+{
+  static const char label[] = "datahub fd socket";
+  crypto_generichash_state st;
+  crypto_generichash_init (&st, secret, secret ? DH_SECRET_SIZE : 0, DATAHUB_FD_TOKEN_SIZE);
+  crypto_generichash_update (&st, (const guint8 *) label, sizeof label);
+  crypto_generichash_update (&st, token, DATAHUB_FD_TOKEN_SIZE);
+  crypto_generichash_final (&st, out, DATAHUB_FD_TOKEN_SIZE);
+}
 
 /* The socket's name in the abstract namespace: it vanishes with its
  * process, so a killed producer leaves nothing behind. */
@@ -64,7 +87,8 @@ typedef struct {
 
 typedef struct {
   int fd;
-  gint64 index;             /* -1 until welcomed */
+  gboolean welcomed;
+  gint64 accepted_us;       /* monotonic */
 } Client;
 
 struct _DatahubFdServer {
@@ -72,13 +96,12 @@ struct _DatahubFdServer {
   gchar *path;
   int listen_fd, wake_fd;
   GThread *thread;
-  DatahubFdAuthFunc auth;
-  gpointer auth_data;
+  guint8 token[DATAHUB_FD_TOKEN_SIZE];
+  guint8 proof[DATAHUB_FD_TOKEN_SIZE]; /* what a hello must carry */
   GMutex lock;              /* the tables: streaming thread and server thread */
   GHashTable *by_file;      /* Served (dev, ino) -> Served */
   GHashTable *by_id;        /* &id -> Served (owns) */
   GQueue idle;              /* Served with no record, oldest first */
-  guint64 next_id;
   gint sent;                /* atomic */
 };
 
@@ -138,25 +161,25 @@ serve (DatahubFdServer *s, Client *c)
   if (n != (ssize_t) sizeof m || m.magic != MSG_MAGIC)
     return FALSE;
   Msg reply = { .magic = MSG_MAGIC };
-  if (m.type == MSG_HELLO && c->index < 0) {
-    struct ucred cred;
-    socklen_t len = sizeof cred;
-    gboolean ok = getsockopt (c->fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) == 0
-        && s->auth (m.index, (guint32) cred.uid, (guint32) cred.pid, s->auth_data);
+  if (m.type == MSG_HELLO && !c->welcomed) {
+    /* the token is in the block (only who may read the block has it),
+     * the proof says the secret too */
+    gboolean ok = sodium_memcmp (m.token, s->token, sizeof s->token) == 0
+        && sodium_memcmp (m.proof, s->proof, sizeof s->proof) == 0;
     reply.type = MSG_WELCOME;
     reply.status = ok ? 0 : EACCES;
-    if (ok)
-      c->index = m.index;
+    c->welcomed = ok;
     return send_msg (c->fd, &reply, -1) && ok;
   }
-  if (m.type != MSG_GET || c->index < 0)
+  if (m.type != MSG_GET || !c->welcomed)
     return FALSE;
   reply.type = MSG_FD;
   reply.id = m.id;
   g_mutex_lock (&s->lock);
+  /* only fds a live record names */
   Served *sv = g_hash_table_lookup (s->by_id, &m.id);
-  int fd = sv ? dup (sv->fd) : -1;
-  if (sv) {
+  int fd = sv && sv->refs > 0 ? dup (sv->fd) : -1;
+  if (fd >= 0) {
     reply.dev = sv->dev;
     reply.ino = sv->ino;
   }
@@ -171,6 +194,25 @@ serve (DatahubFdServer *s, Client *c)
   return ok;
 }
 
+/* Makes room for a new connection: the oldest that has not said hello
+ * goes; FALSE when every one has. */
+static gboolean
+room_for_one (Client *clients, guint *n)
+{
+  if (*n < MAX_CLIENTS)
+    return TRUE;
+  guint oldest = MAX_CLIENTS;
+  for (guint i = 0; i < *n; i++)
+    if (!clients[i].welcomed
+        && (oldest == MAX_CLIENTS || clients[i].accepted_us < clients[oldest].accepted_us))
+      oldest = i;
+  if (oldest == MAX_CLIENTS)
+    return FALSE;
+  close (clients[oldest].fd);
+  clients[oldest] = clients[--*n];
+  return TRUE;
+}
+
 static gpointer
 server_thread (gpointer data)
 {
@@ -181,29 +223,37 @@ server_thread (gpointer data)
   for (;;) {
     pfd[0] = (struct pollfd) { .fd = s->wake_fd, .events = POLLIN };
     pfd[1] = (struct pollfd) { .fd = s->listen_fd, .events = POLLIN };
-    for (guint i = 0; i < n_clients; i++)
+    gboolean waiting_hello = FALSE;
+    for (guint i = 0; i < n_clients; i++) {
       pfd[2 + i] = (struct pollfd) { .fd = clients[i].fd, .events = POLLIN };
-    if (poll (pfd, 2 + n_clients, -1) < 0) {
+      waiting_hello = waiting_hello || !clients[i].welcomed;
+    }
+    if (poll (pfd, 2 + n_clients, waiting_hello ? 100 : -1) < 0) {
       if (errno == EINTR)
         continue;
       break;
     }
     if (pfd[0].revents)
       break;
+    gint64 now = g_get_monotonic_time ();
     for (guint i = n_clients; i-- > 0;) {
-      if (!pfd[2 + i].revents)
+      gboolean late = !clients[i].welcomed && now - clients[i].accepted_us > HELLO_DEADLINE_US;
+      if (!late && !pfd[2 + i].revents)
         continue;
-      if (!(pfd[2 + i].revents & POLLIN) || !serve (s, &clients[i])) {
+      if (late || !(pfd[2 + i].revents & POLLIN) || !serve (s, &clients[i])) {
         close (clients[i].fd);
         clients[i] = clients[--n_clients];
       }
     }
     if (pfd[1].revents & POLLIN) {
       int fd = accept4 (s->listen_fd, NULL, NULL, SOCK_CLOEXEC);
-      if (fd >= 0 && n_clients < MAX_CLIENTS)
-        clients[n_clients++] = (Client) { .fd = fd, .index = -1 };
-      else if (fd >= 0)
+      if (fd >= 0 && room_for_one (clients, &n_clients)) {
+        int sndbuf = CLIENT_SNDBUF;
+        (void) setsockopt (fd, SOL_SOCKET, SO_SNDBUF, &sndbuf, sizeof sndbuf);
+        clients[n_clients++] = (Client) { .fd = fd, .accepted_us = now };
+      } else if (fd >= 0) {
         close (fd);
+      }
     }
   }
   for (guint i = 0; i < n_clients; i++)
@@ -212,13 +262,13 @@ server_thread (gpointer data)
 }
 
 DatahubFdServer *
-datahub_fd_server_new (DatahubFdAuthFunc auth, gpointer auth_data, GError **error)
+datahub_fd_server_new (const guint8 *secret, GError **error)
 {
   DatahubFdServer *s = g_new0 (DatahubFdServer, 1);
   randombytes_buf (&s->id, sizeof s->id);
+  randombytes_buf (s->token, sizeof s->token);
+  datahub_fd_proof (secret, s->token, s->proof);
   s->path = socket_path (s->id);
-  s->auth = auth;
-  s->auth_data = auth_data;
   s->wake_fd = -1;
   g_mutex_init (&s->lock);
   s->by_file = g_hash_table_new (file_hash, file_equal);
@@ -239,10 +289,31 @@ fail:
   return NULL;
 }
 
-guint64
-datahub_fd_server_id (DatahubFdServer *s)
+void
+datahub_fd_server_zone (DatahubFdServer *s, DatahubFdZone *zone)
 {
-  return s->id;
+  zone->server = s->id;
+  memcpy (zone->token, s->token, sizeof zone->token);
+}
+
+/* What consumers get for @fd: a read-only open of the same file (a memfd
+ * or other file: a consumer can neither write nor resize the producer's
+ * frames), or the DMA-BUF as it is (it cannot be reopened; its exporter
+ * decides what a mapping may do).  -1 for anything else. */
+static int
+read_only_fd (int fd)
+{
+  gchar path[64];
+  g_snprintf (path, sizeof path, "/proc/self/fd/%d", fd);
+  int ro = open (path, O_RDONLY | O_CLOEXEC);
+  if (ro >= 0)
+    return ro;
+  gchar target[64] = { 0 };
+  ssize_t n = readlink (path, target, sizeof target - 1);
+  if (n > 0 && (g_str_has_prefix (target, "/dmabuf:") || g_str_has_prefix (target,
+              "anon_inode:dmabuf")))
+    return fcntl (fd, F_DUPFD_CLOEXEC, 0);
+  return -1;
 }
 
 gboolean
@@ -257,7 +328,7 @@ datahub_fd_server_add (DatahubFdServer *s, int fd, DatahubFdEntry *entry)
   if (sv && sv->refs == 0)
     g_queue_remove (&s->idle, sv);
   if (!sv) {
-    int copy = fcntl (fd, F_DUPFD_CLOEXEC, 0);
+    int copy = read_only_fd (fd);
     if (copy < 0) {
       g_mutex_unlock (&s->lock);
       return FALSE;
@@ -265,7 +336,10 @@ datahub_fd_server_add (DatahubFdServer *s, int fd, DatahubFdEntry *entry)
     sv = g_new0 (Served, 1);
     *sv = key;
     sv->fd = copy;
-    sv->id = ++s->next_id;
+    /* random: an id says nothing about the producer's other fds */
+    do
+      randombytes_buf (&sv->id, sizeof sv->id);
+    while (sv->id == 0 || g_hash_table_contains (s->by_id, &sv->id));
     g_hash_table_add (s->by_file, sv);
     g_hash_table_insert (s->by_id, &sv->id, sv);
   }
@@ -336,7 +410,7 @@ struct _DatahubFdClient {
   int sock;
   GHashTable *cache;        /* &id -> Cached (owns) */
   GQueue order;             /* ids, oldest first */
-  guint64 received;
+  gint received;            /* atomic: the ticker reads it */
 };
 
 static void
@@ -398,12 +472,15 @@ recv_msg (int sock, Msg *m, int *fd_out)
 }
 
 static gboolean
-client_connect (DatahubFdClient *c, guint32 index, gchar **why)
+client_connect (DatahubFdClient *c, const DatahubFdZone *zone, const guint8 *secret,
+    gchar **why)
 {
   gchar *path = socket_path (c->server);
   struct sockaddr_un sa;
   c->sock = socket (AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
-  Msg m = { .magic = MSG_MAGIC, .type = MSG_HELLO, .index = index };
+  Msg m = { .magic = MSG_MAGIC, .type = MSG_HELLO };
+  memcpy (m.token, zone->token, sizeof m.token);
+  datahub_fd_proof (secret, zone->token, m.proof);
   int fd;
   socklen_t sa_len = fill_addr (&sa, path);
   gboolean ok = c->sock >= 0 && connect (c->sock, (struct sockaddr *) &sa, sa_len) == 0;
@@ -434,22 +511,22 @@ same_file (int fd, guint64 dev, guint64 ino)
 }
 
 int
-datahub_fd_client_get (DatahubFdClient *c, guint64 server, guint32 index,
+datahub_fd_client_get (DatahubFdClient *c, const DatahubFdZone *zone, const guint8 *secret,
     const DatahubFdEntry *entry, gchar **why)
 {
-  if (server != c->server)
-    client_reset (c, server);
+  if (zone->server != c->server)
+    client_reset (c, zone->server);
   Cached *hit = g_hash_table_lookup (c->cache, &entry->id);
   if (hit && hit->dev == entry->dev && hit->ino == entry->ino)
     return fcntl (hit->fd, F_DUPFD_CLOEXEC, 0);
-  if (c->sock < 0 && !client_connect (c, index, why))
+  if (c->sock < 0 && !client_connect (c, zone, secret, why))
     return -1;
   Msg m = { .magic = MSG_MAGIC, .type = MSG_GET, .id = entry->id };
   int fd;
   if (!send_msg (c->sock, &m, -1) || !recv_msg (c->sock, &m, &fd) || m.type != MSG_FD
       || m.id != entry->id) {
     *why = g_strdup ("the producer's fd socket did not answer");
-    client_reset (c, server);
+    client_reset (c, zone->server);
     return -1;
   }
   if (fd < 0 || m.status != 0) {
@@ -463,7 +540,7 @@ datahub_fd_client_get (DatahubFdClient *c, guint64 server, guint32 index,
         entry->id);
     return -1;
   }
-  c->received++;
+  g_atomic_int_inc (&c->received);
   if (hit)
     g_hash_table_remove (c->cache, &entry->id);
   while (g_queue_get_length (&c->order) >= CLIENT_CACHE) {
@@ -481,7 +558,7 @@ datahub_fd_client_get (DatahubFdClient *c, guint64 server, guint32 index,
 guint64
 datahub_fd_client_received (DatahubFdClient *c)
 {
-  return c->received;
+  return (guint64) g_atomic_int_get (&c->received);
 }
 
 void

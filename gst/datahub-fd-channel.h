@@ -6,13 +6,14 @@
  *
  * The socket is "datahub-fd.<server id, 16 hex digits>" in the abstract
  * namespace (gone with its process: nothing stale after a crash),
- * SOCK_SEQPACKET.  It has no file mode: access follows the block's, by
- * identity.  A consumer says hello with its consumer index; the producer
- * serves it only if that index is an admitted consumer of its block whose
- * object's owner and pid are the connecting process's (SO_PEERCRED) —
- * admission is where the block's permissions and the secret were
- * checked.  Consumers never pass fds to the producer: what they send is
- * read without room for any. */
+ * SOCK_SEQPACKET.  It has no file mode: access follows the block's.  The
+ * producer writes a random token into the block (zone DATAHUB_ZONE_FD),
+ * so only a process that can read the block knows it; a consumer's hello
+ * carries the token and a hash of it keyed with the channel's secret (an
+ * unkeyed one without a secret).  The producer serves nothing before a
+ * good hello, and then only fds that live records name, read-only
+ * (DMA-BUF as its exporter made it).  Consumers never pass fds to the
+ * producer: what they send is read without room for any. */
 #ifndef DATAHUB_FD_CHANNEL_H
 #define DATAHUB_FD_CHANNEL_H
 
@@ -45,22 +46,33 @@ typedef struct {
 } DatahubFdEntry;
 
 #define DATAHUB_FD_RECORD_MAGIC 0x52464844u /* "DHFR" */
+#define DATAHUB_FD_TOKEN_SIZE 32
+
+/* Zone DATAHUB_ZONE_FD of each block: where the fd socket is, and the
+ * token that proves a consumer can read the block. */
+typedef struct {
+  guint64 server;
+  guint8 token[DATAHUB_FD_TOKEN_SIZE];
+} DatahubFdZone;
+
+/* The hello's proof: BLAKE2b-256 of a label and @token, keyed with the
+ * 16-byte @secret (NULL: unkeyed). */
+void datahub_fd_proof (const guint8 *secret, const guint8 token[DATAHUB_FD_TOKEN_SIZE],
+    guint8 out[DATAHUB_FD_TOKEN_SIZE]);
 #define DATAHUB_FD_RECORD_SIZE(n) (sizeof (DatahubFdRecord) + (n) * sizeof (DatahubFdEntry))
 
 /* ---- producer side ------------------------------------------------------- */
 
 typedef struct _DatahubFdServer DatahubFdServer;
 
-/* Is consumer @index (of any block the sink has) the process @uid/@pid? */
-typedef gboolean (*DatahubFdAuthFunc) (guint32 index, guint32 uid, guint32 pid,
-    gpointer user_data);
-
-/* Binds the socket and starts serving.  NULL and @error on failure. */
-DatahubFdServer *datahub_fd_server_new (DatahubFdAuthFunc auth, gpointer auth_data,
-    GError **error);
-guint64 datahub_fd_server_id (DatahubFdServer *s);
+/* Binds the socket and starts serving consumers that know the token and
+ * @secret (DH_SECRET_SIZE bytes, or NULL).  NULL and @error on failure. */
+DatahubFdServer *datahub_fd_server_new (const guint8 *secret, GError **error);
+/* What the sink writes into zone DATAHUB_ZONE_FD of each block. */
+void datahub_fd_server_zone (DatahubFdServer *s, DatahubFdZone *zone);
 /* Makes @fd fetchable until as many releases as adds; fills @entry's id,
- * dev and ino.  FALSE if @fd cannot be examined. */
+ * dev and ino.  FALSE if @fd cannot be examined, or is neither a file
+ * (served as a read-only open of it) nor a DMA-BUF. */
 gboolean datahub_fd_server_add (DatahubFdServer *s, int fd, DatahubFdEntry *entry);
 void datahub_fd_server_release (DatahubFdServer *s, guint64 id);
 /* Fds served so far (a figure for tests and stats). */
@@ -73,12 +85,13 @@ void datahub_fd_server_free (DatahubFdServer *s);
 typedef struct _DatahubFdClient DatahubFdClient;
 
 DatahubFdClient *datahub_fd_client_new (void);
-/* A new fd (the caller owns it) for @entry of server @server, fetched and
- * cached on first use, as consumer @index.  -1 with *@why set when the
- * producer refuses or no longer has it, or the fd is not the file the
- * record names. */
-int datahub_fd_client_get (DatahubFdClient *c, guint64 server, guint32 index,
-    const DatahubFdEntry *entry, gchar **why);
+/* A new fd (the caller owns it) for @entry of the server @zone names
+ * (read from the record's block), fetched and cached on first use; the
+ * hello proves @secret (or none).  -1 with *@why set when the producer
+ * refuses or no longer has it, or the fd is not the file the record
+ * names. */
+int datahub_fd_client_get (DatahubFdClient *c, const DatahubFdZone *zone,
+    const guint8 *secret, const DatahubFdEntry *entry, gchar **why);
 /* Fds received so far. */
 guint64 datahub_fd_client_received (DatahubFdClient *c);
 void datahub_fd_client_free (DatahubFdClient *c);

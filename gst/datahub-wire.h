@@ -18,9 +18,12 @@ typedef enum {
   DATAHUB_KIND_FD_BUFFER = 2, /* payload: DatahubFdRecord (datahub-fd-channel.h) */
 } DatahubKind;
 
-/* Zone 0 holds the stream state; zone 1 the application metadata. */
+/* Zone 0 holds the stream state; zone 1 the application metadata; zone 2
+ * where the fd socket of fd records is (datahub-fd-channel.h). */
 #define DATAHUB_ZONE_STREAM 0
 #define DATAHUB_ZONE_METADATA 1
+#define DATAHUB_ZONE_FD 2
+#define DATAHUB_ZONE_FD_SIZE 64
 #define DATAHUB_ZONE_STREAM_SIZE (16 * 1024)
 #define DATAHUB_ZONE_METADATA_SIZE (16 * 1024)
 

@@ -26,6 +26,8 @@
 
 #include <string.h>
 
+#include <sodium.h>
+
 #include <gst/allocators/allocators.h>
 #include <gst/video/video.h>
 
@@ -318,9 +320,10 @@ create_block (GstDatahubSink *self, guint64 slot_size)
   pc.name = name;
   pc.slot_size = slot_size;
   pc.live = self->live;
-  pc.zone_count = 2;
+  pc.zone_count = 3;
   pc.zone_sizes[DATAHUB_ZONE_STREAM] = DATAHUB_ZONE_STREAM_SIZE;
   pc.zone_sizes[DATAHUB_ZONE_METADATA] = DATAHUB_ZONE_METADATA_SIZE;
+  pc.zone_sizes[DATAHUB_ZONE_FD] = DATAHUB_ZONE_FD_SIZE;
   pc.request_fn = on_request;
   pc.request_user = ref;
   int rc = dh_producer_create (&pc, &ref->producer);
@@ -474,6 +477,7 @@ publish (GstDatahubSink *self, dh_slot *s, const dh_record_info *info)
 }
 
 static gboolean handover (GstDatahubSink *self, guint64 needed);
+static gboolean write_fd_zone (GstDatahubSink *self, DatahubProducerRef *block);
 
 static GstFlowReturn
 write_event (GstDatahubSink *self, GstEvent *event, const gchar *text)
@@ -527,6 +531,10 @@ handover (GstDatahubSink *self, guint64 needed)
   }
   const gchar *name = dh_producer_shm_name (next->producer);
   write_stream_state_of (self, next);
+  if (self->fd_server && !write_fd_zone (self, next)) {
+    datahub_producer_unref (next);
+    return FALSE;
+  }
   rc = dh_producer_handover (old->producer, name);
   if (rc != 0) {
     report_create_error (self, name, rc);
@@ -965,20 +973,20 @@ drop_fd_records (GstDatahubSink *self)
   g_clear_pointer (&self->fd_server, datahub_fd_server_free);
 }
 
-/* The fd socket's check of a consumer that says hello: an admitted
- * consumer of our block, owned by the connecting process (server thread). */
+/* Where @block's consumers find the fd socket, and the token that proves
+ * they can read the block (written before the first fd record, and into
+ * every successor). */
 static gboolean
-fd_consumer_is (guint32 index, guint32 uid, guint32 pid, gpointer user)
+write_fd_zone (GstDatahubSink *self, DatahubProducerRef *block)
 {
-  GstDatahubSink *self = user;
-  DatahubProducerRef *p = take_producer (self);
-  guint32 obj_uid, obj_pid;
-  gboolean ok = p && dh_producer_consumer_identity (p->producer, index, &obj_uid, &obj_pid) == 0
-      && obj_uid == uid && obj_pid == pid;
-  datahub_producer_unref (p);
-  if (!ok)
-    GST_INFO_OBJECT (self, "fd socket: refused consumer %u (uid %u, pid %u)", index, uid, pid);
-  return ok;
+  DatahubFdZone zone;
+  datahub_fd_server_zone (self->fd_server, &zone);
+  int rc = dh_producer_zone_write (block->producer, DATAHUB_ZONE_FD, &zone, sizeof zone);
+  sodium_memzero (&zone, sizeof zone);
+  if (rc != 0)
+    GST_ELEMENT_ERROR (self, RESOURCE, WRITE, ("Could not share file descriptors."),
+        ("%s", dh_error_detail ()));
+  return rc == 0;
 }
 
 /* Whether every memory of @buf is fd-backed (then it travels as an fd
@@ -1021,13 +1029,20 @@ publish_fd_record (GstDatahubSink *self, GstBuffer *buf, dh_record_info *info,
 {
   if (!self->fd_server) {
     GError *err = NULL;
-    self->fd_server = datahub_fd_server_new (fd_consumer_is, self, &err);
+    guint8 secret[DH_SECRET_SIZE];
+    GST_OBJECT_LOCK (self);
+    gboolean has_secret = datahub_common_secret (&self->common, secret);
+    GST_OBJECT_UNLOCK (self);
+    self->fd_server = datahub_fd_server_new (has_secret ? secret : NULL, &err);
+    sodium_memzero (secret, sizeof secret);
     if (!self->fd_server) {
       GST_ELEMENT_ERROR (self, RESOURCE, OPEN_WRITE, ("Could not share file descriptors."),
           ("%s", err->message));
       g_error_free (err);
       return GST_FLOW_ERROR;
     }
+    if (!write_fd_zone (self, self->producer))
+      return GST_FLOW_ERROR;
   }
   guint n = gst_buffer_n_memory (buf);
   gsize payload = DATAHUB_FD_RECORD_SIZE (n);
@@ -1039,8 +1054,11 @@ publish_fd_record (GstDatahubSink *self, GstBuffer *buf, dh_record_info *info,
   if (ret != GST_FLOW_OK)
     return ret;
   FdInFlight *f = g_new0 (FdInFlight, 1);
+  DatahubFdZone zone;
+  datahub_fd_server_zone (self->fd_server, &zone);
   DatahubFdRecord rec = { .magic = DATAHUB_FD_RECORD_MAGIC, .n_memories = n, .kind = kind,
-    .server = datahub_fd_server_id (self->fd_server), .total_size = gst_buffer_get_size (buf) };
+    .server = zone.server, .total_size = gst_buffer_get_size (buf) };
+  sodium_memzero (&zone, sizeof zone);
   memcpy (s.data, &rec, sizeof rec);
   DatahubFdEntry *entries = (DatahubFdEntry *) ((guint8 *) s.data + sizeof rec);
   for (guint i = 0; i < n; i++) {

@@ -27,6 +27,8 @@
 #include <string.h>
 #include <unistd.h>
 
+#include <sodium.h>
+
 #include <gst/allocators/allocators.h>
 #include <gst/video/video.h>
 
@@ -112,6 +114,7 @@ struct _GstDatahubSrc {
   /* one mapped memory per fd of the current fd socket, of which records'
    * memories are shares: no mapping (and no page faults) per buffer */
   guint64 fd_server;
+  DatahubFdZone fd_zone;     /* where fd_server is, from the block's fd zone */
   GHashTable *fd_parents;    /* &DatahubFdEntry.id -> FdParent */
   GQueue fd_parent_order;    /* ids, oldest first */
   gboolean fd_warned;        /* an fd record could not be read (said once) */
@@ -716,18 +719,43 @@ forget_fd_parents (GstDatahubSrc *self)
 /* The whole fd the producer shares for @e, as a memory mapped once
  * (cached per fd); NULL and *@why when the fd cannot be had or is smaller
  * than the record says. */
+/* Where the fd socket @server is, and its token, from the block's fd
+ * zone (the sink writes it before the first fd record). */
+static gboolean
+read_fd_zone (GstDatahubSrc *self, dh_consumer *c, guint64 server, gchar **why)
+{
+  if (self->fd_server == server)
+    return TRUE;
+  forget_fd_parents (self);
+  self->fd_server = 0;
+  size_t len = 0;
+  DatahubFdZone zone;
+  if (dh_consumer_zone_read (c, DATAHUB_ZONE_FD, &zone, sizeof zone, &len, NULL) != 0
+      || len != sizeof zone || zone.server != server) {
+    *why = g_strdup ("the block does not say where its fd socket is");
+    return FALSE;
+  }
+  self->fd_zone = zone;
+  self->fd_server = server;
+  return TRUE;
+}
+
 static GstMemory *
-fd_parent (GstDatahubSrc *self, guint64 server, guint32 index, DatahubFdKind kind,
+fd_parent (GstDatahubSrc *self, dh_consumer *c, guint64 server, DatahubFdKind kind,
     const DatahubFdEntry *e, gchar **why)
 {
-  if (server != self->fd_server) {
-    forget_fd_parents (self);
-    self->fd_server = server;
-  }
+  if (!read_fd_zone (self, c, server, why))
+    return NULL;
   FdParent *hit = g_hash_table_lookup (self->fd_parents, &e->id);
   if (hit && hit->dev == e->dev && hit->ino == e->ino && hit->maxsize >= e->maxsize)
     return hit->mem;
-  int fd = datahub_fd_client_get (self->fd_client, server, index, e, why);
+  guint8 secret[DH_SECRET_SIZE];
+  GST_OBJECT_LOCK (self);
+  gboolean has_secret = datahub_common_secret (&self->common, secret);
+  GST_OBJECT_UNLOCK (self);
+  int fd = datahub_fd_client_get (self->fd_client, &self->fd_zone, has_secret ? secret : NULL,
+      e, why);
+  sodium_memzero (secret, sizeof secret);
   if (fd < 0)
     return NULL;
   /* mapping past its end would fault in this process */
@@ -771,10 +799,10 @@ fd_parent (GstDatahubSrc *self, guint64 server, guint32 index, DatahubFdKind kin
  * memory (its mapping is reused; buffers keep the fd alive after it
  * leaves the cache). */
 static GstMemory *
-fd_memory (GstDatahubSrc *self, guint64 server, guint32 index, DatahubFdKind kind,
+fd_memory (GstDatahubSrc *self, dh_consumer *c, guint64 server, DatahubFdKind kind,
     const DatahubFdEntry *e, gchar **why)
 {
-  GstMemory *parent = fd_parent (self, server, index, kind, e, why);
+  GstMemory *parent = fd_parent (self, c, server, kind, e, why);
   return parent ? gst_memory_share (parent, (gssize) e->offset, (gssize) e->size) : NULL;
 }
 
@@ -793,10 +821,9 @@ buffer_from_fd_record (GstDatahubSrc *self, DatahubConsumerRef *conn, const dh_r
   if (!read_fd_record (r, &rec, entries)) {
     why = g_strdup_printf ("a malformed fd record of %" G_GUINT64_FORMAT " bytes", r->info.size);
   } else {
-    dh_consumer_stats st;
-    dh_consumer_stats_get (conn->consumer, &st);
     for (guint i = 0; i < rec.n_memories && !why; i++) {
-      GstMemory *mem = fd_memory (self, rec.server, st.index, rec.kind, &entries[i], &why);
+      GstMemory *mem = fd_memory (self, conn->consumer, rec.server, rec.kind, &entries[i],
+          &why);
       if (mem)
         gst_buffer_append_memory (buf, mem);
     }
@@ -1191,7 +1218,7 @@ stats_structure (GstDatahubSrc *self)
   DatahubLatency latency = self->latency;
   guint64 copied = self->bytes_copied, dropped = self->metas_dropped;
   guint64 slot = self->records_slot, dmabuf = self->records_dmabuf, fd = self->records_fd;
-  guint64 fd_failures = self->fd_failures;
+  guint64 fd_failures = self->fd_failures, fd_server = self->fd_server;
   guint64 fds = self->fd_client ? datahub_fd_client_received (self->fd_client) : 0;
   GST_OBJECT_UNLOCK (self);
   GstStructure *s = datahub_stats_from_metrics (&m, copied, &st, &latency);
@@ -1199,6 +1226,11 @@ stats_structure (GstDatahubSrc *self)
       "records-slot", G_TYPE_UINT64, slot, "records-dmabuf", G_TYPE_UINT64, dmabuf,
       "records-fd", G_TYPE_UINT64, fd, "fds-received", G_TYPE_UINT64, fds,
       "fd-failures", G_TYPE_UINT64, fd_failures, NULL);
+  if (fd_server) {
+    gchar *name = g_strdup_printf ("@datahub-fd.%016" G_GINT64_MODIFIER "x", fd_server);
+    gst_structure_set (s, "fd-socket", G_TYPE_STRING, name, NULL);
+    g_free (name);
+  }
   return s;
 }
 
@@ -1327,6 +1359,8 @@ gst_datahub_src_stop (GstBaseSrc *bs)
   GST_OBJECT_UNLOCK (self);
   datahub_fd_client_free (fd_client);
   forget_fd_parents (self);
+  self->fd_server = 0;
+  sodium_memzero (&self->fd_zone, sizeof self->fd_zone);
   gst_clear_object (&self->dmabuf_allocator);
   gst_clear_object (&self->fd_allocator);
   if (self->broker) {

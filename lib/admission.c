@@ -12,7 +12,6 @@
 #include <string.h>
 #include <sys/eventfd.h>
 #include <sys/inotify.h>
-#include <sys/stat.h>
 #include <unistd.h>
 
 #include "dh_producer_private.h"
@@ -685,24 +684,6 @@ dh_producer_consumer_count (dh_producer *p)
   int n = __builtin_popcountll (p->active);
   pthread_mutex_unlock (&p->lock);
   return n;
-}
-
-int
-dh_producer_consumer_identity (dh_producer *p, uint32_t index, uint32_t *uid, uint32_t *pid)
-{
-  DH_CHECK_ARG (p && uid && pid);
-  int rc = -ENOENT;
-  pthread_mutex_lock (&p->lock);
-  struct stat st;
-  if (index < DH_MAX_CONSUMERS && (p->active & bit (index)) && !p->peers[index].evicted
-      && fstat (p->peers[index].fd, &st) == 0) {
-    *uid = (uint32_t) st.st_uid;
-    /* the object's own word (untrusted; only its owner writes it) */
-    *pid = p->peers[index].obj->pid;
-    rc = 0;
-  }
-  pthread_mutex_unlock (&p->lock);
-  return rc;
 }
 
 int

@@ -171,6 +171,8 @@ void dh_guard_remove (const void *addr);
 int dh_exchange_open (const char *origin, bool create, mode_t perms,
     dh_shm_exchange **out, int *fd);
 void dh_exchange_close (dh_shm_exchange *x, int fd, const char *origin, bool remove);
+/* Removes the origin's exchange object if it is still the one open as @fd. */
+void dh_exchange_unlink (int fd, const char *origin);
 
 /* ---- zones.c ---- */
 int dh_zone_write (dh_block *b, uint64_t *seq, unsigned zone, const void *data, size_t len);

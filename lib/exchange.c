@@ -84,15 +84,20 @@ dh_exchange_open (const char *origin, bool create, mode_t perms, dh_shm_exchange
 }
 
 void
+dh_exchange_unlink (int fd, const char *origin)
+{
+  char name[DH_NAME_MAX + 1];
+  if (fd >= 0 && dh_exchange_object_name (origin, name, sizeof name) == 0)
+    dh_unlink_if_same (fd, name);
+}
+
+void
 dh_exchange_close (dh_shm_exchange *x, int fd, const char *origin, bool remove)
 {
   if (!x)
     return;
-  if (remove) {
-    char name[DH_NAME_MAX + 1];
-    if (dh_exchange_object_name (origin, name, sizeof name) == 0)
-      dh_unlink_if_same (fd, name);
-  }
+  if (remove)
+    dh_exchange_unlink (fd, origin);
   dh_guard_remove (x);
   munmap (x, DH_EXCHANGE_OBJECT_SIZE);
   close (fd);

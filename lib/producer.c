@@ -162,6 +162,11 @@ dh_producer_close (dh_producer *p)
   atomic_fetch_add_explicit (&h->admit_wake, 1, memory_order_seq_cst);
   dh_futex_wake_all (&h->admit_wake);
   dh_unlink_if_same (p->b.fd, p->b.name);
+  /* the origin's exchange object goes with the name, not at destroy: an
+   * application may keep memory of the block (an allocator) until it
+   * exits without destroying it */
+  if (p->b.chain_index == 0 && p->x)
+    dh_exchange_unlink (p->x_fd, p->b.origin);
   dh_admission_stop (p);
   dh_producer_wakeup (p);
 }

@@ -2,9 +2,7 @@
  * file-descriptor records): never while a consumer holds the record or a
  * waited-for consumer has not read it, not before every live consumer
  * read it unless forced, a leaky consumer that comes later counts it lost,
- * pinned slots stay, and the consumer identity the fd socket checks. */
-#include <sys/stat.h>
-
+ * and pinned slots stay. */
 #include "dh_test.h"
 
 int
@@ -76,17 +74,7 @@ main (void)
   for (int i = 1; i < 4; i++)
     CHECK_OK (dh_producer_abort (p, &all[i]));
 
-  /* identity: the admitted consumers, with their object's owner */
-  dh_consumer_stats st;
-  dh_consumer_stats_get (leaky, &st);
-  uint32_t uid = 99999, pid = 0;
-  CHECK_OK (dh_producer_consumer_identity (p, st.index, &uid, &pid));
-  CHECK (uid == (uint32_t) geteuid () && pid == (uint32_t) getpid ());
-  CHECK_RC (dh_producer_consumer_identity (p, 63, &uid, &pid), -ENOENT);
   dh_consumer_detach (leaky);
-  dh_producer_poll (p);
-  CHECK_RC (dh_producer_consumer_identity (p, st.index, &uid, &pid), -ENOENT);
-
   dh_consumer_detach (waited);
   dh_producer_destroy (p);
 

@@ -15,6 +15,9 @@
 #include <gst/video/video.h>
 
 #include <errno.h>
+#include <fcntl.h>
+#include <grp.h>
+#include <pwd.h>
 #include <signal.h>
 #include <stddef.h>
 #include <string.h>
@@ -505,24 +508,53 @@ GST_START_TEST (test_offered_memfd_pool)
 }
 GST_END_TEST;
 
-/* The fd socket's name, from the kernel's list of Unix sockets. */
-static gchar *
-find_fd_socket (void)
+/* The impostor: another user (datahubtest, when the test runs as root),
+ * who cannot read the block, connects to the fd socket @name with a
+ * guessed token and asks for fds.  Exit status: 0 = refused and given
+ * nothing. */
+static int
+impostor (const gchar *name, const gchar *block)
 {
-  gchar *text = NULL;
-  fail_unless (g_file_get_contents ("/proc/net/unix", &text, NULL, NULL));
-  gchar *at = strstr (text, "@datahub-fd.");
-  gchar *name = NULL;
-  if (at) {
-    gchar *end = strpbrk (at, " \n");
-    name = g_strndup (at + 1, end ? (gsize) (end - at - 1) : strlen (at + 1));
+  struct passwd *pw = getuid () == 0 ? getpwnam ("datahubtest") : NULL;
+  if (pw && (setgroups (0, NULL) != 0 || setgid (pw->pw_gid) != 0 || setuid (pw->pw_uid) != 0))
+    return 20;
+  /* the token is in the block, which this user cannot read */
+  if (pw && shm_open (block, O_RDONLY, 0) >= 0)
+    return 21;
+  struct sockaddr_un sa = { .sun_family = AF_UNIX };
+  memcpy (sa.sun_path + 1, name, strlen (name));
+  socklen_t len = (socklen_t) (offsetof (struct sockaddr_un, sun_path) + 1 + strlen (name));
+  /* the wire format of docs/elements.md: 104-byte messages */
+  guint32 msg[26] = { 0x44464844u, 1 };       /* HELLO, a guessed (zero) token */
+  guint32 get[26] = { 0x44464844u, 3, 0, 0, 1 }; /* GET id 1 without a hello */
+  for (int attempt = 0; attempt < 2; attempt++) {
+    int fd = socket (AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
+    if (connect (fd, (struct sockaddr *) &sa, len) != 0)
+      return 22;
+    guint32 *send_msg = attempt == 0 ? msg : get;
+    if (send (fd, send_msg, sizeof msg, 0) != sizeof msg)
+      return 23;
+    guint32 reply[26];
+    char ctl[CMSG_SPACE (sizeof (int))];
+    struct iovec iov = { reply, sizeof reply };
+    struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = ctl,
+      .msg_controllen = sizeof ctl };
+    ssize_t n = recvmsg (fd, &mh, 0);
+    if (mh.msg_controllen > 0)
+      return 24; /* an fd came */
+    /* a hello is answered "refused" and the connection closed; a GET
+     * without one only closes it */
+    if (attempt == 0 && (n != sizeof reply || reply[1] != 2 || reply[2] != EACCES))
+      return 25;
+    if (attempt == 1 && n > 0)
+      return 26;
+    close (fd);
   }
-  g_free (text);
-  return name;
+  return 0;
 }
 
-/* Another process that says it is an admitted consumer gets no fds: the
- * socket checks that the index's object belongs to the peer (its pid). */
+/* Another user who cannot read the block gets no fds from its socket,
+ * whatever it says; the consumer itself is served. */
 GST_START_TEST (test_impostor_gets_no_fds)
 {
   layout = &nv12;
@@ -530,55 +562,39 @@ GST_START_TEST (test_impostor_gets_no_fds)
   make_pool ();
   Producer prod = { .ch = ch, .how = SEND_DMABUF, .first = 0, .endless = TRUE };
   GPid pid = fork_producer (&prod);
-  /* the impostor, forked before any pipeline runs here */
+  /* forked before any pipeline runs here */
   int ask[2], told[2];
   fail_unless (pipe (ask) == 0 && pipe (told) == 0);
-  pid_t impostor = fork ();
-  if (impostor == 0) {
-    guint32 index;
+  pid_t imp = fork ();
+  if (imp == 0) {
     gchar name[128] = { 0 };
-    if (read (ask[0], &index, sizeof index) != sizeof index
-        || read (ask[0], name, sizeof name - 1) <= 0)
+    if (read (ask[0], name, sizeof name - 1) <= 0)
       _exit (10);
-    struct sockaddr_un sa = { .sun_family = AF_UNIX };
-    memcpy (sa.sun_path + 1, name, strlen (name));
-    int fd = socket (AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
-    if (connect (fd, (struct sockaddr *) &sa,
-            (socklen_t) (offsetof (struct sockaddr_un, sun_path) + 1 + strlen (name))) != 0)
-      _exit (11);
-    /* the wire format of docs/elements.md: HELLO with the victim's index */
-    guint32 hello[10] = { 0x44464844u, 1, index, 0 };
-    if (send (fd, hello, sizeof hello, 0) != sizeof hello)
-      _exit (12);
-    guint32 reply[10];
-    ssize_t n = recv (fd, reply, sizeof reply, 0);
-    /* refused: WELCOME with EACCES, then the connection closes */
-    gboolean refused = n == sizeof reply && reply[1] == 2 && reply[3] == EACCES;
-    if (write (told[1], &refused, sizeof refused) != sizeof refused)
-      _exit (13);
-    _exit (0);
+    gchar *block = g_strdup_printf ("/datahub.%s", ch);
+    int rc = impostor (name, block);
+    _exit (write (told[1], &rc, sizeof rc) == sizeof rc ? 0 : 11);
   }
   Consumer a;
   consumer_start (&a, ch);
   start (&prod);
   fail_unless_equals_int (consumer_pull (&a, TRUE, TRUE), 0);
-  gchar *name = find_fd_socket ();
-  fail_unless (name != NULL, "no fd socket in /proc/net/unix");
-  guint32 index = (guint32) stat_u64 (a.src, "consumer-index");
-  fail_unless (write (ask[1], &index, sizeof index) == sizeof index);
-  fail_unless (write (ask[1], name, strlen (name)) == (ssize_t) strlen (name));
-  gboolean refused = FALSE;
-  fail_unless (read (told[0], &refused, sizeof refused) == sizeof refused);
-  fail_unless (refused, "an impostor was served");
-  /* the consumer itself still is */
+  GstStructure *st;
+  g_object_get (a.src, "stats", &st, NULL);
+  const gchar *sock = gst_structure_get_string (st, "fd-socket");
+  fail_unless (sock != NULL && sock[0] == '@', "no fd-socket in the stats");
+  fail_unless (write (ask[1], sock + 1, strlen (sock + 1)) == (ssize_t) strlen (sock + 1));
+  gst_structure_free (st);
+  int rc = -1;
+  fail_unless (read (told[0], &rc, sizeof rc) == sizeof rc);
+  fail_unless_equals_int (rc, 0);
+  /* the consumer itself still is served */
   for (guint i = 1; i < 10; i++)
     fail_unless_equals_int (consumer_pull (&a, TRUE, TRUE), i);
   kill (pid, SIGKILL);
   waitpid (pid, NULL, 0);
-  waitpid (impostor, NULL, 0);
+  waitpid (imp, NULL, 0);
   consumer_free (&a);
   free_pool ();
-  g_free (name);
   g_free (ch);
 }
 GST_END_TEST;

@@ -366,13 +366,6 @@ DH_API DH_WARN_UNUSED int dh_producer_create_successor (dh_producer *p,
  * of handovers redirects the first block to the newest).  Any thread. */
 DH_API int dh_producer_handover (dh_producer *p, const char *successor);
 
-/* Who consumer @index is, for a side channel that must know (the
- * elements' file-descriptor socket): the owner uid of its consumer object
- * and the pid the consumer wrote there.  -ENOENT when @index is not an
- * admitted, live consumer of this block.  Any thread. */
-DH_API int dh_producer_consumer_identity (dh_producer *p, uint32_t index, uint32_t *uid,
-    uint32_t *pid);
-
 /* Number of admitted consumers that are alive. Any thread; no system call. */
 DH_API int dh_producer_consumer_count (dh_producer *p);
 
