@@ -93,6 +93,7 @@ struct _GstDatahubSrc {
   GstCaps *caps;
   GstVideoInfo vinfo;
   gboolean is_video, is_raw;
+  gboolean is_dmabuf;        /* memory:DMABuf caps: fd records, never copied */
   gboolean downstream_video_meta; /* downstream reads GstVideoMeta: frames keep
                                 * the producer's layout (else repacked) */
   gboolean layout_warned;    /* a record's layout was refused (said once) */
@@ -184,6 +185,9 @@ apply_caps (GstDatahubSrc *self, GstCaps *caps)
   gst_caps_replace (&self->caps, caps);
   GST_OBJECT_UNLOCK (self);
   self->is_video = datahub_raw_video_info (&self->vinfo, caps);
+  GstCapsFeatures *features = gst_caps_get_features (caps, 0);
+  self->is_dmabuf = features && gst_caps_features_contains (features,
+      GST_CAPS_FEATURE_MEMORY_DMABUF);
   const GstStructure *s = gst_caps_get_structure (caps, 0);
   self->is_raw = gst_structure_has_name (s, "video/x-raw")
       || gst_structure_has_name (s, "audio/x-raw");
@@ -662,7 +666,9 @@ place_layout (GstDatahubSrc *self, GstBuffer *buf, const DatahubMetaInfo *info)
     return NULL;
   }
   set_video_meta (self, buf, &info->video);
-  if (self->downstream_video_meta
+  /* DMA-BUF frames keep their layout: a repacked copy would be system
+   * memory under DMA-BUF caps */
+  if (self->downstream_video_meta || self->is_dmabuf
       || datahub_metas_layout_is_default (&info->video, &self->vinfo))
     return buf;
   GstBuffer *out = repack (self, buf);
@@ -806,10 +812,52 @@ fd_memory (GstDatahubSrc *self, dh_consumer *c, guint64 server, DatahubFdKind ki
   return parent ? gst_memory_share (parent, (gssize) e->offset, (gssize) e->size) : NULL;
 }
 
-/* The fd record as a buffer of the producer's fds (holding the record
- * until the buffer is freed), or @copy: their bytes in system memory.
- * NULL when the record cannot be read (counted, warned once) or a copied
- * latest-value record was rewritten; the record is released then. */
+/* record_hold_quark (): the qdata by which a memory holds its record */
+static G_DEFINE_QUARK (datahub-record-hold, record_hold);
+
+/* Says once why an fd record was dropped (counted in fd-failures). */
+static void
+fd_record_failed (GstDatahubSrc *self, const dh_record *r, gchar *why)
+{
+  GST_OBJECT_LOCK (self);
+  self->fd_failures++;
+  GST_OBJECT_UNLOCK (self);
+  if (!self->fd_warned)
+    GST_ELEMENT_WARNING (self, RESOURCE, READ, ("Could not read a buffer's file descriptors."),
+        ("record %" G_GUINT64_FORMAT ": %s: dropped", r->seq, why));
+  self->fd_warned = TRUE;
+  g_free (why);
+  self->discont = TRUE;
+}
+
+/* @buf's bytes in system memory, with its metas; NULL if it cannot be
+ * read (a DMA-BUF the CPU cannot map). */
+static GstBuffer *
+bytes_of (GstBuffer *buf)
+{
+  GstBuffer *bytes = gst_buffer_new_allocate (NULL, gst_buffer_get_size (buf), NULL);
+  GstMapInfo map;
+  gboolean ok = gst_buffer_map (bytes, &map, GST_MAP_WRITE);
+  if (ok) {
+    ok = gst_buffer_extract (buf, 0, map.data, map.size) == map.size;
+    gst_buffer_unmap (bytes, &map);
+  }
+  if (!ok) {
+    gst_buffer_unref (bytes);
+    return NULL;
+  }
+  gst_buffer_copy_into (bytes, buf, GST_BUFFER_COPY_META, 0, -1);
+  return bytes;
+}
+
+/* The fd record as a buffer of the producer's fds, each memory holding
+ * the record until it is freed (also when an element moves it into
+ * another buffer), or @copy: their bytes in system memory.  Under
+ * memory:DMABuf caps nothing is copied (system memory would lie about
+ * the caps): the src holds what it has out, and latest-value records,
+ * which cannot be held, are dropped.  NULL when the record cannot be read
+ * (counted, warned once) or a copied latest-value record was rewritten;
+ * the record is released then. */
 static GstBuffer *
 buffer_from_fd_record (GstDatahubSrc *self, DatahubConsumerRef *conn, const dh_record *r,
     gboolean copy, DatahubMetaInfo *info, gboolean *metas_ok)
@@ -817,54 +865,53 @@ buffer_from_fd_record (GstDatahubSrc *self, DatahubConsumerRef *conn, const dh_r
   DatahubFdRecord rec;
   DatahubFdEntry entries[DATAHUB_FD_MAX_MEMORIES];
   gchar *why = NULL;
+  if (copy && self->is_dmabuf && (r->flags & DH_RECORD_UNHELD))
+    why = g_strdup ("memory:DMABuf caps need policy=ring (latest-value reads cannot hold "
+        "the producer's buffer, and a copy would not be DMA-BUF)");
+  else if (self->is_dmabuf)
+    copy = FALSE;
   GstBuffer *buf = gst_buffer_new ();
-  if (!read_fd_record (r, &rec, entries)) {
+  if (!why && !read_fd_record (r, &rec, entries))
     why = g_strdup_printf ("a malformed fd record of %" G_GUINT64_FORMAT " bytes", r->info.size);
-  } else {
-    for (guint i = 0; i < rec.n_memories && !why; i++) {
-      GstMemory *mem = fd_memory (self, conn->consumer, rec.server, rec.kind, &entries[i],
-          &why);
-      if (mem)
-        gst_buffer_append_memory (buf, mem);
-    }
+  for (guint i = 0; !why && i < rec.n_memories; i++) {
+    GstMemory *mem = fd_memory (self, conn->consumer, rec.server, rec.kind, &entries[i], &why);
+    if (mem)
+      gst_buffer_append_memory (buf, mem);
   }
-  if (why) {
-    dh_consumer_release (conn->consumer, r);
-    gst_buffer_unref (buf);
-    GST_OBJECT_LOCK (self);
-    self->fd_failures++;
-    GST_OBJECT_UNLOCK (self);
-    if (!self->fd_warned)
-      GST_ELEMENT_WARNING (self, RESOURCE, READ, ("Could not read a buffer's file descriptors."),
-          ("record %" G_GUINT64_FORMAT ": %s: dropped", r->seq, why));
-    self->fd_warned = TRUE;
-    g_free (why);
-    self->discont = TRUE;
-    return NULL;
-  }
-  GstBuffer *held = copy ? NULL : datahub_record_pool_wrap (self->records, conn, r);
-  *metas_ok = attach_metas (self, conn->consumer, r, buf, info);
-  if (held) {
-    /* the record stays held (the producer keeps its buffer) while ours lives */
-    gst_buffer_add_parent_buffer_meta (buf, held);
+  GstBuffer *held = why || copy ? NULL : datahub_record_pool_wrap (self->records, conn, r);
+  if (!why)
+    *metas_ok = attach_metas (self, conn->consumer, r, buf, info);
+  if (!why && held) {
+    /* the producer keeps its buffer while any of these memories lives */
+    for (guint i = 0; i < gst_buffer_n_memory (buf); i++)
+      gst_mini_object_set_qdata (GST_MINI_OBJECT (gst_buffer_peek_memory (buf, i)),
+          record_hold_quark (), gst_buffer_ref (held), (GDestroyNotify) gst_buffer_unref);
     gst_buffer_unref (held);
-  } else {
-    GstBuffer *bytes = gst_buffer_new_allocate (NULL, gst_buffer_get_size (buf), NULL);
-    GstMapInfo map;
-    gst_buffer_map (bytes, &map, GST_MAP_WRITE);
-    gst_buffer_extract (buf, 0, map.data, map.size);
-    gst_buffer_unmap (bytes, &map);
-    gst_buffer_copy_into (bytes, buf, GST_BUFFER_COPY_META, 0, -1);
+  } else if (!why) {
+    GstBuffer *bytes = bytes_of (buf);
     gst_buffer_unref (buf);
     buf = bytes;
-    if (dh_consumer_release (conn->consumer, r) == DH_ESTALE) {
+    if (!buf)
+      why = g_strdup ("the producer's memory cannot be read here");
+    int rc = dh_consumer_release (conn->consumer, r);
+    if (buf && rc == DH_ESTALE) {
       gst_buffer_unref (buf);
       self->discont = TRUE; /* a torn copy, dropped: a gap */
       return NULL;
     }
-    GST_OBJECT_LOCK (self);
-    self->bytes_copied += gst_buffer_get_size (buf);
-    GST_OBJECT_UNLOCK (self);
+    if (buf) {
+      GST_OBJECT_LOCK (self);
+      self->bytes_copied += gst_buffer_get_size (buf);
+      GST_OBJECT_UNLOCK (self);
+    }
+  } else {
+    dh_consumer_release (conn->consumer, r);
+  }
+  if (why) {
+    if (buf)
+      gst_buffer_unref (buf);
+    fd_record_failed (self, r, why);
+    return NULL;
   }
   GST_OBJECT_LOCK (self);
   if (rec.kind == DATAHUB_FD_KIND_DMABUF)

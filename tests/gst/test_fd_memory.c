@@ -104,13 +104,16 @@ typedef struct {
   gint in_use;             /* a buffer of it is out (atomic) */
 } PoolFile;
 
-static PoolFile pool[POOL];
+/* two pools: a restarted producer has buffers of its own */
+static PoolFile pool[2 * POOL];
+/* the pool the forked producer uses: pool[pool_base .. pool_base + POOL) */
+static guint pool_base;
 
 /* Made before the fork: the test knows the producer's files. */
 static void
 make_pool (void)
 {
-  for (guint k = 0; k < POOL; k++) {
+  for (guint k = 0; k < 2 * POOL; k++) {
     pool[k].fd = memfd_create ("datahub-test-frame", MFD_CLOEXEC);
     fail_unless (pool[k].fd >= 0 && ftruncate (pool[k].fd, FRAME_SIZE) == 0);
     pool[k].map = mmap (NULL, FRAME_SIZE, PROT_READ | PROT_WRITE, MAP_SHARED, pool[k].fd, 0);
@@ -122,7 +125,7 @@ make_pool (void)
 static void
 free_pool (void)
 {
-  for (guint k = 0; k < POOL; k++) {
+  for (guint k = 0; k < 2 * POOL; k++) {
     munmap (pool[k].map, FRAME_SIZE);
     close (pool[k].fd);
   }
@@ -133,7 +136,7 @@ pool_file_of (int fd)
 {
   struct stat a, b;
   fail_unless (fstat (fd, &a) == 0);
-  for (guint k = 0; k < POOL; k++)
+  for (guint k = 0; k < 2 * POOL; k++)
     if (fstat (pool[k].fd, &b) == 0 && a.st_dev == b.st_dev && a.st_ino == b.st_ino)
       return TRUE;
   return FALSE;
@@ -202,7 +205,7 @@ produce (const gchar *ch, Send how, guint first, guint n, gboolean endless)
   for (guint i = 0; i < n || endless; i++) {
     guint index = first + i;
     GstBuffer *buf = how == SEND_MIXED && i % 2 ? system_buffer (index)
-        : pool_buffer (how == SEND_DMABUF ? dmabuf : NULL, fdmem, i % POOL, index);
+        : pool_buffer (how == SEND_DMABUF ? dmabuf : NULL, fdmem, pool_base + i % POOL, index);
     if (!buf)
       return 2;
     gsize offset[4] = { layout->offset[0], layout->offset[1] };
@@ -244,7 +247,7 @@ produce (const gchar *ch, Send how, guint first, guint n, gboolean endless)
         G_GUINT64_FORMAT " slot %" G_GUINT64_FORMAT "\n", copied, dmabufs, fds, slots);
   gst_element_set_state (pipe, GST_STATE_NULL);
   /* every buffer came back */
-  for (guint k = 0; k < POOL; k++)
+  for (guint k = pool_base; k < pool_base + POOL; k++)
     if (g_atomic_int_get (&pool[k].in_use))
       rc = 7;
   gst_object_unref (dmabuf);
@@ -259,6 +262,7 @@ typedef struct {
   const gchar *ch;
   Send how;
   guint first, n;
+  guint pool_base;          /* which of the two pools */
   gboolean endless;
   int go[2];
 } Producer;
@@ -270,6 +274,7 @@ fork_producer (Producer *p)
   pid_t pid = fork ();
   fail_unless (pid >= 0);
   if (pid == 0) {
+    pool_base = p->pool_base;
     close (p->go[1]);
     char c;
     if (read (p->go[0], &c, 1) != 1)
@@ -447,7 +452,8 @@ GST_START_TEST (test_producer_restart_fd_records)
   GPid pid = fork_producer (&first_run);
   /* forked before any pipeline runs here: a child of a process with
    * GStreamer threads may inherit their locks taken */
-  Producer second_run = { .ch = ch, .how = SEND_DMABUF, .first = 1000, .n = 20 };
+  Producer second_run = { .ch = ch, .how = SEND_DMABUF, .first = 1000, .n = 20,
+    .pool_base = POOL };
   GPid pid2 = fork_producer (&second_run);
   Consumer a;
   consumer_start (&a, ch);
