@@ -185,21 +185,48 @@ datahub_metas_encode (GstBuffer *buf, GByteArray *out, gboolean with_layout,
 
 /* ---- decoding (untrusted: the producer's process wrote it) --------------- */
 
-/* The @i-th NUL-terminated text of @n bytes at @p, or NULL. */
+/* The NUL-terminated text at *@at within @n bytes at @p (NULL if none),
+ * and *@at moved past it: texts are read in one pass. */
 static const gchar *
-text_at (const guint8 *p, gsize n, guint i, gsize *used)
+next_text (const guint8 *p, gsize n, gsize *at)
 {
-  gsize at = 0;
-  for (;;) {
-    const guint8 *end = at < n ? memchr (p + at, 0, n - at) : NULL;
-    if (!end)
-      return NULL;
-    if (i-- == 0) {
-      *used = (gsize) (end - p) + 1;
-      return (const gchar *) p + at;
-    }
-    at = (gsize) (end - p) + 1;
+  const guint8 *end = *at < n ? memchr (p + *at, 0, n - *at) : NULL;
+  if (!end)
+    return NULL;
+  const gchar *text = (const gchar *) p + *at;
+  *at = (gsize) (end - p) + 1;
+  return text;
+}
+
+/* Does @text start with a valid structure name (a letter, then letters,
+ * digits and "/-_.:+") followed by its end, a ',' or a ';'?  GStreamer
+ * 1.22's parser warns (g_critical) on an invalid one instead of failing:
+ * untrusted text is checked first. */
+static gboolean
+structure_name_valid (const gchar *text)
+{
+  while (*text == ' ')
+    text++;
+  if (!g_ascii_isalpha (*text))
+    return FALSE;
+  for (; *text && *text != ',' && *text != ';'; text++)
+    if (!g_ascii_isalnum (*text) && !strchr ("/-_.:+", *text))
+      return FALSE;
+  return TRUE;
+}
+
+/* One structure, the whole text (a trailing ';' allowed). */
+static GstStructure *
+structure_from_text (const gchar *text)
+{
+  gchar *end = NULL;
+  GstStructure *s = structure_name_valid (text) ? gst_structure_from_string (text, &end)
+      : NULL;
+  if (s && end && *end != '\0' && !(end[0] == ';' && end[1] == '\0')) {
+    gst_structure_free (s);
+    s = NULL;
   }
+  return s;
 }
 
 static void
@@ -227,8 +254,8 @@ get_roi (const guint8 *body, gsize len, GstBuffer *buf)
   RoiEntry e;
   memcpy (&e, body, sizeof e);
   const guint8 *texts = body + sizeof e;
-  gsize n = len - sizeof e, used;
-  const gchar *type = text_at (texts, n, 0, &used);
+  gsize n = len - sizeof e, at = 0;
+  const gchar *type = next_text (texts, n, &at);
   if (!type || e.n_params > n)
     return FALSE;
   GstVideoRegionOfInterestMeta *m =
@@ -237,8 +264,10 @@ get_roi (const guint8 *body, gsize len, GstBuffer *buf)
   m->parent_id = e.parent_id;
   gboolean all = TRUE;
   for (guint i = 1; i <= e.n_params; i++) {
-    const gchar *param = text_at (texts, n, i, &used);
-    GstStructure *s = param ? gst_structure_from_string (param, NULL) : NULL;
+    const gchar *param = next_text (texts, n, &at);
+    if (!param)
+      return FALSE; /* fewer params than it said */
+    GstStructure *s = structure_from_text (param);
     if (s)
       gst_video_region_of_interest_meta_add_param (m, s);
     else
@@ -269,9 +298,11 @@ get_reference (const guint8 *body, gsize len, GstBuffer *buf)
 {
   ReferenceEntry e;
   memcpy (&e, body, sizeof e);
-  gsize used;
-  const gchar *text = text_at (body + sizeof e, len - sizeof e, 0, &used);
-  GstCaps *caps = text && *text ? gst_caps_from_string (text) : NULL;
+  gsize at = 0;
+  const gchar *text = next_text (body + sizeof e, len - sizeof e, &at);
+  /* one structure, no features */
+  GstCaps *caps = text && structure_name_valid (text) && !strchr (text, ';')
+      ? gst_caps_from_string (text) : NULL;
   if (!caps)
     return FALSE;
   gst_buffer_add_reference_timestamp_meta (buf, caps, e.timestamp, e.duration);
@@ -291,9 +322,9 @@ copy_field (GQuark field, const GValue *value, gpointer to)
 static gboolean
 get_custom (const guint8 *body, gsize len, GstBuffer *buf)
 {
-  gsize used;
-  const gchar *text = text_at (body, len, 0, &used);
-  GstStructure *s = text ? gst_structure_from_string (text, NULL) : NULL;
+  gsize at = 0;
+  const gchar *text = next_text (body, len, &at);
+  GstStructure *s = text ? structure_from_text (text) : NULL;
   if (!s)
     return FALSE;
   const GstMetaInfo *mi = gst_meta_get_info (gst_structure_get_name (s));

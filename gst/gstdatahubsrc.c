@@ -647,6 +647,15 @@ repack (GstDatahubSrc *self, GstBuffer *buf)
 static GstBuffer *
 place_layout (GstDatahubSrc *self, GstBuffer *buf, const DatahubMetaInfo *info)
 {
+  /* a crop outside the frame would make downstream read past it */
+  GstVideoCropMeta *crop = self->is_video ? gst_buffer_get_video_crop_meta (buf) : NULL;
+  if (crop && ((guint64) crop->x + crop->width > (guint64) GST_VIDEO_INFO_WIDTH (&self->vinfo)
+          || (guint64) crop->y + crop->height > (guint64) GST_VIDEO_INFO_HEIGHT (&self->vinfo))) {
+    gst_buffer_remove_meta (buf, (GstMeta *) crop);
+    GST_OBJECT_LOCK (self);
+    self->metas_dropped++;
+    GST_OBJECT_UNLOCK (self);
+  }
   if (!self->is_video || !info->has_video) {
     set_video_meta (self, buf, NULL);
     if (self->is_video && gst_buffer_get_size (buf) < self->vinfo.size)
@@ -693,7 +702,8 @@ read_fd_record (const dh_record *r, DatahubFdRecord *rec, DatahubFdEntry *entrie
   guint64 total = 0;
   for (guint i = 0; i < rec->n_memories; i++) {
     const DatahubFdEntry *e = &entries[i];
-    if (e->offset > e->maxsize || e->size > e->maxsize - e->offset || e->maxsize > G_MAXSSIZE)
+    if (e->offset > e->maxsize || e->size > e->maxsize - e->offset || e->maxsize > G_MAXSSIZE
+        || total > G_MAXUINT64 - e->size)
       return FALSE;
     total += e->size;
   }
