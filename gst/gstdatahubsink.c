@@ -62,10 +62,12 @@ GST_DEBUG_CATEGORY_STATIC (datahub_sink_debug);
  * code, ...): a frame that fills its payload publishes without copying
  * and still carries them */
 #define META_SPACE 4096
-/* fd records: the newest this many are kept for leaky consumers that
- * have not read them yet; older ones are retired as soon as nobody holds
- * them (an upstream pool may have only a few buffers) */
-#define FD_KEPT_FOR_LAGGARDS 3
+/* fd records: the newest is kept for leaky consumers that have not read
+ * it yet (one waiting for data takes it within microseconds); older ones
+ * are retired as soon as nobody holds them: an upstream pool may have
+ * only a few buffers, and a consumer that stopped reading must not take
+ * them from a live producer */
+#define FD_KEPT_FOR_LAGGARDS 1
 /* the first registration waits this long for the broker; later updates
  * (handover, schema) go through the keep-alive thread and never block */
 #define BROKER_TIMEOUT_MS 1000
@@ -136,6 +138,8 @@ struct _GstDatahubSink {
   DatahubFdServer *fd_server;
   GMutex fd_lock;
   GQueue fd_in_flight;
+  gint fd_published;           /* fd records published (atomic) */
+  gint fd_published_at_tick;   /* ticker thread: as seen at its last tick */
   /* records by memory kind (object lock) */
   guint64 records_slot, records_dmabuf, records_fd;
 
@@ -941,18 +945,21 @@ fd_in_flight_free (GstDatahubSink *self, FdInFlight *f)
 
 /* Gives back the buffers of records no consumer needs any more: every
  * consumer has read and released them, or (older than the newest
- * FD_KEPT_FOR_LAGGARDS) nobody holds them and the waited-for consumers
- * have read them.  After each fd record, and from the ticker while
+ * FD_KEPT_FOR_LAGGARDS, or any while the stream is idle) nobody holds
+ * them and the waited-for consumers have read them.  After each fd record, and from the ticker while
  * upstream waits for its buffers. */
 static void
-retire_fd_records (GstDatahubSink *self)
+retire_fd_records (GstDatahubSink *self, gboolean idle)
 {
   g_mutex_lock (&self->fd_lock);
   guint n = g_queue_get_length (&self->fd_in_flight), i = 0;
+  /* a stream that stopped (upstream waits for one of these buffers, or
+   * paused) keeps nothing for laggards */
+  guint kept = idle ? 0 : FD_KEPT_FOR_LAGGARDS;
   for (GList *l = self->fd_in_flight.head; l; i++) {
     GList *next = l->next;
     FdInFlight *f = l->data;
-    int rc = dh_producer_retire (f->block->producer, &f->slot, n - i > FD_KEPT_FOR_LAGGARDS);
+    int rc = dh_producer_retire (f->block->producer, &f->slot, n - i > kept);
     if (rc == 0 || rc == DH_ESLOT) { /* retired now, or its slot was reused */
       g_queue_delete_link (&self->fd_in_flight, l);
       fd_in_flight_free (self, f);
@@ -1092,7 +1099,8 @@ publish_fd_record (GstDatahubSink *self, GstBuffer *buf, dh_record_info *info,
   g_queue_push_tail (&self->fd_in_flight, f);
   g_mutex_unlock (&self->fd_lock);
   count_record (self, TRUE, kind);
-  retire_fd_records (self);
+  g_atomic_int_inc (&self->fd_published);
+  retire_fd_records (self, FALSE);
   return GST_FLOW_OK;
 }
 
@@ -1209,9 +1217,17 @@ gst_datahub_sink_propose_allocation (GstBaseSink *bs, GstQuery *query)
    * when slot-size says how big, not a pool */
   if (caps && !caps_carriable (caps))
     return FALSE;
-  /* DMA-BUF upstream allocates its own buffers: they travel as fds */
-  if (caps && caps_are_dmabuf (caps))
+  /* DMA-BUF upstream allocates its own buffers (they travel as fds): ask
+   * for enough of them for what we keep, and say we carry its layout */
+  if (caps && caps_are_dmabuf (caps)) {
+    GstVideoInfo dinfo;
+    gboolean dvideo = datahub_raw_video_info (&dinfo, caps);
+    gst_query_add_allocation_pool (query, NULL, dvideo ? (guint) dinfo.size : 0,
+        FD_KEPT_FOR_LAGGARDS + 3, 0); /* + rendering, + held, + queued */
+    if (dvideo)
+      gst_query_add_allocation_meta (query, GST_VIDEO_META_API_TYPE, NULL);
     return TRUE;
+  }
   GST_OBJECT_LOCK (self);
   gboolean memfd = self->offer_memfd;
   GST_OBJECT_UNLOCK (self);
@@ -1333,7 +1349,11 @@ tick (gpointer user)
 {
   GstDatahubSink *self = user;
   flush_metadata (self); /* set as a property while nothing flows */
-  retire_fd_records (self); /* upstream may wait for a buffer we keep */
+  /* upstream may wait for a buffer we keep: retire what nobody needs,
+   * and when no fd record came since the last tick, the kept ones too */
+  gint published = g_atomic_int_get (&self->fd_published);
+  retire_fd_records (self, published == self->fd_published_at_tick);
+  self->fd_published_at_tick = published;
   DatahubProducerRef *p = take_producer (self);
   if (!p)
     return;
