@@ -161,6 +161,9 @@ dh_producer_close (dh_producer *p)
   dh_futex_wake_all (&h->data_wake);
   atomic_fetch_add_explicit (&h->admit_wake, 1, memory_order_seq_cst);
   dh_futex_wake_all (&h->admit_wake);
+  /* consumers may see CLOSED while the name still exists (session.c
+   * avoids a closed session) */
+  DH_TEST_POINT ("producer.closed_not_unlinked");
   dh_unlink_if_same (p->b.fd, p->b.name);
   /* the origin's exchange object goes with the name, not at destroy: an
    * application may keep memory of the block (an allocator) until it

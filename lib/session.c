@@ -313,7 +313,10 @@ dh_session_release_block_locked (dh_consumer *c, dh_cblock *blk)
 int
 dh_session_end (dh_consumer *c, int rc)
 {
-  if (rc == DH_EPRODUCERDEAD && c->cur)
+  /* never that block again: a closed one stays under its name a moment
+   * after consumers see it closed (the producer unlinks it after waking
+   * them), and re-attaching would say "closed" once more */
+  if ((rc == DH_EPRODUCERDEAD || rc == DH_ECLOSED) && c->cur)
     c->avoid_session = c->cur->b.session_id;
   retire_current (c);
   return rc;

@@ -733,6 +733,43 @@ test_only_the_gate_wakes (void)
 /* A test that hangs names itself: each one runs under a watchdog. */
 static const char *volatile running;
 
+static void *
+close_producer (void *arg)
+{
+  dh_producer_close (((job *) arg)->p);
+  return NULL;
+}
+
+/* The producer closes: consumers see CLOSED while its name still exists
+ * (paused before the unlink).  The consumer says DH_ECLOSED once and then
+ * waits for a new producer; it used to re-attach to the closed block and
+ * say "closed" again. */
+static void
+test_closed_once (void)
+{
+  disarm_all ();
+  job j = { .name = test_channel ("closed-once") };
+  create_producer (&j);
+  CHECK_OK (j.rc);
+  j.c = test_consumer (j.name, false, DH_START_OLDEST);
+  test_write_record (j.p, 16, 1, 0);
+  CHECK_OK (dh_consumer_next (j.c, 0, &j.r));
+  CHECK_OK (dh_consumer_release (j.c, &j.r));
+  pause_point before_unlink;
+  arm (&before_unlink, "producer.closed_not_unlinked");
+  pthread_t t;
+  pthread_create (&t, NULL, close_producer, &j);
+  wait_reached (&before_unlink);
+  CHECK_RC (dh_consumer_next (j.c, 100, &j.r), DH_ECLOSED);
+  /* the name is still there: the next call must wait, not find it again */
+  CHECK_RC (dh_consumer_next (j.c, 100, &j.r), -ETIMEDOUT);
+  release (&before_unlink);
+  pthread_join (t, NULL);
+  dh_consumer_detach (j.c);
+  dh_producer_destroy (j.p);
+  disarm_all ();
+}
+
 static void
 watchdog (int sig)
 {
@@ -770,6 +807,7 @@ main (void)
   RUN (test_commit_wakes_own_waiter);
   RUN (test_stopped_consumer);
   RUN (test_unlink_only_what_was_checked);
+  RUN (test_closed_once);
   alarm (0);
   puts ("interleavings ok");
   return 0;
