@@ -139,6 +139,7 @@ struct _GstDatahubSink {
   GMutex fd_lock;
   GQueue fd_in_flight;
   gint fd_published;           /* fd records published (atomic) */
+  gint refused_said;           /* caps of other memory were refused (said once) */
   gint fd_published_at_tick;   /* ticker thread: as seen at its last tick */
   /* records by memory kind (object lock) */
   guint64 records_slot, records_dmabuf, records_fd;
@@ -594,8 +595,12 @@ ensure_block (GstDatahubSink *self, gsize buffer_size, gboolean now)
   if (size != 0)
     size += META_SPACE;
   /* events are records too: slots are never smaller than MIN_SLOT_SIZE */
-  if (size == 0 && self->is_dmabuf)
-    size = MIN_SLOT_SIZE + META_SPACE; /* fd records: descriptors and metas */
+  GST_OBJECT_LOCK (self);
+  gboolean memfd = self->offer_memfd;
+  GST_OBJECT_UNLOCK (self);
+  if (size == 0 && (self->is_dmabuf || memfd))
+    size = MIN_SLOT_SIZE + META_SPACE; /* fd records: descriptors and metas (a
+                                          system-memory buffer hands over) */
   if (size == 0 && self->is_video)
     size = MAX (self->vinfo.size + META_SPACE, MIN_SLOT_SIZE);
   if (size == 0 && (buffer_size > 0 || now))
@@ -646,14 +651,24 @@ caps_are_dmabuf (const GstCaps *caps)
 static GstCaps *
 gst_datahub_sink_get_caps (GstBaseSink *bs, GstCaps *filter)
 {
-  (void) bs;
+  GstDatahubSink *self = GST_DATAHUB_SINK (bs);
   if (!filter || gst_caps_is_any (filter))
     return gst_caps_new_any ();
   GstCaps *usable = gst_caps_new_empty ();
   for (guint i = 0; i < gst_caps_get_size (filter); i++) {
     GstCapsFeatures *f = gst_caps_get_features (filter, i);
-    if (!features_carriable (f))
+    if (!features_carriable (f)) {
+      /* negotiation fails with a generic message if nothing else is
+       * offered: say why, once */
+      if (gst_caps_get_size (filter) == 1 && !g_atomic_int_exchange (&self->refused_said, 1)) {
+        gchar *what = gst_caps_features_to_string (f);
+        GST_ELEMENT_WARNING (self, CORE, NEGOTIATION, ("datahubsink carries system memory and "
+                "memory:DMABuf only, not %s.", what), ("upstream offered %" GST_PTR_FORMAT,
+                filter));
+        g_free (what);
+      }
       continue;
+    }
     gst_caps_append_structure_full (usable, gst_structure_copy (gst_caps_get_structure (filter,
                 i)), f ? gst_caps_features_copy (f) : NULL);
   }
@@ -1414,6 +1429,7 @@ prepare (GstDatahubSink *self)
   self->live = FALSE;
   self->bytes_copied = 0;
   self->metas_dropped = 0;
+  g_atomic_int_set (&self->refused_said, 0);
   self->records_slot = self->records_dmabuf = self->records_fd = 0;
   self->last_consumers = 0;
   self->last_reaped = 0;
