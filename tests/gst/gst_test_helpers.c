@@ -2,6 +2,7 @@
 
 #include <signal.h>
 #include <sys/wait.h>
+#include <unistd.h>
 
 #include <gst/app/gstappsink.h>
 #include <gst/check/gstcheck.h>
@@ -222,4 +223,59 @@ app_pair_free (AppPair *p)
   gst_object_unref (p->out);
   gst_object_unref (p->cons);
   g_free (p->channel);
+}
+
+GPid
+fork_waiting (int (*run) (gpointer data), gpointer data, int *go)
+{
+  int fds[2];
+  fail_unless (pipe (fds) == 0);
+  pid_t pid = fork ();
+  fail_unless (pid >= 0);
+  if (pid == 0) {
+    close (fds[1]);
+    char c;
+    if (read (fds[0], &c, 1) != 1)
+      _exit (1);
+    _exit (run (data));
+  }
+  close (fds[0]);
+  *go = fds[1];
+  return pid;
+}
+
+void
+release_waiting (int go)
+{
+  fail_unless (write (go, "g", 1) == 1);
+  close (go);
+}
+
+void
+child_succeeded (GPid pid)
+{
+  int status;
+  fail_unless (waitpid (pid, &status, 0) == pid);
+  fail_unless (WIFEXITED (status) && WEXITSTATUS (status) == 0,
+      "child %d failed: status %d", (int) pid, status);
+}
+
+static GstPadProbeReturn
+reads_video_meta (GstPad *pad, GstPadProbeInfo *info, gpointer user)
+{
+  (void) pad;
+  (void) user;
+  GstQuery *q = GST_PAD_PROBE_INFO_QUERY (info);
+  if (GST_QUERY_TYPE (q) != GST_QUERY_ALLOCATION)
+    return GST_PAD_PROBE_OK;
+  gst_query_add_allocation_meta (q, GST_VIDEO_META_API_TYPE, NULL);
+  return GST_PAD_PROBE_HANDLED; /* answered: appsink adds nothing */
+}
+
+void
+appsink_reads_video_meta (GstElement *appsink)
+{
+  GstPad *pad = gst_element_get_static_pad (appsink, "sink");
+  gst_pad_add_probe (pad, GST_PAD_PROBE_TYPE_QUERY_DOWNSTREAM, reads_video_meta, NULL, NULL);
+  gst_object_unref (pad);
 }

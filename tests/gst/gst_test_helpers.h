@@ -25,6 +25,18 @@ GstMessage *wait_message (GstElement *pipe, GstMessageType types, GstClockTime t
 /* Waits for an error (failing on EOS or after 20 s); returns its text. */
 gchar *error_of (GstElement *pipe);
 
+/* A child process forked now (before any pipeline runs in this process:
+ * a child of a process with GStreamer threads may inherit their locks
+ * taken) that waits until released, then exits with @run (@data)'s
+ * return value.  *@go is what releases it. */
+GPid fork_waiting (int (*run) (gpointer data), gpointer data, int *go);
+void release_waiting (int go);
+/* Waits for a child and fails unless it exited with 0. */
+void child_succeeded (GPid pid);
+/* Makes @appsink answer the ALLOCATION query as a video sink does: it
+ * reads GstVideoMeta (appsink itself never says so on 1.22). */
+void appsink_reads_video_meta (GstElement *appsink);
+
 /* Two pipelines in this process on one channel: the consumer
  * "datahubsrc name=src channel=CH timeout=20000 SRC_PROPS ! appsink
  * name=out sync=false" is started first, then the producer "appsrc

@@ -264,56 +264,31 @@ typedef struct {
   guint first, n;
   guint pool_base;          /* which of the two pools */
   gboolean endless;
-  int go[2];
+  int go;
 } Producer;
 
+static int
+run_producer (gpointer data)
+{
+  Producer *p = data;
+  pool_base = p->pool_base;
+  return produce (p->ch, p->how, p->first, p->n, p->endless);
+}
+
+/* Forks the producer; it starts when released (start). */
 static GPid
 fork_producer (Producer *p)
 {
-  fail_unless (pipe (p->go) == 0);
-  pid_t pid = fork ();
-  fail_unless (pid >= 0);
-  if (pid == 0) {
-    pool_base = p->pool_base;
-    close (p->go[1]);
-    char c;
-    if (read (p->go[0], &c, 1) != 1)
-      _exit (1);
-    _exit (produce (p->ch, p->how, p->first, p->n, p->endless));
-  }
-  close (p->go[0]);
-  return pid;
+  return fork_waiting (run_producer, p, &p->go);
 }
 
 static void
 start (Producer *p)
 {
-  fail_unless (write (p->go[1], "g", 1) == 1);
-  close (p->go[1]);
-}
-
-static void
-succeeded (GPid pid)
-{
-  int status;
-  fail_unless (waitpid (pid, &status, 0) == pid);
-  fail_unless (WIFEXITED (status) && WEXITSTATUS (status) == 0,
-      "producer failed: status %d", status);
+  release_waiting (p->go);
 }
 
 /* ---- consumers ----------------------------------------------------------- */
-
-static GstPadProbeReturn
-reads_video_meta (GstPad *pad, GstPadProbeInfo *info, gpointer user)
-{
-  (void) pad;
-  (void) user;
-  GstQuery *q = GST_PAD_PROBE_INFO_QUERY (info);
-  if (GST_QUERY_TYPE (q) != GST_QUERY_ALLOCATION)
-    return GST_PAD_PROBE_OK;
-  gst_query_add_allocation_meta (q, GST_VIDEO_META_API_TYPE, NULL);
-  return GST_PAD_PROBE_HANDLED;
-}
 
 typedef struct {
   GstElement *pipe, *src, *out;
@@ -328,9 +303,7 @@ consumer_start (Consumer *c, const gchar *ch)
   g_free (launch);
   c->src = gst_bin_get_by_name (GST_BIN (c->pipe), "src");
   c->out = gst_bin_get_by_name (GST_BIN (c->pipe), "out");
-  GstPad *pad = gst_element_get_static_pad (c->out, "sink");
-  gst_pad_add_probe (pad, GST_PAD_PROBE_TYPE_QUERY_DOWNSTREAM, reads_video_meta, NULL, NULL);
-  gst_object_unref (pad);
+  appsink_reads_video_meta (c->out);
   fail_unless (gst_element_set_state (c->pipe, GST_STATE_PLAYING) != GST_STATE_CHANGE_FAILURE);
 }
 
@@ -394,7 +367,7 @@ dmabuf_frames_cross_without_copies (const Layout *l)
     if (i == 10)
       kill (third, SIGKILL);
   }
-  succeeded (pid);
+  child_succeeded (pid);
   fail_unless_equals_int (wait_producer (third), 128 + SIGKILL); /* it ran until killed */
   for (int k = 0; k < 2; k++) {
     GstElement *src = k ? b.src : a.src;
@@ -434,7 +407,7 @@ GST_START_TEST (test_mixed_fd_and_slot_records)
   start (&prod);
   for (guint i = 0; i < FRAMES; i++)
     fail_unless_equals_int (consumer_pull (&a, FALSE, i % 2 == 0), i);
-  succeeded (pid);
+  child_succeeded (pid);
   fail_unless_equals_uint64 (stat_u64 (a.src, "records-fd"), FRAMES / 2);
   fail_unless_equals_uint64 (stat_u64 (a.src, "records-slot"), FRAMES / 2);
   consumer_free (&a);
@@ -470,7 +443,7 @@ GST_START_TEST (test_producer_restart_fd_records)
   fail_unless_equals_int (index, 1000);
   for (guint i = 1; i < 20; i++)
     fail_unless_equals_int (consumer_pull (&a, TRUE, TRUE), 1000 + i);
-  succeeded (pid2);
+  child_succeeded (pid2);
   fail_unless (stat_u64 (a.src, "fds-received") >= 2 * POOL - 1);
   consumer_free (&a);
   free_pool ();

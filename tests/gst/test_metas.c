@@ -211,56 +211,24 @@ produce (const gchar *ch, Produce how)
   return rc;
 }
 
-/* Forks the producer; it starts when @go is written to. */
+typedef struct {
+  const gchar *ch;
+  Produce how;
+} ProducerArgs;
+
+static int
+run_producer (gpointer data)
+{
+  ProducerArgs *a = data;
+  return produce (a->ch, a->how);
+}
+
+/* Forks the producer; it starts when @go is released. */
 static GPid
 fork_producer (const gchar *ch, Produce how, int *go)
 {
-  int fds[2];
-  fail_unless (pipe (fds) == 0);
-  pid_t pid = fork ();
-  fail_unless (pid >= 0);
-  if (pid == 0) {
-    close (fds[1]);
-    char c;
-    if (read (fds[0], &c, 1) != 1)
-      _exit (1);
-    _exit (produce (ch, how));
-  }
-  close (fds[0]);
-  *go = fds[1];
-  return pid;
-}
-
-static void
-start_producer (int go)
-{
-  fail_unless (write (go, "g", 1) == 1);
-  close (go);
-}
-
-static void
-producer_succeeded (GPid pid)
-{
-  int status;
-  fail_unless (waitpid (pid, &status, 0) == pid);
-  fail_unless (WIFEXITED (status) && WEXITSTATUS (status) == 0,
-      "producer failed: status %d", status);
-}
-
-/* ---- consumers ----------------------------------------------------------- */
-
-/* Answers the appsink's ALLOCATION query as a video sink does: it reads
- * GstVideoMeta. */
-static GstPadProbeReturn
-reads_video_meta (GstPad *pad, GstPadProbeInfo *info, gpointer user)
-{
-  (void) pad;
-  (void) user;
-  GstQuery *q = GST_PAD_PROBE_INFO_QUERY (info);
-  if (GST_QUERY_TYPE (q) != GST_QUERY_ALLOCATION)
-    return GST_PAD_PROBE_OK;
-  gst_query_add_allocation_meta (q, GST_VIDEO_META_API_TYPE, NULL);
-  return GST_PAD_PROBE_HANDLED;
+  ProducerArgs a = { ch, how };
+  return fork_waiting (run_producer, &a, go);
 }
 
 static GstElement *
@@ -270,9 +238,7 @@ start_consumer (const gchar *launch)
   fail_unless (pipe != NULL, "%s", launch);
   GstElement *out = gst_bin_get_by_name (GST_BIN (pipe), "out");
   if (out) {
-    GstPad *pad = gst_element_get_static_pad (out, "sink");
-    gst_pad_add_probe (pad, GST_PAD_PROBE_TYPE_QUERY_DOWNSTREAM, reads_video_meta, NULL, NULL);
-    gst_object_unref (pad);
+    appsink_reads_video_meta (out);
     gst_object_unref (out);
   }
   fail_unless (gst_element_set_state (pipe, GST_STATE_PLAYING) != GST_STATE_CHANGE_FAILURE);
@@ -328,7 +294,7 @@ GST_START_TEST (test_metas_and_layout_arrive)
   gchar *l2 = g_strdup_printf ("datahubsrc channel=%s timeout=20000 ! filesink location=%s",
       ch, file);
   GstElement *a = start_consumer (l1), *b = start_consumer (l2);
-  start_producer (go);
+  release_waiting (go);
   GstElement *out = gst_bin_get_by_name (GST_BIN (a), "out");
   for (guint i = 0; i < FRAMES; i++) {
     GstSample *s = gst_app_sink_try_pull_sample (GST_APP_SINK (out), 20 * GST_SECOND);
@@ -344,7 +310,7 @@ GST_START_TEST (test_metas_and_layout_arrive)
   fail_unless_equals_uint64 (stat_u64 (src, "bytes-copied"), 0);
   fail_unless_equals_uint64 (stat_u64 (src, "metas-dropped"), 0);
   run_to_eos (b);
-  producer_succeeded (pid);
+  child_succeeded (pid);
 
   GByteArray *want = g_byte_array_new ();
   for (guint i = 0; i < FRAMES; i++)
@@ -379,7 +345,7 @@ GST_START_TEST (test_layout_outside_frame_dropped_with_warning)
   gchar *l = g_strdup_printf ("datahubsrc name=src channel=%s timeout=20000 ! "
       "appsink name=out sync=false max-buffers=%d", ch, FRAMES + 1);
   GstElement *a = start_consumer (l);
-  start_producer (go);
+  release_waiting (go);
   GstElement *out = gst_bin_get_by_name (GST_BIN (a), "out");
   /* the even frames, intact; the odd ones dropped, each a gap */
   for (guint i = 0; i < FRAMES; i += 2) {
@@ -403,7 +369,7 @@ GST_START_TEST (test_layout_outside_frame_dropped_with_warning)
   g_error_free (err);
   g_free (debug);
   gst_message_unref (m);
-  producer_succeeded (pid);
+  child_succeeded (pid);
   gst_element_set_state (a, GST_STATE_NULL);
   gst_object_unref (out);
   gst_object_unref (a);
