@@ -1043,6 +1043,9 @@ count_record (GstDatahubSink *self, gboolean fd, DatahubFdKind kind)
   GST_OBJECT_UNLOCK (self);
 }
 
+/* publish_fd_record: the fds cannot be shared, copy the bytes instead */
+#define FLOW_COPY_INSTEAD GST_FLOW_CUSTOM_SUCCESS
+
 /* Publishes @buf as a record naming its fds (and its metas), and keeps
  * the buffer until the record is retired. */
 static GstFlowReturn
@@ -1087,13 +1090,14 @@ publish_fd_record (GstDatahubSink *self, GstBuffer *buf, dh_record_info *info,
     GstMemory *mem = gst_buffer_peek_memory (buf, i);
     DatahubFdEntry e = { .maxsize = mem->maxsize, .offset = mem->offset, .size = mem->size };
     if (!datahub_fd_server_add (self->fd_server, gst_fd_memory_get_fd (mem), &e)) {
+      /* neither a file nor a DMA-BUF (or gone): its bytes go in a slot */
+      GST_INFO_OBJECT (self, "memory %u: fd %d cannot be shared (%s): copied", i,
+          gst_fd_memory_get_fd (mem), g_strerror (errno));
       dh_producer_abort (self->producer->producer, &s);
       f->buffer = gst_buffer_ref (buf);
       f->block = datahub_producer_ref (self->producer);
       fd_in_flight_free (self, f);
-      GST_ELEMENT_ERROR (self, RESOURCE, WRITE, ("Could not share a buffer's file descriptor."),
-          ("memory %u: fd %d: %s", i, gst_fd_memory_get_fd (mem), g_strerror (errno)));
-      return GST_FLOW_ERROR;
+      return FLOW_COPY_INSTEAD;
     }
     f->ids[f->n_ids++] = e.id;
     memcpy (&entries[i], &e, sizeof e);
@@ -1148,8 +1152,10 @@ gst_datahub_sink_render (GstBaseSink *bs, GstBuffer *buf)
     .offset = GST_BUFFER_OFFSET (buf), .offset_end = GST_BUFFER_OFFSET_END (buf),
     .user = { (uint64_t) monotonic_due_time (self, buf), metas },
   };
-  if (fd)
-    return publish_fd_record (self, buf, &info, fd_kind, metas);
+  if (fd && (ret = publish_fd_record (self, buf, &info, fd_kind, metas)) != FLOW_COPY_INSTEAD)
+    return ret;
+  info.size = size;
+  info.kind = DATAHUB_KIND_BUFFER;
   count_record (self, FALSE, 0);
   if (as_laid_out && datahub_slot_buffer_publishable (buf, self->producer, needed)) {
     /* zero copy: upstream rendered into this slot; the metas go after it */
