@@ -515,6 +515,60 @@ test_backed_out_claim_is_kept (void)
   dh_producer_destroy (p);
 }
 
+static void *
+producer_retire (void *arg)
+{
+  job *j = arg;
+  j->rc = dh_producer_retire (j->p, &j->s, true);
+  return NULL;
+}
+
+/* §5.2: a retire claims the slot as an acquire does.  The producer is
+ * paused right after storing WRITING, a consumer takes a hold on the
+ * record meanwhile: the retire backs out (-EBUSY) and the consumer reads
+ * the record intact (the producer would otherwise have given its fd
+ * buffer back while the consumer maps it). */
+static void
+test_retire_backs_out_for_a_hold (void)
+{
+  const char *name = test_channel ("retire-hold");
+  dh_producer *p = test_producer (name, 64, 4, DH_POLICY_RING, DH_ON_FULL_BLOCK);
+  /* leaky: a forced retire does not wait for its cursor, only its holds */
+  dh_consumer *c = test_consumer (name, true, DH_START_OLDEST);
+  job pj = { .p = p };
+  CHECK_OK (dh_producer_acquire (p, 0, &pj.s));
+  test_fill_pattern (pj.s.data, 64, 1);
+  dh_record_info info = { .size = 64 };
+  CHECK_OK (dh_producer_commit (p, &pj.s, &info, NULL));
+  pause_point claimed, saw_claim, decided;
+  arm (&claimed, "claim.stored");
+  pthread_t tp;
+  pthread_create (&tp, NULL, producer_retire, &pj);
+  wait_reached (&claimed);
+  arm (&saw_claim, "hold.saw_claim");
+  job cj = { .c = c };
+  pthread_t tc;
+  pthread_create (&tc, NULL, consumer_next, &cj);
+  wait_reached (&saw_claim);
+  arm (&decided, "claim.decided");
+  release (&claimed);
+  wait_reached (&decided);
+  release (&decided);
+  release (&saw_claim);
+  pthread_join (tp, NULL);
+  pthread_join (tc, NULL);
+  disarm_all ();
+  CHECK_RC (pj.rc, -EBUSY);
+  CHECK_OK (cj.rc);
+  CHECK (cj.r.seq == 1 && test_check_pattern (cj.r.data, 64, 1));
+  /* held: still not retirable; released: gone */
+  CHECK_RC (dh_producer_retire (p, &pj.s, true), -EBUSY);
+  CHECK_OK (dh_consumer_release (c, &cj.r));
+  CHECK_OK (dh_producer_retire (p, &pj.s, true));
+  dh_consumer_detach (c);
+  dh_producer_destroy (p);
+}
+
 /* §5: an unlock landing after the sleeper checked its flag, before it
  * sleeps, still ends the wait at once (no full time slice). */
 static void
@@ -800,6 +854,7 @@ main (void)
   RUN (test_reclaim_against_reuse);
   RUN (test_reuse_against_reclaim);
   RUN (test_backed_out_claim_is_kept);
+  RUN (test_retire_backs_out_for_a_hold);
   RUN (test_unlock_in_the_window);
   RUN (test_holds_count);
   RUN (test_polling_notices);
