@@ -61,6 +61,13 @@ void datahub_fd_proof (const guint8 *secret, const guint8 token[DATAHUB_FD_TOKEN
     guint8 out[DATAHUB_FD_TOKEN_SIZE]);
 #define DATAHUB_FD_RECORD_SIZE(n) (sizeof (DatahubFdRecord) + (n) * sizeof (DatahubFdEntry))
 
+/* Copies the fd record of @size bytes at @data (shared memory) into @rec
+ * and @entries (DATAHUB_FD_MAX_MEMORIES of them) and checks it: sizes,
+ * counts, kinds, each memory within its fd, the total.  FALSE when it
+ * does not hold together. */
+gboolean datahub_fd_record_parse (const void *data, guint64 size, DatahubFdRecord *rec,
+    DatahubFdEntry *entries);
+
 /* ---- producer side ------------------------------------------------------- */
 
 typedef struct _DatahubFdServer DatahubFdServer;

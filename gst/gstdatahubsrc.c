@@ -689,25 +689,7 @@ place_layout (GstDatahubSrc *self, GstBuffer *buf, const DatahubMetaInfo *info)
 static gboolean
 read_fd_record (const dh_record *r, DatahubFdRecord *rec, DatahubFdEntry *entries)
 {
-  if (r->info.size < sizeof *rec || r->info.size > DATAHUB_FD_RECORD_SIZE (DATAHUB_FD_MAX_MEMORIES))
-    return FALSE;
-  memcpy (rec, r->data, sizeof *rec);
-  if (rec->magic != DATAHUB_FD_RECORD_MAGIC || rec->n_memories == 0
-      || rec->n_memories > DATAHUB_FD_MAX_MEMORIES
-      || r->info.size != DATAHUB_FD_RECORD_SIZE (rec->n_memories)
-      || (rec->kind != DATAHUB_FD_KIND_DMABUF && rec->kind != DATAHUB_FD_KIND_FD))
-    return FALSE;
-  memcpy (entries, (const guint8 *) r->data + sizeof *rec,
-      rec->n_memories * sizeof *entries);
-  guint64 total = 0;
-  for (guint i = 0; i < rec->n_memories; i++) {
-    const DatahubFdEntry *e = &entries[i];
-    if (e->offset > e->maxsize || e->size > e->maxsize - e->offset || e->maxsize > G_MAXSSIZE
-        || total > G_MAXUINT64 - e->size)
-      return FALSE;
-    total += e->size;
-  }
-  return total == rec->total_size;
+  return datahub_fd_record_parse (r->data, r->info.size, rec, entries);
 }
 
 #define FD_PARENTS 64
