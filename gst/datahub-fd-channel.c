@@ -9,6 +9,8 @@
 #include <poll.h>
 #include <string.h>
 #include <sys/eventfd.h>
+#include <sys/ioctl.h>
+#include <linux/sockios.h>
 #include <sys/socket.h>
 #include <stddef.h>
 #include <sys/stat.h>
@@ -89,7 +91,11 @@ typedef struct {
   int fd;
   gboolean welcomed;
   gint64 accepted_us;       /* monotonic */
+  pid_t pid;                /* the peer (SO_PEERCRED) */
 } Client;
+
+/* connections one process may have (a src has one) */
+#define CONNECTIONS_PER_PROCESS 4
 
 struct _DatahubFdServer {
   guint64 id;
@@ -173,6 +179,11 @@ serve (DatahubFdServer *s, Client *c)
   }
   if (m.type != MSG_GET || !c->welcomed)
     return FALSE;
+  /* an fd in flight is charged to the producer's user until read: a
+   * client that asks again before reading its answer is dropped */
+  int unread = 0;
+  if (ioctl (c->fd, SIOCOUTQ, &unread) != 0 || unread > 0)
+    return FALSE;
   reply.type = MSG_FD;
   reply.id = m.id;
   g_mutex_lock (&s->lock);
@@ -247,10 +258,20 @@ server_thread (gpointer data)
     }
     if (pfd[1].revents & POLLIN) {
       int fd = accept4 (s->listen_fd, NULL, NULL, SOCK_CLOEXEC);
-      if (fd >= 0 && room_for_one (clients, &n_clients)) {
+      if (fd < 0 && (errno == EMFILE || errno == ENFILE)) {
+        g_usleep (G_USEC_PER_SEC / 10); /* out of fds: not a busy loop */
+        continue;
+      }
+      struct ucred cred = { 0 };
+      socklen_t len = sizeof cred;
+      guint same = 0;
+      if (fd >= 0 && getsockopt (fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) == 0)
+        for (guint i = 0; i < n_clients; i++)
+          same += clients[i].pid == cred.pid;
+      if (fd >= 0 && same < CONNECTIONS_PER_PROCESS && room_for_one (clients, &n_clients)) {
         int sndbuf = CLIENT_SNDBUF;
         (void) setsockopt (fd, SOL_SOCKET, SO_SNDBUF, &sndbuf, sizeof sndbuf);
-        clients[n_clients++] = (Client) { .fd = fd, .accepted_us = now };
+        clients[n_clients++] = (Client) { .fd = fd, .accepted_us = now, .pid = cred.pid };
       } else if (fd >= 0) {
         close (fd);
       }
@@ -301,19 +322,24 @@ datahub_fd_server_zone (DatahubFdServer *s, DatahubFdZone *zone)
  * frames), or the DMA-BUF as it is (it cannot be reopened; its exporter
  * decides what a mapping may do).  -1 for anything else. */
 static int
-read_only_fd (int fd)
+read_only_fd (int fd, const struct stat *st)
 {
-  gchar path[64];
+  gchar path[64], target[64] = { 0 };
   g_snprintf (path, sizeof path, "/proc/self/fd/%d", fd);
-  int ro = open (path, O_RDONLY | O_CLOEXEC);
-  if (ro >= 0)
-    return ro;
-  gchar target[64] = { 0 };
   ssize_t n = readlink (path, target, sizeof target - 1);
   if (n > 0 && (g_str_has_prefix (target, "/dmabuf:") || g_str_has_prefix (target,
               "anon_inode:dmabuf")))
     return fcntl (fd, F_DUPFD_CLOEXEC, 0);
-  return -1;
+  if (!S_ISREG (st->st_mode))
+    return -1; /* a FIFO, a device, a socket: not memory to map */
+  /* A reopen through /proc checks the inode's mode, not how the fd was
+   * opened: a memfd is 0777, so a consumer could reopen ours read-write
+   * (and shrink it under everyone's mappings).  Its mode goes to 0400
+   * first: only its owner may open it again, for reading (our mappings
+   * and fds keep what they had).  Files on disk keep their modes. */
+  if (n > 0 && g_str_has_prefix (target, "/memfd:") && fchmod (fd, 0400) != 0)
+    return -1;
+  return open (path, O_RDONLY | O_CLOEXEC);
 }
 
 gboolean
@@ -328,7 +354,7 @@ datahub_fd_server_add (DatahubFdServer *s, int fd, DatahubFdEntry *entry)
   if (sv && sv->refs == 0)
     g_queue_remove (&s->idle, sv);
   if (!sv) {
-    int copy = read_only_fd (fd);
+    int copy = read_only_fd (fd, &st);
     if (copy < 0) {
       g_mutex_unlock (&s->lock);
       return FALSE;
@@ -477,7 +503,9 @@ client_connect (DatahubFdClient *c, const DatahubFdZone *zone, const guint8 *sec
 {
   gchar *path = socket_path (c->server);
   struct sockaddr_un sa;
-  c->sock = socket (AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
+  /* non-blocking: a backlog filled by someone else fails this record at
+   * once (the next one tries again) instead of stalling the stream */
+  c->sock = socket (AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
   Msg m = { .magic = MSG_MAGIC, .type = MSG_HELLO };
   memcpy (m.token, zone->token, sizeof m.token);
   datahub_fd_proof (secret, zone->token, m.proof);

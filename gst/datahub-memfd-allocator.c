@@ -3,6 +3,7 @@
 
 #include <fcntl.h>
 #include <sys/mman.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 typedef GstFdAllocator DatahubMemfdAllocator;
@@ -25,8 +26,11 @@ memfd_alloc (GstAllocator *allocator, gsize size, GstAllocationParams *params)
     close (fd);
     return NULL;
   }
-  /* its size is fixed: a consumer that maps it can rely on it */
+  /* its size is fixed: a consumer that maps it can rely on it; and only
+   * we may open it again, for reading (the fd sent to consumers is such a
+   * reopen: see datahub-fd-channel.c) */
   (void) fcntl (fd, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_SEAL);
+  (void) fchmod (fd, 0400);
   /* kept mapped: a pool's buffer is rendered again and again, and a new
    * mapping would fault in every page each time */
   GstMemory *mem = gst_fd_allocator_alloc (allocator, fd, maxsize,

@@ -647,14 +647,21 @@ repack (GstDatahubSrc *self, GstBuffer *buf)
 static GstBuffer *
 place_layout (GstDatahubSrc *self, GstBuffer *buf, const DatahubMetaInfo *info)
 {
-  /* a crop outside the frame would make downstream read past it */
-  GstVideoCropMeta *crop = self->is_video ? gst_buffer_get_video_crop_meta (buf) : NULL;
-  if (crop && ((guint64) crop->x + crop->width > (guint64) GST_VIDEO_INFO_WIDTH (&self->vinfo)
-          || (guint64) crop->y + crop->height > (guint64) GST_VIDEO_INFO_HEIGHT (&self->vinfo))) {
-    gst_buffer_remove_meta (buf, (GstMeta *) crop);
-    GST_OBJECT_LOCK (self);
-    self->metas_dropped++;
-    GST_OBJECT_UNLOCK (self);
+  /* a crop outside the frame would make downstream read past it (every
+   * crop: a record may carry several) */
+  gpointer state = NULL;
+  GstMeta *meta;
+  while (self->is_video && (meta = gst_buffer_iterate_meta_filtered (buf, &state,
+              GST_VIDEO_CROP_META_API_TYPE))) {
+    GstVideoCropMeta *crop = (GstVideoCropMeta *) meta;
+    if ((guint64) crop->x + crop->width > (guint64) GST_VIDEO_INFO_WIDTH (&self->vinfo)
+        || (guint64) crop->y + crop->height > (guint64) GST_VIDEO_INFO_HEIGHT (&self->vinfo)) {
+      gst_buffer_remove_meta (buf, meta);
+      state = NULL; /* removing invalidates the iteration: start again */
+      GST_OBJECT_LOCK (self);
+      self->metas_dropped++;
+      GST_OBJECT_UNLOCK (self);
+    }
   }
   if (!self->is_video || !info->has_video) {
     set_video_meta (self, buf, NULL);

@@ -190,11 +190,11 @@ typedef enum { SEND_DMABUF, SEND_MIXED } Send;
 /* Sends @n frames numbered from @first; EOS unless @endless (then it
  * waits to be killed).  Returns the exit status (0 = fine). */
 static int
-produce (const gchar *ch, Send how, guint first, guint n, gboolean endless)
+produce (const gchar *ch, Send how, guint first, guint n, gboolean endless, guint perms)
 {
   gchar *caps = caps_string (how == SEND_DMABUF);
   gchar *launch = g_strdup_printf ("appsrc name=in format=time caps=\"%s\" ! "
-      "datahubsink name=sink channel=%s", caps, ch);
+      "datahubsink name=sink channel=%s perms=%u", caps, ch, perms ? perms : 0600);
   g_free (caps);
   GstElement *pipe = gst_parse_launch (launch, NULL);
   g_free (launch);
@@ -263,6 +263,7 @@ typedef struct {
   Send how;
   guint first, n;
   guint pool_base;          /* which of the two pools */
+  guint perms;              /* the sink's perms (0: its default) */
   gboolean endless;
   int go;
 } Producer;
@@ -272,7 +273,7 @@ run_producer (gpointer data)
 {
   Producer *p = data;
   pool_base = p->pool_base;
-  return produce (p->ch, p->how, p->first, p->n, p->endless);
+  return produce (p->ch, p->how, p->first, p->n, p->endless, p->perms);
 }
 
 /* Forks the producer; it starts when released (start). */
@@ -578,6 +579,76 @@ GST_START_TEST (test_impostor_gets_no_fds)
 }
 GST_END_TEST;
 
+/* A consumer of another user (datahubtest; the block readable by all)
+ * reads fd records and then tries to write the producer's frames: reopen
+ * its fd read-write through /proc, write to it, shrink it.  Exit status:
+ * 0 = it read frames and could do none of that. */
+static int
+other_user_consumer (gpointer data)
+{
+  const gchar *ch = data;
+  struct passwd *pw = getpwnam ("datahubtest");
+  if (!pw || setgroups (0, NULL) != 0 || setgid (pw->pw_gid) != 0 || setuid (pw->pw_uid) != 0)
+    return 30;
+  gchar *launch = g_strdup_printf ("datahubsrc channel=%s timeout=20000 ! appsink name=out "
+      "sync=false max-buffers=1", ch);
+  GstElement *pipe = gst_parse_launch (launch, NULL);
+  g_free (launch);
+  GstElement *out = gst_bin_get_by_name (GST_BIN (pipe), "out");
+  gst_element_set_state (pipe, GST_STATE_PLAYING);
+  int rc = 0;
+  for (guint i = 0; i < 5 && rc == 0; i++) {
+    GstSample *smp = gst_app_sink_try_pull_sample (GST_APP_SINK (out), 20 * GST_SECOND);
+    if (!smp)
+      return 31;
+    GstMemory *mem = gst_buffer_peek_memory (gst_sample_get_buffer (smp), 0);
+    if (!gst_is_fd_memory (mem))
+      rc = 32;
+    int fd = rc ? -1 : gst_fd_memory_get_fd (mem);
+    gchar path[64];
+    g_snprintf (path, sizeof path, "/proc/self/fd/%d", fd);
+    int rw = fd >= 0 ? open (path, O_RDWR) : -1;
+    if (rw >= 0) {
+      rc = 33; /* could reopen the producer's frame for writing */
+      close (rw);
+    } else if (fd >= 0 && (write (fd, "x", 1) == 1 || ftruncate (fd, 0) == 0)) {
+      rc = 34;
+    }
+    gst_sample_unref (smp);
+  }
+  gst_element_set_state (pipe, GST_STATE_NULL);
+  gst_object_unref (out);
+  gst_object_unref (pipe);
+  return rc;
+}
+
+/* perms=0644: another user may read the block and gets fds, read-only
+ * ones: it cannot write or shrink the producer's memfds (a memfd is mode
+ * 0777, and /proc reopens check only the mode: the sink makes them 0400). */
+GST_START_TEST (test_other_user_cannot_write_frames)
+{
+  if (getuid () != 0 || !getpwnam ("datahubtest")) {
+    g_print ("test_other_user_cannot_write_frames: needs root and user datahubtest: skipped\n");
+    return;
+  }
+  layout = &nv12;
+  gchar *ch = channel ("rofds");
+  make_pool ();
+  /* forked before any pipeline runs here */
+  int go_consumer;
+  GPid consumer = fork_waiting (other_user_consumer, ch, &go_consumer);
+  Producer prod = { .ch = ch, .how = SEND_DMABUF, .first = 0, .n = 20, .perms = 0644 };
+  GPid pid = fork_producer (&prod);
+  release_waiting (go_consumer);
+  g_usleep (G_USEC_PER_SEC / 2); /* registered before the producer starts */
+  start (&prod);
+  child_succeeded (consumer);
+  child_succeeded (pid);
+  free_pool ();
+  g_free (ch);
+}
+GST_END_TEST;
+
 static Suite *
 fd_memory_suite (void)
 {
@@ -590,6 +661,7 @@ fd_memory_suite (void)
   tcase_add_test (tc, test_producer_restart_fd_records);
   tcase_add_test (tc, test_offered_memfd_pool);
   tcase_add_test (tc, test_impostor_gets_no_fds);
+  tcase_add_test (tc, test_other_user_cannot_write_frames);
   suite_add_tcase (s, tc);
   return s;
 }
