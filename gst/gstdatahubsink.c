@@ -1743,7 +1743,9 @@ gst_datahub_sink_class_init (GstDatahubSinkClass *klass)
 
   gst_element_class_add_static_pad_template (element_class, &sink_template);
   gst_element_class_set_static_metadata (element_class, "Datahub sink",
-      "Sink/Network", "Writes buffers to a datahub shared-memory channel for other processes",
+      "Sink/Network", "Writes buffers to a datahub shared-memory channel for other processes: "
+      "bytes in slots (zero copy from its pool), DMA-BUF and memfd memory as file "
+      "descriptors, with caps, timestamps, frame layouts and metas",
       "datahub developers");
 
   element_class->change_state = GST_DEBUG_FUNCPTR (gst_datahub_sink_change_state);

@@ -1628,7 +1628,9 @@ gst_datahub_src_class_init (GstDatahubSrcClass *klass)
 
   gst_element_class_add_static_pad_template (element_class, &src_template);
   gst_element_class_set_static_metadata (element_class, "Datahub source",
-      "Source/Network", "Reads buffers from a datahub shared-memory channel",
+      "Source/Network", "Reads buffers from a datahub shared-memory channel: slot memory or the "
+      "producer's DMA-BUF and memfd file descriptors, without a copy, with caps, "
+      "timestamps, frame layouts and metas",
       "datahub developers");
 
   element_class->change_state = GST_DEBUG_FUNCPTR (gst_datahub_src_change_state);
