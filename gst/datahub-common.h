@@ -66,6 +66,27 @@ gchar *datahub_common_name (const DatahubCommon *c);
 /* Derives the secret (lock held); FALSE when none is set. */
 gboolean datahub_common_secret (const DatahubCommon *c, guint8 out[DH_SECRET_SIZE]);
 
+/* Counters the streaming thread bumps once per buffer and other threads
+ * (the ticker, a stats getter) read: relaxed atomics, no lock per buffer.
+ * Figures only: nothing is ordered by them. */
+static inline void
+datahub_count (guint64 *counter)
+{
+  __atomic_fetch_add (counter, 1, __ATOMIC_RELAXED);
+}
+
+static inline guint64
+datahub_counted (const guint64 *counter)
+{
+  return __atomic_load_n (counter, __ATOMIC_RELAXED);
+}
+
+static inline void
+datahub_count_reset (guint64 *counter)
+{
+  __atomic_store_n (counter, 0, __ATOMIC_RELAXED);
+}
+
 G_END_DECLS
 
 #endif /* DATAHUB_COMMON_H */

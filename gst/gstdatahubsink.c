@@ -141,7 +141,7 @@ struct _GstDatahubSink {
   gint fd_published;           /* fd records published (atomic) */
   gint refused_said;           /* caps of other memory were refused (said once) */
   gint fd_published_at_tick;   /* ticker thread: as seen at its last tick */
-  /* records by memory kind (object lock) */
+  /* records by memory kind (datahub_count: no lock per buffer) */
   guint64 records_slot, records_dmabuf, records_fd;
 
   /* bytes this sink had to copy, metas it could not carry (object lock:
@@ -1033,14 +1033,8 @@ fd_backed (GstBuffer *buf, DatahubFdKind *kind)
 static void
 count_record (GstDatahubSink *self, gboolean fd, DatahubFdKind kind)
 {
-  GST_OBJECT_LOCK (self);
-  if (!fd)
-    self->records_slot++;
-  else if (kind == DATAHUB_FD_KIND_DMABUF)
-    self->records_dmabuf++;
-  else
-    self->records_fd++;
-  GST_OBJECT_UNLOCK (self);
+  datahub_count (!fd ? &self->records_slot
+      : kind == DATAHUB_FD_KIND_DMABUF ? &self->records_dmabuf : &self->records_fd);
 }
 
 /* publish_fd_record: the fds cannot be shared, copy the bytes instead */
@@ -1354,7 +1348,9 @@ stats_of (GstDatahubSink *self, const dh_metrics *m)
 {
   GST_OBJECT_LOCK (self);
   guint64 copied = self->bytes_copied, dropped = self->metas_dropped;
-  guint64 slot = self->records_slot, dmabuf = self->records_dmabuf, fd = self->records_fd;
+  guint64 slot = datahub_counted (&self->records_slot);
+  guint64 dmabuf = datahub_counted (&self->records_dmabuf);
+  guint64 fd = datahub_counted (&self->records_fd);
   GST_OBJECT_UNLOCK (self);
   GstStructure *s = datahub_stats_from_metrics (m, copied, NULL, NULL);
   gst_structure_set (s, "metas-dropped", G_TYPE_UINT64, dropped,
@@ -1436,7 +1432,9 @@ prepare (GstDatahubSink *self)
   self->bytes_copied = 0;
   self->metas_dropped = 0;
   g_atomic_int_set (&self->refused_said, 0);
-  self->records_slot = self->records_dmabuf = self->records_fd = 0;
+  datahub_count_reset (&self->records_slot);
+  datahub_count_reset (&self->records_dmabuf);
+  datahub_count_reset (&self->records_fd);
   self->last_consumers = 0;
   self->last_reaped = 0;
   g_atomic_int_set (&self->flushing, 0);

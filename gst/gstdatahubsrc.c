@@ -122,7 +122,9 @@ struct _GstDatahubSrc {
 
   /* figures (object lock: the ticker posts them) */
   guint64 bytes_copied, metas_dropped;
-  guint64 records_slot, records_dmabuf, records_fd, fd_failures;
+  guint64 fd_failures;
+  /* records by memory kind (datahub_count: no lock per buffer) */
+  guint64 records_slot, records_dmabuf, records_fd;
   DatahubLatency latency;    /* commit -> received, last buffers */
   /* ticker thread: datahub-stats, datahub-metadata */
   DatahubTicker ticker;
@@ -664,9 +666,12 @@ place_layout (GstDatahubSrc *self, GstBuffer *buf, const DatahubMetaInfo *info)
     }
   }
   if (!self->is_video || !info->has_video) {
-    set_video_meta (self, buf, NULL);
-    if (self->is_video && gst_buffer_get_size (buf) < self->vinfo.size)
-      gst_buffer_remove_meta (buf, (GstMeta *) gst_buffer_get_video_meta (buf));
+    /* no layout said: the caps' default, if the frame is that big */
+    GstVideoMeta *stale = gst_buffer_get_video_meta (buf);
+    if (self->is_video && gst_buffer_get_size (buf) >= self->vinfo.size)
+      set_video_meta (self, buf, NULL);
+    else if (stale)
+      gst_buffer_remove_meta (buf, (GstMeta *) stale);
     return buf;
   }
   if (!datahub_metas_layout_valid (&info->video, &self->vinfo, gst_buffer_get_size (buf))) {
@@ -692,13 +697,6 @@ place_layout (GstDatahubSrc *self, GstBuffer *buf, const DatahubMetaInfo *info)
   return out;
 }
 
-/* The fd record's descriptor, copied out of shared memory and checked. */
-static gboolean
-read_fd_record (const dh_record *r, DatahubFdRecord *rec, DatahubFdEntry *entries)
-{
-  return datahub_fd_record_parse (r->data, r->info.size, rec, entries);
-}
-
 #define FD_PARENTS 64
 
 typedef struct {
@@ -721,9 +719,6 @@ forget_fd_parents (GstDatahubSrc *self)
   g_queue_clear_full (&self->fd_parent_order, g_free);
 }
 
-/* The whole fd the producer shares for @e, as a memory mapped once
- * (cached per fd); NULL and *@why when the fd cannot be had or is smaller
- * than the record says. */
 /* Where the fd socket @server is, and its token, from the block's fd
  * zone (the sink writes it before the first fd record). */
 static gboolean
@@ -745,6 +740,9 @@ read_fd_zone (GstDatahubSrc *self, dh_consumer *c, guint64 server, gchar **why)
   return TRUE;
 }
 
+/* The whole fd the producer shares for @e, as a memory mapped once
+ * (cached per fd); NULL and *@why when the fd cannot be had or is smaller
+ * than the record says. */
 static GstMemory *
 fd_parent (GstDatahubSrc *self, dh_consumer *c, guint64 server, DatahubFdKind kind,
     const DatahubFdEntry *e, gchar **why)
@@ -870,7 +868,7 @@ buffer_from_fd_record (GstDatahubSrc *self, DatahubConsumerRef *conn, const dh_r
   else if (self->is_dmabuf)
     copy = FALSE;
   GstBuffer *buf = gst_buffer_new ();
-  if (!why && !read_fd_record (r, &rec, entries))
+  if (!why && !datahub_fd_record_parse (r->data, r->info.size, &rec, entries))
     why = g_strdup_printf ("a malformed fd record of %" G_GUINT64_FORMAT " bytes", r->info.size);
   for (guint i = 0; !why && i < rec.n_memories; i++) {
     GstMemory *mem = fd_memory (self, conn->consumer, rec.server, rec.kind, &entries[i], &why);
@@ -912,12 +910,8 @@ buffer_from_fd_record (GstDatahubSrc *self, DatahubConsumerRef *conn, const dh_r
     fd_record_failed (self, r, why);
     return NULL;
   }
-  GST_OBJECT_LOCK (self);
-  if (rec.kind == DATAHUB_FD_KIND_DMABUF)
-    self->records_dmabuf++;
-  else
-    self->records_fd++;
-  GST_OBJECT_UNLOCK (self);
+  datahub_count (rec.kind == DATAHUB_FD_KIND_DMABUF ? &self->records_dmabuf
+      : &self->records_fd);
   return buf;
 }
 
@@ -928,9 +922,7 @@ static GstBuffer *
 buffer_from_slot_record (GstDatahubSrc *self, DatahubConsumerRef *conn, const dh_record *r,
     gboolean copy, DatahubMetaInfo *info, gboolean *metas_ok)
 {
-  GST_OBJECT_LOCK (self);
-  self->records_slot++;
-  GST_OBJECT_UNLOCK (self);
+  datahub_count (&self->records_slot);
   /* the pool only fails when inactive, outside start..stop: copy then */
   GstBuffer *buf = copy ? NULL : datahub_record_pool_wrap (self->records, conn, r);
   if (buf) {
@@ -1263,7 +1255,9 @@ stats_structure (GstDatahubSrc *self)
   GST_OBJECT_LOCK (self);
   DatahubLatency latency = self->latency;
   guint64 copied = self->bytes_copied, dropped = self->metas_dropped;
-  guint64 slot = self->records_slot, dmabuf = self->records_dmabuf, fd = self->records_fd;
+  guint64 slot = datahub_counted (&self->records_slot);
+  guint64 dmabuf = datahub_counted (&self->records_dmabuf);
+  guint64 fd = datahub_counted (&self->records_fd);
   guint64 fd_failures = self->fd_failures, fd_server = self->fd_server;
   guint64 fds = self->fd_client ? datahub_fd_client_received (self->fd_client) : 0;
   GST_OBJECT_UNLOCK (self);
@@ -1349,7 +1343,10 @@ prepare (GstDatahubSrc *self)
   self->unknown_caps = 0;
   self->bytes_copied = 0;
   self->metas_dropped = 0;
-  self->records_slot = self->records_dmabuf = self->records_fd = self->fd_failures = 0;
+  datahub_count_reset (&self->records_slot);
+  datahub_count_reset (&self->records_dmabuf);
+  datahub_count_reset (&self->records_fd);
+  self->fd_failures = 0;
   self->fd_warned = FALSE;
   self->layout_warned = FALSE;
   memset (&self->latency, 0, sizeof self->latency);

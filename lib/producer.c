@@ -922,6 +922,9 @@ dh_producer_retire (dh_producer *p, const dh_slot *slot, bool force)
      * abort undoes */
     uint64_t freed = DH_SLOT_WORD (claimed.generation, DH_SLOT_FREE);
     own->word = freed;
+    /* release: pairs with the consumers' acquire loads of the state (a
+     * reader that sees FREE at the new generation skips the record); the
+     * claim's seq_cst store of WRITING already stopped new holds */
     atomic_store_explicit (&b->slots[slot->index].state, freed, memory_order_release);
     rc = 0;
   }

@@ -229,6 +229,31 @@ consumer_detach (void *arg)
   return NULL;
 }
 
+/* @claimer (a producer job that claims a slot) stops right after storing
+ * WRITING, before it looks at holds; the consumer job then takes a hold on
+ * that slot's record and sees the claim in progress; then the producer
+ * looks at holds (sees ours: backs out) and both finish. */
+static void
+hold_taken_during_claim (void *(*claimer) (void *), job *pj, job *cj)
+{
+  pause_point claimed, saw_claim, decided;
+  arm (&claimed, "claim.stored");
+  pthread_t tp, tc;
+  pthread_create (&tp, NULL, claimer, pj);
+  wait_reached (&claimed);
+  arm (&saw_claim, "hold.saw_claim");
+  pthread_create (&tc, NULL, consumer_next, cj);
+  wait_reached (&saw_claim);
+  arm (&decided, "claim.decided");
+  release (&claimed);
+  wait_reached (&decided);
+  release (&decided);
+  release (&saw_claim);
+  pthread_join (tc, NULL);
+  pthread_join (tp, NULL);
+  disarm_all ();
+}
+
 /* A consumer that said it leaves but has not yet removed its object: the
  * producer forgets it and, looking at the index again, must not admit it
  * anew (what it read would count twice). */
@@ -478,32 +503,13 @@ test_backed_out_claim_is_kept (void)
   dh_consumer *c = test_consumer (name, false, DH_START_OLDEST);
   test_write_record (p, 64, 1, 0);
   test_write_record (p, 64, 2, 0);
-  /* the producer stops right after storing WRITING on the slot of record
-   * 1 (the oldest), before it looks at holds */
-  pause_point claimed, saw_claim, decided;
-  arm (&claimed, "claim.stored");
-  job pj = { .p = p };
-  pthread_t tp;
-  pthread_create (&tp, NULL, producer_acquire, &pj);
-  wait_reached (&claimed);
-  /* the consumer takes a hold on record 1 and sees the claim in progress */
-  arm (&saw_claim, "hold.saw_claim");
-  job cj = { .c = c };
-  pthread_t tc;
-  pthread_create (&tc, NULL, consumer_next, &cj);
-  wait_reached (&saw_claim);
-  /* now the producer looks at holds, sees ours, backs out */
-  arm (&decided, "claim.decided");
-  release (&claimed);
-  wait_reached (&decided);
-  release (&decided);
-  release (&saw_claim);
-  pthread_join (tc, NULL);
+  /* the producer claims the slot of record 1 (the oldest) while the
+   * consumer takes a hold on it */
+  job pj = { .p = p }, cj = { .c = c };
+  hold_taken_during_claim (producer_acquire, &pj, &cj);
   CHECK_OK (cj.rc);
   CHECK (cj.r.seq == 1 && test_check_pattern (cj.r.data, 64, 1)); /* kept, intact */
   /* the producer took the other slot meanwhile (record 2's: unheld) */
-  pthread_join (tp, NULL);
-  disarm_all ();
   CHECK_OK (pj.rc);
   CHECK (pj.s.index != cj.r.slot);
   dh_metrics m;
@@ -540,24 +546,8 @@ test_retire_backs_out_for_a_hold (void)
   test_fill_pattern (pj.s.data, 64, 1);
   dh_record_info info = { .size = 64 };
   CHECK_OK (dh_producer_commit (p, &pj.s, &info, NULL));
-  pause_point claimed, saw_claim, decided;
-  arm (&claimed, "claim.stored");
-  pthread_t tp;
-  pthread_create (&tp, NULL, producer_retire, &pj);
-  wait_reached (&claimed);
-  arm (&saw_claim, "hold.saw_claim");
   job cj = { .c = c };
-  pthread_t tc;
-  pthread_create (&tc, NULL, consumer_next, &cj);
-  wait_reached (&saw_claim);
-  arm (&decided, "claim.decided");
-  release (&claimed);
-  wait_reached (&decided);
-  release (&decided);
-  release (&saw_claim);
-  pthread_join (tp, NULL);
-  pthread_join (tc, NULL);
-  disarm_all ();
+  hold_taken_during_claim (producer_retire, &pj, &cj);
   CHECK_RC (pj.rc, -EBUSY);
   CHECK_OK (cj.rc);
   CHECK (cj.r.seq == 1 && test_check_pattern (cj.r.data, 64, 1));
