@@ -1,6 +1,9 @@
 #include "gst_test_helpers.h"
 
+#include <dirent.h>
 #include <signal.h>
+#include <string.h>
+#include <sys/mman.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -117,6 +120,25 @@ gchar *
 channel (const gchar *what)
 {
   return g_strdup_printf ("gsttest-%s-%d", what, (int) getpid ());
+}
+
+void
+remove_channel_objects (const gchar *ch)
+{
+  gchar *block = g_strdup_printf ("datahub.%s", ch);
+  gsize len = strlen (block);
+  DIR *d = opendir ("/dev/shm");
+  struct dirent *e;
+  while (d && (e = readdir (d))) {
+    if (strncmp (e->d_name, block, len) != 0 || (e->d_name[len] && e->d_name[len] != '@'))
+      continue;
+    gchar *name = g_strdup_printf ("/%s", e->d_name);
+    shm_unlink (name);
+    g_free (name);
+  }
+  if (d)
+    closedir (d);
+  g_free (block);
 }
 
 void

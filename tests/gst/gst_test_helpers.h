@@ -18,6 +18,9 @@ GPid spawn_producer (const gchar *launch);
 gint wait_producer (GPid pid);
 /* A channel name unique to this test process. */
 gchar *channel (const gchar *what);
+/* Removes the channel's objects from /dev/shm: what a test's SIGKILLed
+ * producer leaves (a real one's successor would replace them). */
+void remove_channel_objects (const gchar *ch);
 void assert_same_frames (GPtrArray *want, GPtrArray *got);
 guint64 stat_u64 (GstElement *e, const gchar *field);
 void run_to_eos (GstElement *pipe);

@@ -574,6 +574,7 @@ GST_START_TEST (test_impostor_gets_no_fds)
   waitpid (pid, NULL, 0);
   waitpid (imp, NULL, 0);
   consumer_free (&a);
+  remove_channel_objects (ch);
   free_pool ();
   g_free (ch);
 }

@@ -2206,12 +2206,19 @@ GST_START_TEST (test_sixteen_waiting_consumers_get_every_frame)
     n_bad += !ok;
     if (ok)
       g_string_append_printf (report, " 34");
-    else
+    else {
       g_string_append_printf (report, " %u(first=#%d%s%s)", got->len, from,
           in_order ? "" : ",wrong", st == 0 ? "" : ",no EOS");
+      g_print ("consumer %u (exit %d) printed: %s\n", i, st, proc_tail (cons[i]));
+    }
     g_ptr_array_unref (got);
   }
   g_print ("16 waiting consumers, 34 frames of 1920x1080 RGBA: received%s\n", report->str);
+  if (n_bad) {
+    gchar *left = shm_leftovers (ch);
+    g_print ("objects of the channel in /dev/shm: %s\n", left ? left : "none");
+    g_free (left);
+  }
   fail_unless_equals_int (pst, 0);
   fail_unless (n_bad == 0, "%u of 16 consumers did not get the 34 frames intact, then EOS; "
       "frames received per consumer:%s", n_bad, report->str);
