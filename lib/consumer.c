@@ -829,7 +829,8 @@ dh_consumer_request (dh_consumer *c, uint32_t kind, const void *data, size_t len
     return dh_fail (-EMSGSIZE, "request of %zu bytes exceeds %u", len, DH_REQUEST_MAX);
   dh_shm_consumer *o = c->obj;
   uint8_t padded[DH_REQUEST_MAX] = { 0 };
-  memcpy (padded, data, len);
+  if (len) /* a request without data (a key unit) may pass NULL */
+    memcpy (padded, data, len);
   pthread_mutex_lock (&c->req_lock);
   /* odd while writing; the producer copies only an even, unchanged one */
   atomic_store_explicit (&o->req_seq, c->req_seq + 1, memory_order_relaxed);

@@ -159,12 +159,73 @@ test_strerror (void)
   CHECK (strcmp (dh_strerror (-5000), "unknown datahub error") == 0);
 }
 
+/* Upstream requests (docs/protocol.md §8): bytes arrive as sent, a
+ * request without data (a key unit) is fine, an oversized one is refused. */
+typedef struct {
+  uint32_t kind;
+  size_t len;
+  char data[64];
+  int calls;
+} seen_request;
+
+static void
+on_request (uint32_t consumer, uint32_t kind, const void *data, size_t len, void *user)
+{
+  (void) consumer;
+  seen_request *seen = user;
+  seen->kind = kind;
+  seen->len = len;
+  memcpy (seen->data, data, len < sizeof seen->data ? len : sizeof seen->data);
+  seen->calls++;
+}
+
+static void
+await_request (dh_producer *p, seen_request *seen, int calls)
+{
+  for (int i = 0; i < 500 && seen->calls < calls; i++) {
+    (void) dh_producer_poll (p);
+    usleep (2000);
+  }
+  CHECK (seen->calls == calls);
+}
+
+static void
+test_requests (void)
+{
+  const char *name = test_channel ("req");
+  seen_request seen = { 0 };
+  dh_producer_config pc;
+  dh_producer_config_init (&pc);
+  pc.name = name;
+  pc.slot_size = 128;
+  pc.slot_count = 2;
+  pc.request_fn = on_request;
+  pc.request_user = &seen;
+  dh_producer *p;
+  CHECK_OK (dh_producer_create (&pc, &p));
+  dh_consumer *c = test_consumer (name, false, DH_START_LATEST);
+  CHECK_OK (dh_consumer_request (c, 7, "key=1", 6));
+  await_request (p, &seen, 1);
+  CHECK (seen.kind == 7 && seen.len == 6 && strcmp (seen.data, "key=1") == 0);
+  /* one request per consumer per interval is read: the next one waits */
+  usleep (150000);
+  CHECK_OK (dh_consumer_request (c, 1, NULL, 0));
+  await_request (p, &seen, 2);
+  CHECK (seen.kind == 1 && seen.len == 0);
+  static char big[4096]; /* a request carries at most 2032 bytes */
+  CHECK_RC (dh_consumer_request (c, 2, big, sizeof big), -EMSGSIZE);
+  CHECK_RC (dh_consumer_request (c, 2, NULL, 1), -EINVAL);
+  dh_consumer_detach (c);
+  dh_producer_destroy (p);
+}
+
 int
 main (void)
 {
   test_names ();
   test_config_errors ();
   test_lifecycle_errors ();
+  test_requests ();
   test_strerror ();
   puts ("api errors ok");
   return 0;
