@@ -427,6 +427,12 @@ try_open (dh_block *b, const dh_consumer_config *cfg, bool writable)
     rc = dh_fail (DH_ENOTDATAHUB, "%s is not a regular shm object", b->name);
     goto fail;
   }
+  if (st.st_size == 0) {
+    /* a creator between shm_open and its lock (§2 steps 1-2), or one that
+     * died there, which the next producer replaces: wait either way */
+    rc = dh_fail (DH_ENOTREADY, "%s is empty: its producer is still creating it", b->name);
+    goto fail;
+  }
   if ((uint64_t) st.st_size < DH_HEADER_SIZE) {
     rc = dh_producer_alive (b)
         ? dh_fail (DH_ENOTREADY, "%s is still being created", b->name)

@@ -94,6 +94,14 @@ dh_consumer_open (const dh_consumer_config *cfg, dh_consumer **out)
   return 0;
 }
 
+/* An attach that timed out on an object nobody finishes names it corrupt
+ * (the detail says what was found). */
+static int
+attach_result (int rc)
+{
+  return rc == DH_EUNFINISHED ? DH_ECORRUPT : rc;
+}
+
 int
 dh_consumer_attach (const dh_consumer_config *cfg, dh_consumer **out)
 {
@@ -103,8 +111,8 @@ dh_consumer_attach (const dh_consumer_config *cfg, dh_consumer **out)
   if (rc != 0)
     return rc;
   /* a live producer admits at once; give it time even with a zero timeout */
-  rc = dh_session_connect (c, dh_deadline (cfg->attach_timeout_ms),
-      dh_now_ns () + DH_ADMISSION_TIMEOUT_NS);
+  rc = attach_result (dh_session_connect (c, dh_deadline (cfg->attach_timeout_ms),
+          dh_now_ns () + DH_ADMISSION_TIMEOUT_NS));
   if (rc != 0) {
     char why[512];
     memcpy (why, dh_error_detail (), sizeof why);
@@ -119,8 +127,8 @@ int
 dh_consumer_wait_attached (dh_consumer *c, int timeout_ms)
 {
   DH_CHECK_ARG (c);
-  return c->cur ? 0 : dh_session_connect (c, dh_deadline (timeout_ms),
-      dh_now_ns () + DH_ADMISSION_TIMEOUT_NS);
+  return c->cur ? 0 : attach_result (dh_session_connect (c, dh_deadline (timeout_ms),
+          dh_now_ns () + DH_ADMISSION_TIMEOUT_NS));
 }
 
 void
@@ -610,8 +618,11 @@ dh_consumer_next (dh_consumer *c, int timeout_ms, dh_record *out)
       return dh_fail (DH_EEVICTED, "%s: this consumer was evicted", c->origin);
     if (!c->cur) {
       int rc = dh_session_connect (c, deadline, deadline);
+      /* no block yet, one being made, or one whose creator died (the next
+       * producer replaces it): a read keeps waiting, as for a producer
+       * that died after it started (§2) */
       if (rc != 0)
-        return rc == -ENOENT || rc == DH_ENOTREADY ? -ETIMEDOUT : rc;
+        return rc == -ENOENT || rc == DH_ENOTREADY || rc == DH_EUNFINISHED ? -ETIMEDOUT : rc;
     }
     if (!data_ready (c)) {
       int rc = 0;

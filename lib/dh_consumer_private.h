@@ -73,7 +73,9 @@ struct dh_consumer {
 /* ---- session.c ---- */
 /* Finds the newest block of the channel and waits to be admitted there,
  * until @deadline for a block to appear and until @admit_deadline (the
- * later of the two counts) for a live producer to admit us. */
+ * later of the two counts) for a live producer to admit us.  At the
+ * deadline, -ENOENT, DH_ENOTREADY or DH_EUNFINISHED say the block is not
+ * there yet (the public calls decide what that means to their caller). */
 int dh_session_connect (dh_consumer *c, uint64_t deadline, uint64_t admit_deadline);
 /* Moves to the successor after the cutover; DH_EHANDOVER on success. */
 int dh_session_follow (dh_consumer *c);

@@ -260,7 +260,7 @@ dh_session_connect (dh_consumer *c, uint64_t deadline, uint64_t admit_deadline)
       last = rc;
     if (dh_now_ns () >= deadline) {
       if (last == DH_EUNFINISHED)
-        return dh_fail (DH_ECORRUPT, "%s was never finished and has no live producer "
+        return dh_fail (DH_EUNFINISHED, "%s was never finished and has no live producer "
             "(creation was interrupted)", c->origin);
       return last == -ENOENT ? dh_fail (-ENOENT, "no producer on %s yet", c->origin) : last;
     }

@@ -105,6 +105,30 @@ test_header_damage (void)
   dh_producer_destroy (p);
 }
 
+/* A consumer registered before the producer reads from the object at
+ * @shm (left by a creator that did not finish): it waits, the next
+ * producer replaces the object, and its first record arrives. */
+static void
+reader_waits_for_replacement (const char *shm, int fd, const dh_producer_config *pc)
+{
+  dh_consumer_config cc;
+  dh_consumer_config_init (&cc);
+  cc.name = shm;
+  dh_consumer *c;
+  CHECK_OK (dh_consumer_open (&cc, &c));
+  dh_record r;
+  CHECK_RC (dh_consumer_next (c, 30, &r), -ETIMEDOUT);
+  dh_producer *p;
+  CHECK_OK (dh_producer_create (pc, &p));
+  close (fd);
+  test_write_record (p, 64, 1, 0);
+  CHECK_OK (dh_consumer_next (c, 1000, &r));
+  CHECK (r.seq == 1 && test_check_pattern (r.data, 64, 1));
+  CHECK_OK (dh_consumer_release (c, &r));
+  dh_consumer_detach (c);
+  dh_producer_destroy (p);
+}
+
 static void
 test_foreign_objects (void)
 {
@@ -137,16 +161,18 @@ test_foreign_objects (void)
    * one of ours: a new producer replaces it */
   uint64_t creating = DH_MAGIC_CREATING;
   CHECK (pwrite (fd, &creating, 8, 0) == 8);
-  CHECK_OK (dh_producer_create (&pc, &p));
-  CHECK_OK (try_attach (shm, NULL, NULL));
-  dh_producer_destroy (p);
-  close (fd);
-  /* an empty object (a creator died before sizing it) is replaced too */
+  /* an attach that outlasts it says so; a reader started first waits
+   * through it and gets the replacement's first record */
+  CHECK_RC (try_attach (shm, NULL, NULL), DH_ECORRUPT);
+  CHECK (strstr (dh_error_detail (), "never finished") != NULL);
+  reader_waits_for_replacement (shm, fd, &pc);
+  /* an empty object (a creator between creating and locking it, or one
+   * that died there) is a producer on its way; it is replaced too */
   fd = shm_open (shm, O_RDWR | O_CREAT | O_EXCL, 0600);
   CHECK (fd >= 0);
-  CHECK_OK (dh_producer_create (&pc, &p));
-  dh_producer_destroy (p);
-  close (fd);
+  CHECK_RC (try_attach (shm, NULL, NULL), DH_ENOTREADY);
+  CHECK (strstr (dh_error_detail (), "is empty") != NULL);
+  reader_waits_for_replacement (shm, fd, &pc);
 }
 
 static void

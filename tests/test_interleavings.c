@@ -221,6 +221,42 @@ test_racing_creators (void)
   dh_producer_destroy (winner);
 }
 
+/* A consumer started first looks while the producer has created the
+ * block's name but not yet locked or sized it (an empty object with no
+ * live producer): that is a producer on its way, so a read waits on,
+ * then gets the first record — not an error (a gst-launch consumer
+ * posted "0 bytes, smaller than a header" and quit). */
+static void
+test_consumer_waits_through_creation (void)
+{
+  const char *name = test_channel ("creating");
+  dh_consumer_config cc;
+  dh_consumer_config_init (&cc);
+  cc.name = name;
+  dh_consumer *c;
+  CHECK_OK (dh_consumer_open (&cc, &c));
+  pause_point after_open;
+  arm (&after_open, "create.after_open");
+  job a = { .name = name };
+  pthread_t ta;
+  pthread_create (&ta, NULL, create_producer, &a);
+  wait_reached (&after_open);
+  dh_record r;
+  int rc = dh_consumer_next (c, 30, &r);
+  printf ("read while the block is empty and unlocked: %s\n", dh_strerror (rc));
+  CHECK_RC (rc, -ETIMEDOUT);
+  release (&after_open);
+  pthread_join (ta, NULL);
+  disarm_all ();
+  CHECK_OK (a.rc);
+  test_write_record (a.p, 64, 1, 0);
+  CHECK_OK (dh_consumer_next (c, 1000, &r));
+  CHECK (r.seq == 1 && test_check_pattern (r.data, 64, 1)); /* from the first */
+  CHECK_OK (dh_consumer_release (c, &r));
+  dh_consumer_detach (c);
+  dh_producer_destroy (a.p);
+}
+
 static void *
 consumer_detach (void *arg)
 {
@@ -838,6 +874,7 @@ main (void)
   dh_test_set_hook (hook, NULL);
   signal (SIGALRM, watchdog);
   RUN (test_racing_creators);
+  RUN (test_consumer_waits_through_creation);
   RUN (test_replacing_a_stale_block);
   RUN (test_leaving_consumer_counts_once);
   RUN (test_truncated_before_admission);
