@@ -118,11 +118,12 @@ open_newest (dh_consumer *c, int *rc)
   return NULL;
 }
 
-/* Registers again, under the lowest free index (below @limit), and leaves
- * the old object. */
+/* Our index must be one the block admits; else move to a free lower one. */
 static int
-register_again (dh_consumer *c, uint32_t limit, const char *why)
+fit_index (dh_consumer *c, const dh_block *b)
 {
+  if (c->index < b->max_consumers)
+    return 0;
   int fd;
   dh_shm_consumer *obj;
   uint32_t index;
@@ -131,12 +132,11 @@ register_again (dh_consumer *c, uint32_t limit, const char *why)
   int rc = dh_peer_create (c->origin, 0, c->cfg.mode, &c->cfg, token, &fd, &obj, &index);
   if (rc != 0)
     return rc;
-  if (index >= limit) {
+  if (index >= b->max_consumers) {
     dh_peer_remove (c->origin, index, fd, obj);
-    return dh_fail (DH_EFULL, "%s admits %u consumers and all of them are taken", why,
-        limit);
+    return dh_fail (DH_EFULL, "%s admits %u consumers and all of them are taken",
+        b->name, b->max_consumers);
   }
-  /* unlinks the old name only if it still is our object */
   dh_peer_remove (c->origin, c->index, c->obj_fd, c->obj);
   c->obj_fd = fd;
   c->obj = obj;
@@ -144,28 +144,6 @@ register_again (dh_consumer *c, uint32_t limit, const char *why)
   c->token = token;
   dh_session_doorbell (c);
   return 0;
-}
-
-/* Our index must be one the block admits; else move to a free lower one. */
-static int
-fit_index (dh_consumer *c, const dh_block *b)
-{
-  return c->index < b->max_consumers ? 0 : register_again (c, b->max_consumers, b->name);
-}
-
-/* A producer finds us by our object's name: if that name no longer leads
- * to our object (removed behind our back while we wait), we would wait
- * for ever unseen — register again. */
-static int
-stay_findable (dh_consumer *c)
-{
-  char name[DH_NAME_MAX + 1];
-  if (dh_consumer_object_name (c->origin, c->index, name, sizeof name) != 0
-      || dh_name_is_fd (name, c->obj_fd))
-    return 0;
-  dh_log (DH_LOG_WARNING, "%s: consumer object %u was removed while it waited; "
-      "registering again", c->origin, c->index);
-  return register_again (c, DH_MAX_CONSUMERS, c->origin);
 }
 
 /* Waits until the producer of @blk admitted our token.  -EAGAIN when the
@@ -197,13 +175,6 @@ await_admission (dh_consumer *c, dh_cblock *blk, uint64_t deadline)
         c->avoid_session = blk->b.session_id;
         return -EAGAIN;
       }
-      int rc = stay_findable (c);
-      if (rc != 0)
-        return rc;
-      /* a new object may have a new index: look at its entry */
-      if (c->index >= blk->b.max_consumers)
-        return -EAGAIN; /* fit_index finds one the block admits */
-      e = &blk->b.table[c->index];
       dh_session_doorbell (c); /* in case the producer missed us */
       next_check = now + DH_PRODUCER_CHECK_NS;
     }
@@ -285,9 +256,6 @@ dh_session_connect (dh_consumer *c, uint64_t deadline, uint64_t admit_deadline)
         || rc == DH_EUNFINISHED;
     if (!retry)
       return rc;
-    int lost = stay_findable (c);
-    if (lost != 0)
-      return lost;
     if (rc != -ENOENT || last == -ENOENT)
       last = rc;
     if (dh_now_ns () >= deadline) {

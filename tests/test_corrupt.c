@@ -290,36 +290,6 @@ test_impossible_head (void)
   dh_producer_destroy (p);
 }
 
-/* Someone removes a waiting consumer's object (rm in /dev/shm, a
- * cleanup racing a registration): the consumer notices while it waits
- * and registers again, so the producer still finds it and it reads from
- * the first record. */
-static void
-test_removed_consumer_object (void)
-{
-  const char *name = test_channel ("removed");
-  dh_consumer_config cc;
-  dh_consumer_config_init (&cc);
-  cc.name = name;
-  dh_consumer *c;
-  CHECK_OK (dh_consumer_open (&cc, &c));
-  char obj[300];
-  snprintf (obj, sizeof obj, "/datahub.%s@c0", name);
-  CHECK (shm_unlink (obj) == 0);
-  dh_record r;
-  CHECK_RC (dh_consumer_next (c, 50, &r), -ETIMEDOUT);
-  char path[310];
-  snprintf (path, sizeof path, "/dev/shm%s", obj);
-  CHECK (access (path, F_OK) == 0); /* registered again */
-  dh_producer *p = test_producer (name, 64, 4, DH_POLICY_RING, DH_ON_FULL_BLOCK);
-  test_write_record (p, 64, 1, 0);
-  CHECK_OK (dh_consumer_next (c, 1000, &r));
-  CHECK (r.seq == 1 && test_check_pattern (r.data, 64, 1));
-  CHECK_OK (dh_consumer_release (c, &r));
-  dh_consumer_detach (c);
-  dh_producer_destroy (p);
-}
-
 int
 main (void)
 {
@@ -329,7 +299,6 @@ main (void)
   test_corrupt_descriptor ();
   test_garbage_consumer_evicted ();
   test_impossible_head ();
-  test_removed_consumer_object ();
   puts ("corrupt ok");
   return 0;
 }
