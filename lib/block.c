@@ -138,12 +138,15 @@ out:
   return rc;
 }
 
-/* Opens the name exclusively (docs/protocol.md §2). */
+/* Opens the name exclusively (docs/protocol.md §2), already with the
+ * block's mode as far as the umask allows: a consumer of another user
+ * started first may look before fchmod, and must find it readable (it
+ * waits through the empty object; "permission denied" would end it). */
 static int
-create_exclusive (dh_block *b)
+create_exclusive (dh_block *b, mode_t mode)
 {
   for (int attempt = 0; attempt < 4; attempt++) {
-    int fd = shm_open (b->name, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+    int fd = shm_open (b->name, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, mode & 0666);
     if (fd >= 0) {
       DH_TEST_POINT ("create.after_open");
       int rc = lock_new_object (fd);
@@ -271,7 +274,7 @@ dh_block_create (dh_block *b, const dh_producer_config *cfg, uint32_t max_holds)
   if ((rc = dh_shm_name (cfg->origin ? cfg->origin : cfg->name, b->origin,
            sizeof b->origin)) != 0)
     return rc;
-  if ((rc = create_exclusive (b)) != 0)
+  if ((rc = create_exclusive (b, cfg->mode)) != 0)
     return rc;
   /* shm_open's mode passes through the umask; a group-readable block
    * (0640) needs the mode set explicitly. */

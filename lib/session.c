@@ -77,12 +77,13 @@ close_block (dh_cblock *blk)
 static bool
 owed_records (const dh_consumer *c, const dh_cblock *blk, uint64_t cutover)
 {
-  const dh_shm_admission *e = &blk->b.table[c->index];
   for (unsigned k = 0; k < G_N_ELEMENTS_DRAINED; k++)
     if (c->drained[k] == blk->b.session_id)
       return false; /* read to its end already */
-  if (c->index >= blk->b.max_consumers
-      || atomic_load_explicit (&e->token, memory_order_acquire) != c->token)
+  if (c->index >= blk->b.max_consumers)
+    return false;
+  const dh_shm_admission *e = &blk->b.table[c->index];
+  if (atomic_load_explicit (&e->token, memory_order_acquire) != c->token)
     return false;
   return atomic_load_explicit (&e->start_seq, memory_order_relaxed) < cutover;
 }
@@ -346,7 +347,8 @@ dh_session_follow (dh_consumer *c)
     if (rc == -ECANCELED)
       return rc;
     /* the successor is gone or refuses us: the stream ended here */
-    return dh_session_end (c, rc == -EAGAIN || rc == -ENOENT ? DH_EPRODUCERDEAD : rc);
+    return dh_session_end (c, rc == -EAGAIN || rc == -ENOENT || rc == DH_ENOTREADY
+        || rc == DH_EUNFINISHED ? DH_EPRODUCERDEAD : rc);
   }
   retire_current (c);
   adopt (c, blk);
