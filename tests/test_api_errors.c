@@ -168,50 +168,65 @@ typedef struct {
   int calls;
 } seen_request;
 
+typedef struct {
+  pthread_mutex_t lock; /* requests arrive on the producer's service thread */
+  seen_request last;
+} request_log;
+
 static void
 on_request (uint32_t consumer, uint32_t kind, const void *data, size_t len, void *user)
 {
   (void) consumer;
-  seen_request *seen = user;
-  seen->kind = kind;
-  seen->len = len;
-  memcpy (seen->data, data, len < sizeof seen->data ? len : sizeof seen->data);
-  seen->calls++;
+  request_log *log = user;
+  pthread_mutex_lock (&log->lock);
+  log->last.kind = kind;
+  log->last.len = len;
+  memcpy (log->last.data, data, len < sizeof log->last.data ? len : sizeof log->last.data);
+  log->last.calls++;
+  pthread_mutex_unlock (&log->lock);
 }
 
-static void
-await_request (dh_producer *p, seen_request *seen, int calls)
+/* Waits for the @calls-th request and returns what arrived. */
+static seen_request
+await_request (dh_producer *p, request_log *log, int calls)
 {
-  for (int i = 0; i < 500 && seen->calls < calls; i++) {
+  seen_request now;
+  for (int i = 0; i < 500; i++) {
+    pthread_mutex_lock (&log->lock);
+    now = log->last;
+    pthread_mutex_unlock (&log->lock);
+    if (now.calls >= calls)
+      break;
     (void) dh_producer_poll (p);
     usleep (2000);
   }
-  CHECK (seen->calls == calls);
+  CHECK (now.calls == calls);
+  return now;
 }
 
 static void
 test_requests (void)
 {
   const char *name = test_channel ("req");
-  seen_request seen = { 0 };
+  request_log log = { .lock = PTHREAD_MUTEX_INITIALIZER };
   dh_producer_config pc;
   dh_producer_config_init (&pc);
   pc.name = name;
   pc.slot_size = 128;
   pc.slot_count = 2;
   pc.request_fn = on_request;
-  pc.request_user = &seen;
+  pc.request_user = &log;
   dh_producer *p;
   CHECK_OK (dh_producer_create (&pc, &p));
   dh_consumer *c = test_consumer (name, false, DH_START_LATEST);
   CHECK_OK (dh_consumer_request (c, 7, "key=1", 6));
-  await_request (p, &seen, 1);
-  CHECK (seen.kind == 7 && seen.len == 6 && strcmp (seen.data, "key=1") == 0);
+  seen_request got = await_request (p, &log, 1);
+  CHECK (got.kind == 7 && got.len == 6 && strcmp (got.data, "key=1") == 0);
   /* one request per consumer per interval is read: the next one waits */
   usleep (150000);
   CHECK_OK (dh_consumer_request (c, 1, NULL, 0));
-  await_request (p, &seen, 2);
-  CHECK (seen.kind == 1 && seen.len == 0);
+  got = await_request (p, &log, 2);
+  CHECK (got.kind == 1 && got.len == 0);
   static char big[4096]; /* a request carries at most 2032 bytes */
   CHECK_RC (dh_consumer_request (c, 2, big, sizeof big), -EMSGSIZE);
   CHECK_RC (dh_consumer_request (c, 2, NULL, 1), -EINVAL);
