@@ -213,6 +213,30 @@ test_consumer (const char *name, bool leaky, dh_start start)
   return c;
 }
 
+/* A consumer registered on @name with defaults, not waiting for a
+ * producer (one started before its producer). */
+static inline dh_consumer *
+test_registered_consumer (const char *name)
+{
+  dh_consumer_config cc;
+  dh_consumer_config_init (&cc);
+  cc.name = name;
+  dh_consumer *c = NULL;
+  CHECK_OK (dh_consumer_open (&cc, &c));
+  return c;
+}
+
+/* Reads the next record of @c: it must be record @seq of @size bytes
+ * with its pattern. */
+static inline void
+test_read_record (dh_consumer *c, uint64_t size, uint64_t seq)
+{
+  dh_record r;
+  CHECK_OK (dh_consumer_next (c, 1000, &r));
+  CHECK (r.seq == seq && r.info.size == size && test_check_pattern (r.data, size, seq));
+  CHECK_OK (dh_consumer_release (c, &r));
+}
+
 /* Acquire, fill with the pattern of @seq (the seq the commit will get, for
  * a single-threaded producer), commit, and check the seq. */
 static inline void

@@ -111,20 +111,14 @@ test_header_damage (void)
 static void
 reader_waits_for_replacement (const char *shm, int fd, const dh_producer_config *pc)
 {
-  dh_consumer_config cc;
-  dh_consumer_config_init (&cc);
-  cc.name = shm;
-  dh_consumer *c;
-  CHECK_OK (dh_consumer_open (&cc, &c));
+  dh_consumer *c = test_registered_consumer (shm);
   dh_record r;
   CHECK_RC (dh_consumer_next (c, 30, &r), -ETIMEDOUT);
   dh_producer *p;
   CHECK_OK (dh_producer_create (pc, &p));
   close (fd);
   test_write_record (p, 64, 1, 0);
-  CHECK_OK (dh_consumer_next (c, 1000, &r));
-  CHECK (r.seq == 1 && test_check_pattern (r.data, 64, 1));
-  CHECK_OK (dh_consumer_release (c, &r));
+  test_read_record (c, 64, 1);
   dh_consumer_detach (c);
   dh_producer_destroy (p);
 }

@@ -230,11 +230,7 @@ static void
 test_consumer_waits_through_creation (void)
 {
   const char *name = test_channel ("creating");
-  dh_consumer_config cc;
-  dh_consumer_config_init (&cc);
-  cc.name = name;
-  dh_consumer *c;
-  CHECK_OK (dh_consumer_open (&cc, &c));
+  dh_consumer *c = test_registered_consumer (name);
   pause_point after_open;
   arm (&after_open, "create.after_open");
   job a = { .name = name };
@@ -250,9 +246,7 @@ test_consumer_waits_through_creation (void)
   disarm_all ();
   CHECK_OK (a.rc);
   test_write_record (a.p, 64, 1, 0);
-  CHECK_OK (dh_consumer_next (c, 1000, &r));
-  CHECK (r.seq == 1 && test_check_pattern (r.data, 64, 1)); /* from the first */
-  CHECK_OK (dh_consumer_release (c, &r));
+  test_read_record (c, 64, 1); /* from the first */
   dh_consumer_detach (c);
   dh_producer_destroy (a.p);
 }
@@ -334,11 +328,7 @@ static void
 test_truncated_before_admission (void)
 {
   const char *name = test_channel ("shrink");
-  dh_consumer_config cc;
-  dh_consumer_config_init (&cc);
-  cc.name = name;
-  dh_consumer *c;
-  CHECK_OK (dh_consumer_open (&cc, &c)); /* registered, no producer yet */
+  dh_consumer *c = test_registered_consumer (name); /* no producer yet */
   char obj[300];
   snprintf (obj, sizeof obj, "/datahub.%s@c0", name);
   int fd = shm_open (obj, O_RDWR, 0);
