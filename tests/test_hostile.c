@@ -116,11 +116,7 @@ static int
 honest_main (const char *name, int k, test_shared *sh)
 {
   test_die_with_parent ();
-  dh_consumer_config cc;
-  dh_consumer_config_init (&cc);
-  cc.name = name;
-  dh_consumer *c;
-  CHECK_OK (dh_consumer_open (&cc, &c)); /* registered before the producer */
+  dh_consumer *c = test_registered_consumer (name); /* registered before the producer */
   test_barrier (sh);
   uint64_t last = 0, read = 0, lost = 0;
   static uint8_t copy[RECORD];

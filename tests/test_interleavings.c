@@ -392,11 +392,7 @@ leave_dead_consumer (const char *name)
 {
   pid_t child = fork ();
   if (child == 0) {
-    dh_consumer_config cc;
-    dh_consumer_config_init (&cc);
-    cc.name = name;
-    dh_consumer *c;
-    CHECK_OK (dh_consumer_open (&cc, &c));
+    (void) test_registered_consumer (name);
     kill (getpid (), SIGKILL);
   }
   CHECK (test_wait (child) == 128 + SIGKILL);
@@ -451,11 +447,7 @@ test_reclaim_against_reuse (void)
   pthread_t t;
   pthread_create (&t, NULL, run_reclaim, &rec);
   wait_reached (&reclaiming);
-  dh_consumer_config cc;
-  dh_consumer_config_init (&cc);
-  cc.name = name;
-  dh_consumer *c;
-  CHECK_OK (dh_consumer_open (&cc, &c));
+  dh_consumer *c = test_registered_consumer (name);
   dh_consumer_stats st;
   dh_consumer_stats_get (c, &st);
   CHECK (st.index == 1); /* index 0 is being removed */
